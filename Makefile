@@ -1,0 +1,41 @@
+# The project's front door: `make demo` and `make test` work on a fresh machine
+# with only Python (>= 3.11) and make.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: help venv test lint typecheck pytest demo bench clean
+
+help:
+	@echo "make demo   crawl configs/ against the bundled emulator into out/"
+	@echo "make test   ruff + mypy --strict + pytest"
+	@echo "make bench  benchmarks against the emulator (writes bench/results.json)"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+pytest: $(STAMP)
+	$(BIN)/pytest
+
+test: lint typecheck pytest
+
+demo: $(STAMP)
+	$(BIN)/python -m intersect_batch.demo
+
+clean:
+	rm -rf $(VENV) out .mypy_cache .ruff_cache .pytest_cache

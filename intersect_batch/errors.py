@@ -1,0 +1,139 @@
+"""The exception tree of intersect-batch.
+
+Every error names what it is about (a file and line, a job, an offset) so that the
+person reading it can act on it::
+
+    IntersectBatchError
+    ├── UsageError              bad command-line input, missing credentials
+    ├── ConfigError             a job config that cannot run (file, job, field, line)
+    ├── ApiError                one call's failure, classified (job, offset, codes)
+    │   ├── TransientApiError   worth retrying: network, timeouts, 5xx, 40202, 40209 ...
+    │   ├── JobFatalApiError    this job cannot go on: 40501, 40506, 40000 ...
+    │   └── RunFatalApiError    no job can go on: 40100, 40210, 40203 ...
+    ├── OutputError             the output folder cannot be written
+    └── LockError               another run holds the output folder
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ApiError",
+    "ConfigError",
+    "IntersectBatchError",
+    "JobFatalApiError",
+    "LockError",
+    "OutputError",
+    "RunFatalApiError",
+    "TransientApiError",
+    "UsageError",
+]
+
+
+class IntersectBatchError(Exception):
+    """The root of every error this package raises on purpose."""
+
+
+class UsageError(IntersectBatchError):
+    """The command line or the environment asks for something that cannot run."""
+
+
+class ConfigError(IntersectBatchError):
+    """A job config is invalid; says which file, job, field and line."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str,
+        job: str | None = None,
+        field: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        self.message = message
+        self.file = file
+        self.job = job
+        self.field = field
+        self.line = line
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        """``file:line: job 'id': field: message``, leaving out what is unknown."""
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        parts = [where]
+        if self.job is not None:
+            parts.append(f"job {self.job!r}")
+        if self.field is not None:
+            parts.append(self.field)
+        return ": ".join([*parts, self.message])
+
+
+class ApiError(IntersectBatchError):
+    """One call failed. Carries the job, the offset and the codes the API answered."""
+
+    kind = "error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        job_id: str | None = None,
+        offset: int | None = None,
+        http_status: int | None = None,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.message = message
+        self.job_id = job_id
+        self.offset = offset
+        self.http_status = http_status
+        self.status_code = status_code
+        self.retry_after = retry_after
+        super().__init__(self.describe())
+
+    def describe(self) -> str:
+        """``job 'id' offset N: [code] message``, leaving out what is unknown."""
+        parts: list[str] = []
+        if self.job_id is not None:
+            parts.append(f"job {self.job_id!r}")
+        if self.offset is not None:
+            parts.append(f"offset {self.offset}")
+        code = self.status_code if self.status_code is not None else self.http_status
+        text = self.message if code is None else f"[{code}] {self.message}"
+        return ": ".join([" ".join(parts), text]) if parts else text
+
+    def at(self, *, job_id: str, offset: int) -> ApiError:
+        """The same error, now naming the job and the offset it happened at."""
+        return type(self)(
+            self.message,
+            job_id=job_id,
+            offset=offset,
+            http_status=self.http_status,
+            status_code=self.status_code,
+            retry_after=self.retry_after,
+        )
+
+
+class TransientApiError(ApiError):
+    """Worth retrying after a back-off: the same call may succeed later."""
+
+    kind = "transient"
+
+
+class JobFatalApiError(ApiError):
+    """The API rejected this job's request; other jobs can go on."""
+
+    kind = "job_fatal"
+
+
+class RunFatalApiError(ApiError):
+    """The account cannot make calls now (auth, money, limits): stop the run."""
+
+    kind = "run_fatal"
+
+
+class OutputError(IntersectBatchError):
+    """A job's output could not be written (disk full, permissions)."""
+
+
+class LockError(IntersectBatchError):
+    """Another run holds the lock on the output folder."""
