@@ -1,0 +1,83 @@
+"""Logging for people (text) and for machines (one JSON object per line)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Literal, TextIO
+
+import msgspec
+
+__all__ = ["JsonFormatter", "TextFormatter", "configure_logging"]
+
+_STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys()) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+
+_encoder = msgspec.json.Encoder()
+
+
+def _extras(record: logging.LogRecord) -> dict[str, Any]:
+    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time, level, message, and every extra (job, offset...)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
+                timespec="milliseconds"
+            ),
+            "level": record.levelname.lower(),
+            "message": record.getMessage(),
+        }
+        entry.update(_extras(record))
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return _encoder.encode(entry).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """``HH:MM:SS level message key=value ...``, for a person at a terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = dt.datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        extras = " ".join(f"{k}={v}" for k, v in _extras(record).items())
+        text = f"{when} {record.levelname.lower():7} {record.getMessage()}"
+        if extras:
+            text = f"{text}  {extras}"
+        if record.exc_info:
+            text = f"{text}\n{self.formatException(record.exc_info)}"
+        return text
+
+
+def configure_logging(
+    *,
+    level: str = "info",
+    fmt: Literal["text", "json"] | None = None,
+    log_file: Path | None = None,
+    stream: TextIO | None = None,
+) -> None:
+    """Send the package's records to stderr (and a file); JSON unless stderr is a TTY."""
+    stream = stream or sys.stderr
+    if fmt is None:
+        fmt = "text" if stream.isatty() else "json"
+    formatter: logging.Formatter = TextFormatter() if fmt == "text" else JsonFormatter()
+    logger = logging.getLogger("intersect_batch")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    logger.setLevel(level.upper())
+    logger.propagate = False
+    console = logging.StreamHandler(stream)
+    console.setFormatter(formatter)
+    logger.addHandler(console)
+    if log_file is not None:
+        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+        file_handler.setFormatter(JsonFormatter())
+        logger.addHandler(file_handler)

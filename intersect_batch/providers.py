@@ -1,0 +1,115 @@
+"""Where the API lives and how to talk to it: base URL, auth header, body shape.
+
+The three providers differ only in these; everything else (envelope, status codes,
+pagination) is the same wire format.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import msgspec
+
+from intersect_batch.errors import UsageError
+
+__all__ = ["ENDPOINT_PATH", "PROVIDERS", "Credentials", "Provider", "resolve_provider"]
+
+#: The endpoint under each provider's base URL.
+ENDPOINT_PATH = "/backlinks/page_intersection/live"
+
+_encoder = msgspec.json.Encoder()
+
+
+class Credentials:
+    """A provider's secret, kept out of every repr, log line and error message."""
+
+    __slots__ = ("_header", "identity")
+
+    def __init__(self, *, header: str, identity: str) -> None:
+        self._header = header
+        #: A non-secret name for the account (the login, or "api key"), safe to log.
+        self.identity = identity
+
+    def authorization(self) -> str:
+        """The value of the Authorization header."""
+        return self._header
+
+    def __repr__(self) -> str:
+        return f"Credentials(identity={self.identity!r})"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, kw_only=True)
+class Provider:
+    """One way to reach the endpoint."""
+
+    name: str
+    base_url: str
+    auth: Literal["basic", "bearer"]
+
+    def with_base_url(self, base_url: str | None) -> Provider:
+        """The same provider reached at another base URL (an emulator, a proxy)."""
+        if base_url is None:
+            return self
+        return Provider(name=self.name, base_url=base_url, auth=self.auth)
+
+    @property
+    def endpoint(self) -> str:
+        """The full URL of page_intersection/live."""
+        return self.base_url.rstrip("/") + ENDPOINT_PATH
+
+    def credentials(self, environ: Mapping[str, str]) -> Credentials:
+        """Read the credentials from the environment; a UsageError names what is missing."""
+        if self.auth == "bearer":
+            key = environ.get("AISA_API_KEY", "")
+            if not key:
+                raise UsageError(
+                    f"provider {self.name!r} needs an API key: set AISA_API_KEY "
+                    "(for cron, in an env file readable only by you)"
+                )
+            return Credentials(header=f"Bearer {key}", identity="api key")
+        login = environ.get("DATAFORSEO_LOGIN", "")
+        password = environ.get("DATAFORSEO_PASSWORD", "")
+        missing = [
+            name
+            for name, value in (("DATAFORSEO_LOGIN", login), ("DATAFORSEO_PASSWORD", password))
+            if not value
+        ]
+        if missing:
+            raise UsageError(
+                f"provider {self.name!r} needs API credentials: set {' and '.join(missing)} "
+                "(the API password from the dashboard, not the account password)"
+            )
+        token = base64.b64encode(f"{login}:{password}".encode()).decode("ascii")
+        return Credentials(header=f"Basic {token}", identity=login)
+
+    def body(self, task: dict[str, Any]) -> bytes:
+        """The request body for one task: a one-element JSON array on every provider."""
+        return _encoder.encode([task])
+
+
+PROVIDERS: dict[str, Provider] = {
+    "dataforseo": Provider(
+        name="dataforseo", base_url="https://api.dataforseo.com/v3", auth="basic"
+    ),
+    "sandbox": Provider(name="sandbox", base_url="https://sandbox.dataforseo.com/v3", auth="basic"),
+    "aisa": Provider(
+        name="aisa", base_url="https://api.aisa.one/apis/v1/dataforseo", auth="bearer"
+    ),
+}
+
+
+def resolve_provider(name: str, base_url: str | None = None) -> Provider:
+    """The named provider, optionally at another base URL."""
+    try:
+        provider = PROVIDERS[name]
+    except KeyError:
+        known = ", ".join(sorted(PROVIDERS))
+        raise UsageError(f"unknown provider {name!r}; choose one of {known}") from None
+    if base_url is not None and not base_url.startswith(("http://", "https://")):
+        raise UsageError(f"--base-url must start with http:// or https://, got {base_url!r}")
+    return provider.with_base_url(base_url)

@@ -1,0 +1,123 @@
+"""Run-wide knobs and their defaults, decided in one place.
+
+The CLI, the tests and the library read every default from here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "CALL_PRICE_USD",
+    "ITEM_PRICE_USD",
+    "Limits",
+    "RetryPolicy",
+    "RunSettings",
+    "Timeouts",
+    "worst_case_cost",
+]
+
+#: The documented price of one call, whatever it returns.
+CALL_PRICE_USD = 0.02
+#: The documented price of one returned item.
+ITEM_PRICE_USD = 0.00003
+
+
+def worst_case_cost(limit: int) -> float:
+    """What one call asking for ``limit`` items can cost at the documented price."""
+    return CALL_PRICE_USD + ITEM_PRICE_USD * limit
+
+
+@dataclass(frozen=True, kw_only=True)
+class Timeouts:
+    """How long one call may take.
+
+    ``connect=10.0``: opening the connection, short, since the host either answers or not.
+    ``read=150.0``: waiting for the answer; the API gives up on a live call at 120 s
+    (50401), so the read timeout sits above that.
+    """
+
+    connect: float = 10.0
+    read: float = 150.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """How transient failures are retried: exponential back-off with full jitter.
+
+    ``attempts=6``: calls per page at most, the first included.
+    ``base=1.0`` and ``cap=60.0`` seconds: the n-th retry waits a random time in
+    ``[0, min(cap, base * 2**n))``, or the server's Retry-After when it sends one.
+    ``slowdown=5.0`` seconds: how long the whole run pauses sending after a rate or
+    concurrency refusal (40202, 40209, HTTP 429 without Retry-After).
+    """
+
+    attempts: int = 6
+    base: float = 1.0
+    cap: float = 60.0
+    slowdown: float = 5.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """The account's limits, shared by every job of a run.
+
+    ``rate_per_minute=2000``: calls per quota window (DataForSEO's default; raise it if your
+    account has more). ``concurrency=30``: calls in flight at once.
+    ``rate_period=60.0``: the quota window in seconds (one minute on the real API).
+    ``safety=0.99``: the share of the quota the run plans to use, leaving room for the
+    network's jitter so the server never counts more than the quota in any window.
+    """
+
+    rate_per_minute: int = 2000
+    concurrency: int = 30
+    rate_period: float = 60.0
+    safety: float = 0.99
+
+    @property
+    def interval(self) -> float:
+        """Seconds between two calls' sends, so that no window holds more than the quota."""
+        usable = max(1.0, self.rate_per_minute * self.safety - 1)
+        return self.rate_period / usable
+
+    @property
+    def bound_per_minute(self) -> float:
+        """The calls per minute this run may make at most."""
+        return 60.0 / self.interval
+
+
+def _today_utc() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSettings:
+    """Everything one run needs besides its jobs and its provider.
+
+    ``out_dir=Path("out")``: results go to ``out_dir/run_date/``.
+    ``run_date``: default today in UTC; a re-run for the same date resumes.
+    ``budget_usd=None``: no cap; otherwise no call starts whose worst case would pass it.
+    ``fresh=False``: ``True`` throws away the run date's progress and starts over.
+    ``pages_ahead=64``: how far past the writer's position a job's pages may be fetched.
+    ``drift_threshold=0.05``: a job whose total_count moved more than this share between
+    its first and its last page is flagged in its manifest.
+    ``grace=30.0``: seconds in-flight calls get to finish after SIGINT / SIGTERM.
+    """
+
+    out_dir: Path = Path("out")
+    run_date: dt.date = field(default_factory=_today_utc)
+    limits: Limits = field(default_factory=Limits)
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    budget_usd: float | None = None
+    fresh: bool = False
+    pages_ahead: int = 64
+    drift_threshold: float = 0.05
+    grace: float = 30.0
+
+    @property
+    def run_dir(self) -> Path:
+        """The folder of this run date's results."""
+        return self.out_dir / self.run_date.isoformat()

@@ -1,0 +1,300 @@
+"""A job's durable output: pages appended in offset order, checkpointed, renamed when done.
+
+Layout under the run folder::
+
+    <id>.jsonl                    the complete result (appears only when complete)
+    .state/<id>.part              pages 0..next_page-1, in order, deduplicated
+    .state/<id>.checkpoint.json   what of the part file and the spool is durable
+    .state/<id>.spool/<k>.jsonl   pages that arrived before the pages in front of them
+
+Every page goes to disk the moment it arrives: the next one in order is appended to the
+part file, one that arrived early waits in the spool. The data is fsync'd before the
+checkpoint that points past it is (atomically) replaced, so after kill -9 or power loss
+:meth:`JobStore.open` truncates the part file to the checkpoint's length and resumes:
+no page on disk is fetched again, and no line is torn. Duplicate items (the same
+referring page seen twice because live data shifted a page boundary) are dropped as pages
+are appended in offset order, so a resumed run writes the same bytes as an uninterrupted
+one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+from typing import BinaryIO
+
+import msgspec
+
+from intersect_batch.client import item_key
+from intersect_batch.durable import atomic_write, fsync_dir
+from intersect_batch.errors import OutputError
+
+__all__ = ["Checkpoint", "JobStore", "SpooledPage", "state_dir"]
+
+
+class SpooledPage(msgspec.Struct, kw_only=True):
+    """A page on disk in the spool, waiting for the pages in front of it."""
+
+    size: int
+    items: int
+
+
+class Checkpoint(msgspec.Struct, kw_only=True):
+    """What of a job is durable; the part file may hold more, which is cut off on resume."""
+
+    fingerprint: str
+    started_at: str
+    next_page: int = 0
+    part_bytes: int = 0
+    items_written: int = 0
+    items_received: int = 0
+    duplicates_dropped: int = 0
+    spooled: dict[int, SpooledPage] = msgspec.field(default_factory=dict)
+    total_first: int | None = None
+    total_last: int | None = None
+    total_min: int | None = None
+    total_max: int | None = None
+    cost_usd: float = 0.0
+    calls: int = 0
+    retries: int = 0
+    finalized: bool = False
+
+
+_checkpoint_decoder = msgspec.json.Decoder(Checkpoint)
+_encoder = msgspec.json.Encoder()
+
+
+def state_dir(run_dir: Path) -> Path:
+    """Where a run date keeps the progress of its unfinished jobs."""
+    return run_dir / ".state"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+class JobStore:
+    """The files of one job in one run folder. Blocking I/O: call from a worker thread."""
+
+    def __init__(self, run_dir: Path, job_id: str) -> None:
+        self.job_id = job_id
+        self.run_dir = run_dir
+        state = state_dir(run_dir)
+        self.final_path = run_dir / f"{job_id}.jsonl"
+        self.part_path = state / f"{job_id}.part"
+        self.checkpoint_path = state / f"{job_id}.checkpoint.json"
+        self.spool_dir = state / f"{job_id}.spool"
+        self.checkpoint: Checkpoint | None = None
+        self._keys: set[int] = set()
+
+    # -- opening and resuming -------------------------------------------------------------
+
+    def open(self, fingerprint: str) -> Checkpoint:
+        """Resume the job's durable progress, or start it anew.
+
+        Progress made under another fingerprint (the job's parameters changed) is thrown
+        away: old and new pages never mix.
+        """
+        try:
+            return self._open(fingerprint)
+        except OSError as exc:
+            raise self._output_error("cannot open its progress", exc) from None
+
+    def _open(self, fingerprint: str) -> Checkpoint:
+        state = state_dir(self.run_dir)
+        state.mkdir(parents=True, exist_ok=True)
+        checkpoint = self._read_checkpoint()
+        if checkpoint is not None and checkpoint.fingerprint != fingerprint:
+            checkpoint = None
+        if checkpoint is None:
+            self.discard()
+            checkpoint = Checkpoint(fingerprint=fingerprint, started_at=_now())
+            self.part_path.touch()
+            self.spool_dir.mkdir(exist_ok=True)
+            self._write_checkpoint(checkpoint)
+            self.checkpoint = checkpoint
+            self._keys = set()
+            return checkpoint
+        self.checkpoint = checkpoint
+        if checkpoint.finalized:
+            return checkpoint
+        self.spool_dir.mkdir(exist_ok=True)
+        # Cut off what was appended after the last checkpoint.
+        with open(self.part_path, "r+b") as part:
+            part.truncate(checkpoint.part_bytes)
+            part.seek(0)
+            data = part.read()
+        self._keys = {item_key(line) for line in data.split(b"\n") if line}
+        # Spool files the checkpoint does not vouch for were cut short by the crash.
+        for path in self.spool_dir.iterdir():
+            page = self._spool_index(path)
+            expected = checkpoint.spooled.get(page) if page is not None else None
+            if expected is None or path.stat().st_size != expected.size:
+                path.unlink()
+        for page in list(checkpoint.spooled):
+            if not self._spool_path(page).exists():
+                del checkpoint.spooled[page]
+        return checkpoint
+
+    def _read_checkpoint(self) -> Checkpoint | None:
+        try:
+            data = self.checkpoint_path.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            checkpoint = _checkpoint_decoder.decode(data)
+        except msgspec.DecodeError:
+            return None
+        if not checkpoint.finalized and not self.part_path.exists():
+            return None
+        return checkpoint
+
+    def discard(self) -> None:
+        """Throw away every unfinished file of the job (the final file stays)."""
+        for path in (self.checkpoint_path, self.part_path):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        shutil.rmtree(self.spool_dir, ignore_errors=True)
+
+    # -- pages ----------------------------------------------------------------------------
+
+    @property
+    def pages_done(self) -> set[int]:
+        """Pages already durable: never fetch these again."""
+        checkpoint = self._require()
+        return set(range(checkpoint.next_page)) | set(checkpoint.spooled)
+
+    def put(self, page: int, lines: list[bytes], *, counters: dict[str, float]) -> None:
+        """Make one page durable: appended if it is next in order, spooled otherwise.
+
+        ``counters`` (calls, retries, cost_usd, and the page's total_count) are recorded
+        in the same checkpoint.
+        """
+        checkpoint = self._require()
+        if page < checkpoint.next_page or page in checkpoint.spooled:
+            return
+        try:
+            self._put(checkpoint, page, lines, counters)
+        except OSError as exc:
+            raise self._output_error(f"cannot write page {page}", exc) from None
+
+    def _put(
+        self, checkpoint: Checkpoint, page: int, lines: list[bytes], counters: dict[str, float]
+    ) -> None:
+        checkpoint.items_received += len(lines)
+        self._record(checkpoint, counters)
+        merged: list[int] = []
+        if page == checkpoint.next_page:
+            with open(self.part_path, "ab") as part:
+                self._append(part, checkpoint, lines)
+                while checkpoint.next_page in checkpoint.spooled:
+                    spooled = self._spool_path(checkpoint.next_page).read_bytes()
+                    merged.append(checkpoint.next_page)
+                    del checkpoint.spooled[checkpoint.next_page]
+                    self._append(part, checkpoint, spooled.split(b"\n")[:-1])
+                part.flush()
+                os.fsync(part.fileno())
+                checkpoint.part_bytes = part.tell()
+        else:
+            data = b"".join(line + b"\n" for line in lines)
+            path = self._spool_path(page)
+            with open(path, "wb") as spool:
+                spool.write(data)
+                spool.flush()
+                os.fsync(spool.fileno())
+            checkpoint.spooled[page] = SpooledPage(size=len(data), items=len(lines))
+        self._write_checkpoint(checkpoint)
+        for done in merged:
+            with contextlib.suppress(FileNotFoundError):
+                self._spool_path(done).unlink()
+
+    def _append(self, part: BinaryIO, checkpoint: Checkpoint, lines: list[bytes]) -> None:
+        keys = self._keys
+        kept = []
+        for line in lines:
+            key = item_key(line)
+            if key in keys:
+                checkpoint.duplicates_dropped += 1
+                continue
+            keys.add(key)
+            kept.append(line)
+        if kept:
+            part.write(b"\n".join(kept) + b"\n")
+        checkpoint.items_written += len(kept)
+        checkpoint.next_page += 1
+
+    @staticmethod
+    def _record(checkpoint: Checkpoint, counters: dict[str, float]) -> None:
+        checkpoint.calls = int(counters.get("calls", checkpoint.calls))
+        checkpoint.retries = int(counters.get("retries", checkpoint.retries))
+        checkpoint.cost_usd = float(counters.get("cost_usd", checkpoint.cost_usd))
+        total = counters.get("total_count")
+        if total is not None:
+            total = int(total)
+            if checkpoint.total_first is None:
+                checkpoint.total_first = total
+            checkpoint.total_last = total
+            checkpoint.total_min = min(total, checkpoint.total_min or total)
+            checkpoint.total_max = max(total, checkpoint.total_max or total)
+
+    def save(self, counters: dict[str, float]) -> None:
+        """Record the counters (calls, retries, cost) without a new page."""
+        checkpoint = self._require()
+        self._record(checkpoint, counters)
+        try:
+            self._write_checkpoint(checkpoint)
+        except OSError as exc:
+            raise self._output_error("cannot write its checkpoint", exc) from None
+
+    # -- finishing ------------------------------------------------------------------------
+
+    def finalize(self) -> Path:
+        """Rename the complete part file to the final name, atomically; return that path.
+
+        Call only when every page is appended. Safe to call again after a crash.
+        """
+        checkpoint = self._require()
+        try:
+            if not checkpoint.finalized:
+                checkpoint.finalized = True
+                self._write_checkpoint(checkpoint)
+            if self.part_path.exists():
+                os.replace(self.part_path, self.final_path)
+                fsync_dir(self.run_dir)
+        except OSError as exc:
+            raise self._output_error("cannot move its result into place", exc) from None
+        return self.final_path
+
+    def close(self) -> None:
+        """Forget the checkpoint of a finalized job, and the state folder once it is empty."""
+        self.discard()
+        with contextlib.suppress(OSError):
+            state_dir(self.run_dir).rmdir()
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _require(self) -> Checkpoint:
+        if self.checkpoint is None:
+            raise RuntimeError("JobStore.open() must come first")
+        return self.checkpoint
+
+    def _write_checkpoint(self, checkpoint: Checkpoint) -> None:
+        atomic_write(self.checkpoint_path, _encoder.encode(checkpoint))
+
+    def _spool_path(self, page: int) -> Path:
+        return self.spool_dir / f"{page}.jsonl"
+
+    @staticmethod
+    def _spool_index(path: Path) -> int | None:
+        stem, _, suffix = path.name.partition(".")
+        if suffix != "jsonl" or not stem.isdigit():
+            return None
+        return int(stem)
+
+    def _output_error(self, what: str, exc: OSError) -> OutputError:
+        reason = exc.strerror or type(exc).__name__
+        where = exc.filename or self.run_dir
+        return OutputError(f"job {self.job_id!r}: {what}: {reason} ({where})")

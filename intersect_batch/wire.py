@@ -1,0 +1,90 @@
+"""The API's envelope as typed Structs; items stay raw bytes.
+
+Only what the crawler reads is typed (status codes, cost, total_count). Each item is a
+``msgspec.Raw`` slice of the response, written to disk as the API sent it, so a field
+the API adds tomorrow is never lost.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+__all__ = [
+    "AisaError",
+    "Envelope",
+    "ItemKey",
+    "Result",
+    "Task",
+    "aisa_error_decoder",
+    "envelope_decoder",
+    "item_key_decoder",
+]
+
+
+class Result(msgspec.Struct):
+    """One result of a task: the query's full count and one page of items."""
+
+    total_count: int | None = None
+    items_count: int | None = None
+    items: list[msgspec.Raw] | None = None
+
+
+class Task(msgspec.Struct):
+    """One task of the envelope, with its own status and cost."""
+
+    status_code: int
+    status_message: str = ""
+    id: str | None = None
+    cost: float | None = None
+    result: list[Result] | None = None
+
+
+class Envelope(msgspec.Struct):
+    """The response body of every DataForSEO call."""
+
+    status_code: int
+    status_message: str = ""
+    cost: float | None = None
+    tasks_count: int | None = None
+    tasks_error: int | None = None
+    tasks: list[Task] | None = None
+
+
+class AisaErrorBody(msgspec.Struct):
+    """The AIsa gateway's own error, before the upstream envelope is reached."""
+
+    message: str = ""
+    type: str | None = None
+    code: str | int | None = None
+    request_id: str | None = None
+
+
+class AisaError(msgspec.Struct):
+    """``{"error": {...}}`` as the AIsa gateway answers its own failures."""
+
+    error: AisaErrorBody
+
+
+class _KeyBacklink(msgspec.Struct):
+    url_from: str | None = None
+
+
+class ItemKey(msgspec.Struct):
+    """The part of an item that identifies the referring page."""
+
+    page_intersection: dict[str, list[_KeyBacklink]] | None = None
+
+    def url_from(self) -> str | None:
+        """The referring page's URL, from the backlink to the lowest-numbered target."""
+        if not self.page_intersection:
+            return None
+        for number in sorted(self.page_intersection, key=lambda k: (len(k), k)):
+            for backlink in self.page_intersection[number]:
+                if backlink.url_from:
+                    return backlink.url_from
+        return None
+
+
+envelope_decoder = msgspec.json.Decoder(Envelope)
+aisa_error_decoder = msgspec.json.Decoder(AisaError)
+item_key_decoder = msgspec.json.Decoder(ItemKey)
