@@ -1,0 +1,112 @@
+"""The call log (memory, HTTP route, JSONL file; no secrets) and the command line."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+
+import msgspec
+import pytest
+
+from intersect_batch.emulator import CallRecord
+from intersect_batch.emulator.cli import settings_from_args
+
+from .support import BASIC, FakeClock, serve
+
+TASK = {"targets": {"1": "example.com", "2": "b.org"}, "limit": 3, "offset": 6, "tag": "t-1"}
+
+
+@pytest.mark.anyio
+async def test_call_log_in_memory_over_http_and_in_a_file(tmp_path):
+    log_file = tmp_path / "logs" / "calls.jsonl"
+    clock = FakeClock(50.0)
+    async with serve(
+        sizes={"example.com": 10}, log_file=log_file, clock=clock, password="s3cret-pw",
+        api_key="s3cret-key",
+    ) as api:  # fmt: skip
+        auth = "Basic " + base64.b64encode(b"demo:s3cret-pw").decode()
+        await api.dfs([TASK], auth=auth)
+        clock.advance(1.5)
+        await api.aisa(TASK, auth="Bearer s3cret-key")
+        await api.dfs([TASK], auth=BASIC)  # wrong password
+        async with api.session.get(api.emu.url + "/_emulator/log") as r:
+            over_http = msgspec.json.decode(await r.read(), type=list[CallRecord])
+        memory = api.emu.calls()
+    assert over_http == memory and len(memory) == 3
+    first, second, third = memory
+    assert first.t == 50.0 and second.t == 51.5
+    assert (first.route, first.credential, first.http_status, first.status_code) == (
+        "dataforseo", "demo", 200, 20000,
+    )  # fmt: skip
+    assert (first.offset, first.limit, first.tag) == (6, 3, "t-1")
+    assert (first.items, first.tasks_count) == (3, 1)
+    assert first.targets == TASK["targets"] and first.cost == pytest.approx(0.02009)
+    assert first.total_count == 10 and first.fault is None and first.latency >= 0
+    assert second.route == "aisa" and second.credential is not None
+    assert second.credential.startswith("key:") and len(second.credential) == 12
+    assert (third.http_status, third.status_code, third.cost) == (401, 40100, 0)
+    text = log_file.read_text()
+    assert [msgspec.json.decode(line, type=CallRecord) for line in text.splitlines()] == memory
+    for secret in ("s3cret-pw", "s3cret-key", "demo-password"):
+        assert secret not in text
+        assert secret.encode() not in msgspec.json.encode(memory)
+
+
+def test_flags_build_settings(monkeypatch):
+    monkeypatch.setenv("DATAFORSEO_LOGIN", "env-login")
+    monkeypatch.setenv("AISA_API_KEY", "env-key")
+    s = settings_from_args(
+        [
+            "--seed", "3", "--size", "a.com=200000", "--size", "b.com=0", "--fault-http-500",
+            "0.25", "--fault-status", "50301=0.2", "--fault-status", "40202=0.1", "--no-gzip",
+            "--timeout-delay", "2", "--slow-seconds", "0.5", "--rate-per-minute", "10",
+            "--live-data", "0.01", "--balance-usd", "5",
+        ]
+    )  # fmt: skip
+    assert s.seed == 3 and dict(s.sizes) == {"a.com": 200000, "b.com": 0}
+    assert s.faults.http_500 == 0.25 and dict(s.faults.status_codes) == {50301: 0.2, 40202: 0.1}
+    assert s.faults.timeout_delay == 2 and s.faults.slow_seconds == 0.5
+    assert not s.gzip and s.rate_per_minute == 10 and s.live_data == 0.01 and s.balance_usd == 5
+    assert s.login == "env-login" and s.api_key == "env-key" and s.password == "demo-password"
+    with pytest.raises(SystemExit):
+        settings_from_args(["--fault-timeout", "2"])
+    with pytest.raises(SystemExit):
+        settings_from_args(["--size", "nonsense"])
+
+
+@pytest.mark.slow
+def test_cli_prints_a_url_that_answers_and_exits_0_on_sigterm(tmp_path):
+    env = {**os.environ, "DATAFORSEO_LOGIN": "cli", "DATAFORSEO_PASSWORD": "pw"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "intersect_batch.emulator", "--port", "0", "--size", "a.com=4"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:")
+        request = urllib.request.Request(
+            url + "/v3/backlinks/page_intersection/live",
+            data=b'[{"targets": {"1": "a.com"}}]',
+            headers={"Authorization": "Basic " + base64.b64encode(b"cli:pw").decode()},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            body = msgspec.json.decode(response.read())
+        assert body["tasks"][0]["result"][0]["total_count"] == 4
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert proc.stdout.read() == ""  # the URL is stdout's only line
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
