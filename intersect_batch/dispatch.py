@@ -340,6 +340,7 @@ class _Crawler:
         while self.probes:
             job = self.probes.popleft()
             if job.active:
+                job.next_page = max(job.next_page, 1)
                 return job, 0
         while self.retry_heap and self.retry_heap[0][0] <= now:
             _, _, page, job = heapq.heappop(self.retry_heap)

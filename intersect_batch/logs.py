@@ -10,7 +10,7 @@ from typing import Any, Literal, TextIO
 
 import msgspec
 
-__all__ = ["JsonFormatter", "TextFormatter", "configure_logging"]
+__all__ = ["JsonFormatter", "TextFormatter", "close_logging", "configure_logging"]
 
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys()) | {
     "message",
@@ -69,9 +69,7 @@ def configure_logging(
         fmt = "text" if stream.isatty() else "json"
     formatter: logging.Formatter = TextFormatter() if fmt == "text" else JsonFormatter()
     logger = logging.getLogger("intersect_batch")
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-        handler.close()
+    close_logging()
     logger.setLevel(level.upper())
     logger.propagate = False
     console = logging.StreamHandler(stream)
@@ -81,3 +79,11 @@ def configure_logging(
         file_handler = logging.FileHandler(log_file, encoding="utf-8")
         file_handler.setFormatter(JsonFormatter())
         logger.addHandler(file_handler)
+
+
+def close_logging() -> None:
+    """Detach and close the handlers :func:`configure_logging` added."""
+    logger = logging.getLogger("intersect_batch")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()

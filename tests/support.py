@@ -1,0 +1,107 @@
+"""Helpers shared by the crawler's tests: job folders, settings, runs, what was served."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+from intersect_batch.emulator import CallRecord, RunningEmulator
+from intersect_batch.providers import resolve_provider
+from intersect_batch.runner import RunOutcome, run_batch
+from intersect_batch.settings import Limits, RetryPolicy, RunSettings
+
+DEMO_ENV = {"DATAFORSEO_LOGIN": "demo", "DATAFORSEO_PASSWORD": "demo-password"}
+RUN_DATE = dt.date(2026, 11, 29)
+
+
+def write_jobs(
+    folder: Path, name: str, jobs: list[dict[str, Any]], defaults: dict[str, Any] | None = None
+) -> Path:
+    """Write one job file into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    document: dict[str, Any] = {"jobs": jobs}
+    if defaults:
+        document = {"defaults": defaults, **document}
+    path = folder / name
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def fast_settings(out_dir: Path, **overrides: Any) -> RunSettings:
+    """Settings for tests: a quick rate, a few slots, back-off in milliseconds."""
+    values: dict[str, Any] = {
+        "out_dir": out_dir,
+        "run_date": RUN_DATE,
+        "limits": Limits(rate_per_minute=60_000, concurrency=6),
+        "retry": RetryPolicy(attempts=6, base=0.001, cap=0.01, slowdown=0.01),
+        "grace": 5.0,
+    }
+    values.update(overrides)
+    return RunSettings(**values)
+
+
+async def run(
+    config_dir: Path,
+    emulator: RunningEmulator,
+    settings: RunSettings,
+    *,
+    environ: dict[str, str] | None = None,
+    **kwargs: Any,
+) -> RunOutcome:
+    """Run the real batch against the emulator's DataForSEO route."""
+    return await run_batch(
+        config_dir,
+        provider=resolve_provider("dataforseo", emulator.dataforseo_base),
+        environ=DEMO_ENV if environ is None else environ,
+        settings=settings,
+        **kwargs,
+    )
+
+
+async def served_items(
+    emulator: RunningEmulator, params: dict[str, Any], *, page: int = 1000
+) -> tuple[int, list[Any]]:
+    """(total_count, every item) of a query, fetched independently of the crawler."""
+    items: list[Any] = []
+    token = base64.b64encode(
+        f"{DEMO_ENV['DATAFORSEO_LOGIN']}:{DEMO_ENV['DATAFORSEO_PASSWORD']}".encode()
+    ).decode()
+    url = f"{emulator.dataforseo_base}/backlinks/page_intersection/live"
+    async with aiohttp.ClientSession(headers={"Authorization": f"Basic {token}"}) as session:
+        offset, total = 0, None
+        while total is None or offset < total:
+            body = [{**params, "offset": offset, "limit": page}]
+            async with session.post(url, json=body) as response:
+                envelope = json.loads(await response.read())
+            task = envelope["tasks"][0]
+            assert task["status_code"] == 20000, task["status_message"]
+            result = task["result"][0]
+            total = result["total_count"]
+            items.extend(result["items"] or [])
+            offset += page
+    return total or 0, items
+
+
+def read_lines(path: Path) -> list[Any]:
+    """The JSONL file's items, parsed; every line must be compact, whole JSON."""
+    data = path.read_bytes()
+    assert data == b"" or data.endswith(b"\n"), f"{path} does not end with a newline"
+    return [json.loads(line) for line in data.splitlines()]
+
+
+def calls_for(calls: list[CallRecord], targets: list[str]) -> list[CallRecord]:
+    """The calls the emulator served for one target set."""
+    wanted = {str(i): t for i, t in enumerate(targets, start=1)}
+    return [call for call in calls if call.targets == wanted]
+
+
+def manifest(run_dir: Path, job_id: str) -> dict[str, Any]:
+    """A job's manifest as JSON."""
+    result: dict[str, Any] = json.loads((run_dir / f"{job_id}.manifest.json").read_text())
+    return result
