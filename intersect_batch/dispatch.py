@@ -50,7 +50,7 @@ from intersect_batch.plan import fingerprint, page_count, page_limit
 from intersect_batch.providers import Credentials, Provider
 from intersect_batch.settings import CALL_PRICE_USD, ITEM_PRICE_USD, Limits, RunSettings
 from intersect_batch.status import SLOWDOWN_CODES
-from intersect_batch.store import JobStore, state_dir
+from intersect_batch.store import JobStore, remove_state_dir_if_empty, state_dir
 
 if TYPE_CHECKING:
     from intersect_batch.config import JobEntry
@@ -580,6 +580,7 @@ class _Crawler:
                 except OutputError as exc:
                     job.errors.append(CallError(kind="output", message=str(exc)))
             await self._write_manifest(job)
+        remove_state_dir_if_empty(self.run_dir)
 
     async def _write_manifest(self, job: JobRun) -> None:
         job.duration = time.monotonic() - job.started

@@ -32,7 +32,7 @@ from intersect_batch.client import item_key
 from intersect_batch.durable import atomic_write, fsync_dir
 from intersect_batch.errors import OutputError
 
-__all__ = ["Checkpoint", "JobStore", "SpooledPage", "state_dir"]
+__all__ = ["Checkpoint", "JobStore", "SpooledPage", "remove_state_dir_if_empty", "state_dir"]
 
 
 class SpooledPage(msgspec.Struct, kw_only=True):
@@ -70,6 +70,12 @@ _encoder = msgspec.json.Encoder()
 def state_dir(run_dir: Path) -> Path:
     """Where a run date keeps the progress of its unfinished jobs."""
     return run_dir / ".state"
+
+
+def remove_state_dir_if_empty(run_dir: Path) -> None:
+    """Leave no empty state folder behind after a run whose jobs all finished."""
+    with contextlib.suppress(OSError):
+        state_dir(run_dir).rmdir()
 
 
 def _now() -> str:
@@ -110,11 +116,9 @@ class JobStore:
         if checkpoint is not None and checkpoint.fingerprint != fingerprint:
             checkpoint = None
         if checkpoint is None:
+            # Nothing is durable yet: the first page writes the first checkpoint.
             self.discard()
             checkpoint = Checkpoint(fingerprint=fingerprint, started_at=_now())
-            self.part_path.touch()
-            self.spool_dir.mkdir(exist_ok=True)
-            self._write_checkpoint(checkpoint)
             self.checkpoint = checkpoint
             self._keys = set()
             return checkpoint
@@ -122,12 +126,12 @@ class JobStore:
         if checkpoint.finalized:
             return checkpoint
         self.spool_dir.mkdir(exist_ok=True)
-        # Cut off what was appended after the last checkpoint.
+        # Cut off what was appended after the last checkpoint, then re-learn the keys
+        # of what stays, a line at a time.
         with open(self.part_path, "r+b") as part:
             part.truncate(checkpoint.part_bytes)
             part.seek(0)
-            data = part.read()
-        self._keys = {item_key(line) for line in data.split(b"\n") if line}
+            self._keys = {item_key(line.rstrip(b"\n")) for line in part if line.strip()}
         # Spool files the checkpoint does not vouch for were cut short by the crash.
         for path in self.spool_dir.iterdir():
             page = self._spool_index(path)
@@ -184,6 +188,7 @@ class JobStore:
     def _put(
         self, checkpoint: Checkpoint, page: int, lines: list[bytes], counters: dict[str, float]
     ) -> None:
+        state_dir(self.run_dir).mkdir(parents=True, exist_ok=True)
         checkpoint.items_received += len(lines)
         self._record(checkpoint, counters)
         merged: list[int] = []
@@ -200,6 +205,9 @@ class JobStore:
                 checkpoint.part_bytes = part.tell()
         else:
             data = b"".join(line + b"\n" for line in lines)
+            # The checkpoint always has a part file beside it, even an empty one.
+            self.part_path.touch(exist_ok=True)
+            self.spool_dir.mkdir(exist_ok=True)
             path = self._spool_path(page)
             with open(path, "wb") as spool:
                 spool.write(data)
@@ -241,9 +249,14 @@ class JobStore:
             checkpoint.total_max = max(total, checkpoint.total_max or total)
 
     def save(self, counters: dict[str, float]) -> None:
-        """Record the counters (calls, retries, cost) without a new page."""
+        """Record the counters (calls, retries, cost) without a new page.
+
+        A job with no durable page has no checkpoint to update: nothing is written.
+        """
         checkpoint = self._require()
         self._record(checkpoint, counters)
+        if checkpoint.next_page == 0 and not checkpoint.spooled:
+            return
         try:
             self._write_checkpoint(checkpoint)
         except OSError as exc:
@@ -269,10 +282,8 @@ class JobStore:
         return self.final_path
 
     def close(self) -> None:
-        """Forget the checkpoint of a finalized job, and the state folder once it is empty."""
+        """Forget the checkpoint of a finalized job."""
         self.discard()
-        with contextlib.suppress(OSError):
-            state_dir(self.run_dir).rmdir()
 
     # -- helpers --------------------------------------------------------------------------
 
