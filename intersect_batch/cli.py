@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Literal
 
 import anyio
 import msgspec
+from rich.console import Console
 
 from intersect_batch import __version__
 from intersect_batch.config import job_file_schema, load_jobs
 from intersect_batch.errors import IntersectBatchError, LockError, UsageError
-from intersect_batch.estimate import DryRun, estimate
+from intersect_batch.estimate import DryRun, estimate, previous_total
 from intersect_batch.logs import configure_logging
+from intersect_batch.plan import fingerprint, page_count
+from intersect_batch.progress import LogProgress, RichProgress, summary_table
 from intersect_batch.providers import PROVIDERS, resolve_provider
 from intersect_batch.runner import EXIT_LOCKED, EXIT_USAGE, run_batch, select_jobs
 from intersect_batch.settings import Limits, RetryPolicy, RunSettings, Timeouts
@@ -128,13 +133,37 @@ def _build_parser() -> argparse.ArgumentParser:
         default=run.grace,
         help=f"seconds in-flight calls get after SIGINT/SIGTERM ({run.grace:g})",
     )
+    crawl.add_argument(
+        "--keep-days",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="after a fully complete run, remove run folders older than N days",
+    )
     crawl.add_argument("--json", action="store_true", help="print the summary as JSON")
+    crawl.add_argument(
+        "--no-progress", action="store_true", help="no progress bars, even on a terminal"
+    )
+    crawl.add_argument(
+        "--progress-interval",
+        type=_positive_float,
+        default=30.0,
+        metavar="S",
+        help="without a terminal: log a progress line every S seconds (30)",
+    )
     crawl.add_argument("--log-format", choices=["text", "json"], default=None)
     crawl.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
     crawl.add_argument("--log-file", type=Path, default=None, help="also log JSON lines here")
 
     validate = commands.add_parser("validate", help="check a config folder without any call")
     validate.add_argument("config_dir", type=Path, metavar="CONFIG_DIR")
+
+    listing = commands.add_parser(
+        "list", help="list a config folder's jobs, with pages when an earlier run knows them"
+    )
+    _add_selection(listing)
+    listing.add_argument("--out", type=Path, default=run.out_dir, help="output folder (./out)")
+    listing.add_argument("--json", action="store_true", help="one JSON object per job")
 
     commands.add_parser("schema", help="print the JSON Schema of a job file")
 
@@ -153,6 +182,56 @@ def _validate(config_dir: Path) -> int:
     )
     if not loaded.files:
         return EXIT_USAGE
+    return 1 if loaded.errors else 0
+
+
+class JobListing(msgspec.Struct, kw_only=True):
+    """One job as ``intersect-batch list`` shows it."""
+
+    id: str
+    file: str
+    targets: list[str]
+    exclude_targets: list[str]
+    page_size: int
+    max_items: int | None
+    #: The total_count an earlier run of the same request saw, if any.
+    last_total_count: int | None
+    estimated_pages: int | None
+
+
+def _list(args: argparse.Namespace) -> int:
+    loaded = load_jobs(args.config_dir)
+    for error in loaded.errors:
+        print(f"error: {error.describe()}", file=sys.stderr)
+    if not loaded.files:
+        return EXIT_USAGE
+    entries = select_jobs(loaded.jobs, args.job, args.match)
+    rows = []
+    for entry in entries:
+        job = entry.job
+        print_ = fingerprint(job.api_params(), job.page_size, job.max_items)
+        total = previous_total(args.out, None, job.id, print_)
+        rows.append(
+            JobListing(
+                id=job.id,
+                file=f"{entry.file}:{entry.line}" if entry.line else str(entry.file),
+                targets=list(job.targets.values()),
+                exclude_targets=job.exclude_targets or [],
+                page_size=job.page_size,
+                max_items=job.max_items,
+                last_total_count=total,
+                estimated_pages=(
+                    None if total is None else page_count(total, job.page_size, job.max_items)
+                ),
+            )
+        )
+    for row in rows:
+        if args.json:
+            print(msgspec.json.encode(row).decode())
+            continue
+        pages = "?" if row.estimated_pages is None else str(row.estimated_pages)
+        gap = f"  not: {', '.join(row.exclude_targets)}" if row.exclude_targets else ""
+        print(f"{row.id:32} pages {pages:>6}  {row.file}\n    {', '.join(row.targets)}{gap}")
     return 1 if loaded.errors else 0
 
 
@@ -236,7 +315,8 @@ async def _run(args: argparse.Namespace) -> int:
     if args.dry_run:
         return await _dry_run(args)
     provider = resolve_provider(args.provider, args.base_url)
-    outcome = await run_batch(
+    run = functools.partial(
+        run_batch,
         args.config_dir,
         provider=provider,
         environ=os.environ,
@@ -244,11 +324,35 @@ async def _run(args: argparse.Namespace) -> int:
         job_ids=args.job,
         patterns=args.match,
         handle_signals=True,
+        keep_days=args.keep_days,
     )
+    terminal = sys.stderr.isatty() and not args.no_progress
+    if terminal:
+        console = Console(stderr=True)
+        _configure_logging(args, console)
+        with RichProgress(console) as progress:
+            outcome = await run(observer=progress)
+    else:
+        _configure_logging(args, None)
+        outcome = await run(observer=LogProgress(args.progress_interval))
     if args.json and outcome.summary is not None:
         print(msgspec.json.encode(outcome.summary).decode())
+    elif outcome.summary is not None and sys.stdout.isatty():
+        Console().print(summary_table(outcome.summary))
     print(outcome.message)
     return outcome.exit_code
+
+
+def _configure_logging(args: argparse.Namespace, console: Console | None) -> None:
+    fmt: Literal["text", "json"] | None = args.log_format or (
+        "text" if console is not None else None
+    )
+    configure_logging(
+        level=args.log_level,
+        fmt=fmt,
+        log_file=args.log_file,
+        console=console if fmt == "text" else None,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -265,7 +369,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "validate":
         return _validate(args.config_dir)
-    configure_logging(level=args.log_level, fmt=args.log_format, log_file=args.log_file)
+    if args.command == "list":
+        try:
+            return _list(args)
+        except UsageError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    if args.dry_run:
+        configure_logging(level=args.log_level, fmt=args.log_format, log_file=args.log_file)
     try:
         return anyio.run(_run, args)
     except LockError as exc:

@@ -42,6 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "0.5",
         ],
         stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,  # the run's own last line says where the results are
         env=env,
         text=True,
     )

@@ -75,6 +75,9 @@ class RunObserver:
     def job_finished(self, job: JobRun, manifest: JobManifest) -> None:
         """A job ended (complete, failed or partial) and its manifest is written."""
 
+    async def watch(self) -> None:
+        """Runs beside the crawl (e.g. a periodic report); cancelled when the crawl ends."""
+
 
 class Pacer:
     """The run's rate: one call per interval, no burst, and a shared pause on refusals.
@@ -291,7 +294,7 @@ class _Crawler:
             job.reason = "already complete"
             job.manifest = previous
             self.observer.job_started(job)
-            log.info("job already complete", extra={"job": job.job_id})
+            log.info("job already complete: skipped", extra={"job": job.job_id})
             return
         try:
             checkpoint = await anyio.to_thread.run_sync(job.store.open, job.fingerprint)
@@ -427,40 +430,51 @@ class _Crawler:
         self, job: JobRun, page: int, limit: int, token: object, reservation: float
     ) -> None:
         offset = page * job.page_size
-        settled = False
+        result: FetchedPage | None = None
+        error: ApiError | None = None
+        stored = False
         try:
-            with anyio.CancelScope() as unsent:
-                self._unsent.add(unsent)
-                try:
-                    await self.pacer.wait()
-                finally:
-                    self._unsent.discard(unsent)
-            if unsent.cancelled_caught or self.stop_reason is not None or not job.active:
-                self._requeue(job, page)
-                return
-            job.calls += 1
-            task = {**job.params, "offset": offset, "limit": limit}
             try:
-                result = await fetch_page(
-                    self.session, self.provider, self.credentials, task, self.settings.timeouts
-                )
-            except ApiError as exc:
-                await self._failed_call(job, page, exc.at(job_id=job.job_id, offset=offset))
-                return
-            self.budget.settle(reservation, result.cost, len(result.lines))
-            settled = True
-            job.cost_usd += result.cost
-            await self._page_arrived(job, page, result)
+                with anyio.CancelScope() as unsent:
+                    self._unsent.add(unsent)
+                    try:
+                        await self.pacer.wait()
+                    finally:
+                        self._unsent.discard(unsent)
+                if unsent.cancelled_caught or self.stop_reason is not None or not job.active:
+                    self._requeue(job, page)
+                    return
+                job.calls += 1
+                task = {**job.params, "offset": offset, "limit": limit}
+                try:
+                    result = await fetch_page(
+                        self.session, self.provider, self.credentials, task, self.settings.timeouts
+                    )
+                except ApiError as exc:
+                    error = exc.at(job_id=job.job_id, offset=offset)
+                else:
+                    job.cost_usd += result.cost
+                    stored = await self._store_page(job, page, result)
+            finally:
+                # A call holds its slot until its page is durable, so that a crash never
+                # loses more paid pages than there are slots; finishing the job needs none.
+                if result is not None:
+                    self.budget.settle(reservation, result.cost, len(result.lines))
+                else:
+                    self.budget.settle(reservation, 0.0, 0)
+                self.slots.release_on_behalf_of(token)
+                self._notify()
+            if error is not None:
+                await self._failed_call(job, page, error)
+            elif stored and job.active and self._job_finished(job):
+                await self._complete(job)
         finally:
-            if not settled:
-                self.budget.settle(reservation, 0.0, 0)
             job.in_flight.discard(page)
             self.in_flight -= 1
-            self.slots.release_on_behalf_of(token)
             self._notify()
 
-    async def _page_arrived(self, job: JobRun, page: int, result: FetchedPage) -> None:
-        offset = page * job.page_size
+    async def _store_page(self, job: JobRun, page: int, result: FetchedPage) -> bool:
+        """Make a page durable; False when the job's output cannot be written."""
         job.replan(result.total_count)
         job.attempts.pop(page, None)
         if page == 0 and job not in self.running:
@@ -474,15 +488,14 @@ class _Crawler:
                 )
         except OutputError as exc:
             self._fail(job, str(exc), CallError(kind="output", message=str(exc)))
-            return
+            return False
         job.done.add(page)
         log.debug(
             "page written",
-            extra={"job": job.job_id, "offset": offset, "items": len(result.lines)},
+            extra={"job": job.job_id, "offset": page * job.page_size, "items": len(result.lines)},
         )
         self.observer.page_done(job, page, len(result.lines), result.cost)
-        if job.active and self._job_finished(job):
-            await self._complete(job)
+        return True
 
     @staticmethod
     def _job_finished(job: JobRun) -> bool:
@@ -548,7 +561,6 @@ class _Crawler:
             job.errors.append(record)
         job.status = "failed"
         job.reason = reason
-        log.error("job failed: %s", reason, extra={"job": job.job_id})
 
     async def _complete(self, job: JobRun) -> None:
         try:
@@ -560,10 +572,6 @@ class _Crawler:
         job.status = "complete"
         await self._write_manifest(job)
         await anyio.to_thread.run_sync(job.store.close)
-        log.info(
-            "job complete",
-            extra={"job": job.job_id, "items": job.manifest.items_written if job.manifest else 0},
-        )
 
     async def finish(self) -> None:
         """Give every job that did not complete its status, reason and manifest."""
@@ -646,6 +654,24 @@ class _Crawler:
         except OSError as exc:
             log.error("cannot write the manifest: %s", exc, extra={"job": job.job_id})
         job.manifest = manifest
+        level = {"complete": logging.INFO, "partial": logging.WARNING}.get(
+            manifest.status, logging.ERROR
+        )
+        log.log(
+            level,
+            "job %s%s",
+            manifest.status,
+            f": {job.reason}" if job.reason else "",
+            extra={
+                "job": job.job_id,
+                "status": manifest.status,
+                "items": manifest.items_written,
+                "pages": manifest.pages,
+                "calls": manifest.calls,
+                "retries": manifest.retries,
+                "cost_usd": manifest.cost_usd,
+            },
+        )
         self.observer.job_finished(job, manifest)
 
     # -- signals --------------------------------------------------------------------------
@@ -701,6 +727,7 @@ async def crawl(
             calls_scope = anyio.CancelScope()
             if handle_signals:
                 outer.start_soon(crawler.watch_signals, calls_scope)
+            outer.start_soon(crawler.observer.watch)
             with calls_scope:
                 async with anyio.create_task_group() as calls:
                     await crawler.dispatch(calls)

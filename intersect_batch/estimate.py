@@ -27,7 +27,7 @@ from intersect_batch.providers import Credentials, Provider
 from intersect_batch.settings import CALL_PRICE_USD, ITEM_PRICE_USD, RunSettings
 from intersect_batch.store import Checkpoint, JobStore
 
-__all__ = ["DryRun", "Estimate", "estimate"]
+__all__ = ["DryRun", "Estimate", "estimate", "previous_total"]
 
 log = logging.getLogger("intersect_batch")
 _checkpoint_decoder = msgspec.json.Decoder(Checkpoint)
@@ -88,8 +88,10 @@ def _progress(run_dir: Path, entry: JobEntry, print_: str) -> tuple[bool, int]:
     return False, checkpoint.next_page + len(checkpoint.spooled)
 
 
-def _previous_total(out_dir: Path, run_dir: Path, job_id: str, print_: str) -> int | None:
-    """The total_count of the newest earlier run of the same job with the same request."""
+def previous_total(
+    out_dir: Path, run_dir: Path | None, job_id: str, print_: str
+) -> int | None:
+    """The total_count of the newest run of the same job and request, but ``run_dir``'s."""
     if not out_dir.is_dir():
         return None
     for folder in sorted(out_dir.iterdir(), reverse=True):
@@ -174,7 +176,7 @@ async def estimate(
         if probe:
             to_probe.append(entry)
             continue
-        previous = _previous_total(settings.out_dir, settings.run_dir, job.id, print_)
+        previous = previous_total(settings.out_dir, settings.run_dir, job.id, print_)
         if previous is not None:
             results[job.id] = _exact(entry, previous, "previous run", on_disk)
         else:

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 
 import msgspec
+from rich.console import Console
 
-__all__ = ["JsonFormatter", "TextFormatter", "close_logging", "configure_logging"]
+__all__ = ["ConsoleHandler", "JsonFormatter", "TextFormatter", "close_logging", "configure_logging"]
 
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys()) | {
     "message",
@@ -56,14 +57,32 @@ class TextFormatter(logging.Formatter):
         return text
 
 
+class ConsoleHandler(logging.Handler):
+    """Prints records through a rich Console, so they scroll above its live progress bars."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__()
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.console.print(self.format(record), markup=False, highlight=False)
+        except Exception:  # a broken terminal must not stop the crawl
+            self.handleError(record)
+
+
 def configure_logging(
     *,
     level: str = "info",
     fmt: Literal["text", "json"] | None = None,
     log_file: Path | None = None,
     stream: TextIO | None = None,
+    console: Console | None = None,
 ) -> None:
-    """Send the package's records to stderr (and a file); JSON unless stderr is a TTY."""
+    """Send the package's records to stderr (and a file); JSON unless stderr is a TTY.
+
+    With a ``console`` (a terminal showing progress bars), records go through it.
+    """
     stream = stream or sys.stderr
     if fmt is None:
         fmt = "text" if stream.isatty() else "json"
@@ -72,9 +91,11 @@ def configure_logging(
     close_logging()
     logger.setLevel(level.upper())
     logger.propagate = False
-    console = logging.StreamHandler(stream)
-    console.setFormatter(formatter)
-    logger.addHandler(console)
+    handler: logging.Handler = (
+        ConsoleHandler(console) if console is not None else logging.StreamHandler(stream)
+    )
+    handler.setFormatter(formatter)
+    logger.addHandler(handler)
     if log_file is not None:
         file_handler = logging.FileHandler(log_file, encoding="utf-8")
         file_handler.setFormatter(JsonFormatter())

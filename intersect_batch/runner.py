@@ -31,6 +31,7 @@ from intersect_batch.errors import ConfigError, UsageError
 from intersect_batch.lock import output_lock
 from intersect_batch.manifest import ConfigProblem, JobLine, RunSummary, write_json
 from intersect_batch.providers import Provider
+from intersect_batch.retention import mark_run_dir, prune_runs
 from intersect_batch.settings import RunSettings
 
 __all__ = [
@@ -192,8 +193,13 @@ async def run_batch(
     observer: RunObserver | None = None,
     handle_signals: bool = False,
     rng: random.Random | None = None,
+    keep_days: int | None = None,
 ) -> RunOutcome:
-    """Load, select, lock, crawl, summarize. Raises UsageError / LockError before any call."""
+    """Load, select, lock, crawl, summarize. Raises UsageError / LockError before any call.
+
+    ``keep_days``: after a run whose every job is complete, remove the run-date folders
+    this tool made more than that many days before the run date.
+    """
     loaded = load_jobs(config_dir)
     for error in loaded.errors:
         log.error("invalid config: %s", error.describe(), extra={"file": error.file})
@@ -202,6 +208,7 @@ async def run_batch(
     entries = select_jobs(loaded.jobs, job_ids, patterns)
     credentials = provider.credentials(environ)
     with output_lock(settings.out_dir):
+        mark_run_dir(settings.run_dir)
         log.info(
             "run starting",
             extra={
@@ -222,6 +229,8 @@ async def run_batch(
         exit_code = _exit_code(result, len(loaded.errors))
         summary = _summary(result, loaded, settings, provider, exit_code)
         write_json(settings.run_dir / "run.json", summary)
+        if keep_days is not None and exit_code == EXIT_OK:
+            prune_runs(settings.out_dir, settings.run_date, keep_days)
     message = _closing_line(summary, settings.run_dir)
     if result.run_fatal is not None:
         message = f"{message}\nthe API stopped the run: {result.run_fatal.describe()}"

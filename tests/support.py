@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +110,57 @@ def manifest(run_dir: Path, job_id: str) -> dict[str, Any]:
     """A job's manifest as JSON."""
     result: dict[str, Any] = json.loads((run_dir / f"{job_id}.manifest.json").read_text())
     return result
+
+
+class EmulatorProcess:
+    """The emulator as a separate process, as the CLI meets it; its call log is a file."""
+
+    def __init__(self, process: subprocess.Popen[str], url: str, log: Path) -> None:
+        self.process = process
+        self.url = url
+        self.log = log
+
+    def calls(self) -> list[dict[str, Any]]:
+        """Every call the emulator logged so far (a line being written is left out)."""
+        if not self.log.exists():
+            return []
+        lines = self.log.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.endswith("}")]
+
+
+@contextlib.contextmanager
+def emulator_process(
+    tmp_path: Path, sizes: dict[str, int], *args: str
+) -> Iterator[EmulatorProcess]:
+    """Start ``python -m intersect_batch.emulator`` on a free port; stop it afterwards."""
+    log = tmp_path / "emulator-calls.jsonl"
+    size_args = [arg for target, n in sizes.items() for arg in ("--size", f"{target}={n}")]
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "intersect_batch.emulator",
+            "--port",
+            "0",
+            "--seed",
+            "4",
+            "--latency-spread",
+            "0.6",
+            "--log-file",
+            str(log),
+            *size_args,
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **DEMO_ENV},
+    )
+    assert process.stdout is not None
+    url = process.stdout.readline().strip()
+    assert url.startswith("http://127.0.0.1:"), url
+    try:
+        yield EmulatorProcess(process, url, log)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        process.stdout.close()

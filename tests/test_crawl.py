@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import time
 from pathlib import Path
@@ -98,6 +97,7 @@ async def test_multi_job_folder_writes_every_item_once_in_order(tmp_path: Path) 
     # Nothing half-written is left behind after a clean run.
     assert sorted(p.name for p in run_dir.iterdir()) == sorted(
         [
+            ".intersect-batch-run",
             "capped.jsonl",
             "capped.manifest.json",
             "nothing.jsonl",
@@ -144,9 +144,13 @@ async def test_limits_are_never_exceeded_and_calls_are_spread(tmp_path: Path) ->
     write_jobs(
         configs,
         "many.yaml",
-        [{"id": f"job-{n}", "targets": [f"site{n}.example", "beta.example"]} for n in range(24)],
+        [
+            {"id": f"job-{n}", "targets": [f"site{n}.example", "beta.example"], "page_size": 20}
+            for n in range(24)
+        ],
     )
-    sizes = {f"site{n}.example": 1000 * (n % 3) + 10 for n in range(24)}
+    # Small pages, so that the in-process emulator's work does not pace the calls.
+    sizes = {f"site{n}.example": 20 * (n % 3) + 5 for n in range(24)}
     emulator = EmulatorSettings(
         sizes=sizes,
         rate_per_minute=40,
@@ -168,9 +172,10 @@ async def test_limits_are_never_exceeded_and_calls_are_spread(tmp_path: Path) ->
     # No window of one (scaled) minute holds more than the quota ...
     for i, start in enumerate(times):
         assert sum(1 for t in times[i:] if t < start + 1.0) <= 40
-    # ... because the calls are spread, not sent in a burst.
-    gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert min(gaps) > 0.5 / 40
+    # ... because the calls are spread, not sent in a burst: a tenth of the window holds
+    # about a tenth of the quota (4), plus some network jitter; a burst would hold 40.
+    for i, start in enumerate(times):
+        assert sum(1 for t in times[i:] if t < start + 0.1) <= 4 + 3
 
 
 async def test_invalid_config_file_does_not_stop_the_others(tmp_path: Path) -> None:

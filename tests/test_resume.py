@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import DEMO_ENV, RUN_DATE, write_jobs
+from tests.support import DEMO_ENV, RUN_DATE, EmulatorProcess, emulator_process, write_jobs
 
 pytestmark = pytest.mark.slow
 
@@ -33,56 +33,13 @@ TOTAL_CALLS = 15 + 8 + 12
 CONCURRENCY = 4
 
 
-class Emulator:
-    def __init__(self, process: subprocess.Popen[str], url: str, log: Path) -> None:
-        self.process = process
-        self.url = url
-        self.log = log
-
-    def calls(self) -> list[dict[str, object]]:
-        if not self.log.exists():
-            return []
-        lines = self.log.read_text().splitlines()
-        return [json.loads(line) for line in lines if line.endswith("}")]
-
-
 @pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[Emulator]:
-    log = tmp_path / "emulator-calls.jsonl"
-    sizes = [arg for target, n in SIZES.items() for arg in ("--size", f"{target}={n}")]
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "intersect_batch.emulator",
-            "--port",
-            "0",
-            "--seed",
-            "4",
-            "--latency-median",
-            "0.03",
-            "--latency-spread",
-            "0.6",
-            "--log-file",
-            str(log),
-            *sizes,
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, **DEMO_ENV},
-    )
-    assert process.stdout is not None
-    url = process.stdout.readline().strip()
-    assert url.startswith("http://127.0.0.1:"), url
-    try:
-        yield Emulator(process, url, log)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        process.stdout.close()
+def emulator(tmp_path: Path) -> Iterator[EmulatorProcess]:
+    with emulator_process(tmp_path, SIZES, "--latency-median", "0.03") as process:
+        yield process
 
 
-def _command(configs: Path, out: Path, emulator: Emulator, *extra: str) -> list[str]:
+def _command(configs: Path, out: Path, emulator: EmulatorProcess, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -117,7 +74,7 @@ def _run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[st
 
 
 def _interrupt_after(
-    command: list[str], emulator: Emulator, calls: int, signum: int
+    command: list[str], emulator: EmulatorProcess, calls: int, signum: int
 ) -> tuple[int, int]:
     """Start the run, send ``signum`` once the server has seen ``calls`` calls.
 
@@ -153,7 +110,7 @@ def _pages(calls: list[dict[str, object]]) -> list[tuple[str, object]]:
 
 
 def test_kill_9_at_seeded_points_then_resume_gives_identical_files(
-    tmp_path: Path, emulator: Emulator
+    tmp_path: Path, emulator: EmulatorProcess
 ) -> None:
     configs = tmp_path / "configs"
     write_jobs(configs, "jobs.yaml", JOBS)
@@ -185,7 +142,7 @@ def test_kill_9_at_seeded_points_then_resume_gives_identical_files(
 
 
 def test_sigterm_stops_cleanly_and_the_next_run_finishes(
-    tmp_path: Path, emulator: Emulator
+    tmp_path: Path, emulator: EmulatorProcess
 ) -> None:
     configs = tmp_path / "configs"
     write_jobs(configs, "jobs.yaml", JOBS)
@@ -212,7 +169,7 @@ def _limit_file_size() -> None:
 
 
 def test_a_full_disk_fails_the_job_and_keeps_the_earlier_complete_file(
-    tmp_path: Path, emulator: Emulator
+    tmp_path: Path, emulator: EmulatorProcess
 ) -> None:
     configs = tmp_path / "configs"
     write_jobs(configs, "jobs.yaml", JOBS[:1])
