@@ -534,12 +534,14 @@ class _Crawler:
             return
         policy = self.settings.retry
         slowdown = error.status_code in SLOWDOWN_CODES or error.http_status == 429
-        if error.retry_after is not None:
-            delay = error.retry_after
+        # The server's Retry-After wins over the back-off, within the same cap.
+        retry_after = None if error.retry_after is None else min(error.retry_after, policy.cap)
+        if retry_after is not None:
+            delay = retry_after
         else:
             delay = self.rng.uniform(0, min(policy.cap, policy.base * 2 ** (attempts - 1)))
         if slowdown:
-            pause = error.retry_after if error.retry_after is not None else policy.slowdown
+            pause = retry_after if retry_after is not None else policy.slowdown
             self.pacer.slow_down(pause)
             delay = max(delay, pause)
         job.retries += 1

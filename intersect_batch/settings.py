@@ -49,7 +49,8 @@ class RetryPolicy:
 
     ``attempts=6``: calls per page at most, the first included.
     ``base=1.0`` and ``cap=60.0`` seconds: the n-th retry waits a random time in
-    ``[0, min(cap, base * 2**n))``, or the server's Retry-After when it sends one.
+    ``[0, min(cap, base * 2**n))``, or the server's Retry-After (at most ``cap``) when it
+    sends one.
     ``slowdown=5.0`` seconds: how long the whole run pauses sending after a rate or
     concurrency refusal (40202, 40209, HTTP 429 without Retry-After).
     """

@@ -12,11 +12,12 @@ import pytest
 from intersect_batch import cli
 from intersect_batch.config import load_jobs
 from intersect_batch.emulator import EmulatorSettings, FaultSettings, running_emulator
+from intersect_batch.errors import UsageError
 from intersect_batch.estimate import estimate
 from intersect_batch.lock import output_lock
 from intersect_batch.logs import close_logging, configure_logging
 from intersect_batch.providers import resolve_provider
-from intersect_batch.runner import EXIT_ACCOUNT, EXIT_ATTENTION, EXIT_LOCKED, EXIT_OK
+from intersect_batch.runner import EXIT_ACCOUNT, EXIT_ATTENTION, EXIT_LOCKED, EXIT_OK, run_batch
 from intersect_batch.settings import Limits, RetryPolicy
 from tests.support import (
     DEMO_ENV,
@@ -353,3 +354,35 @@ async def test_secrets_reach_no_file_and_no_log_line(tmp_path: Path) -> None:
         assert login not in text and password not in text, path
     for message in (good.message, bad.message):
         assert login not in message and password not in message
+
+
+async def test_the_aisa_route_bearer_auth_and_its_429s(tmp_path: Path) -> None:
+    configs = tmp_path / "configs"
+    write_jobs(configs, "jobs.yaml", JOBS)
+    faults = FaultSettings(status_codes={40209: 0.15, 40202: 0.1})
+    settings = fast_settings(
+        tmp_path / "out", retry=RetryPolicy(attempts=10, base=0.001, cap=0.01, slowdown=0.01)
+    )
+    async with running_emulator(EmulatorSettings(seed=9, sizes=SIZES, faults=faults)) as emu:
+        with pytest.raises(UsageError, match="AISA_API_KEY"):
+            await run_batch(
+                configs,
+                provider=resolve_provider("aisa", emu.aisa_base),
+                environ={},
+                settings=settings,
+            )
+        assert emu.calls() == []
+        outcome = await run_batch(
+            configs,
+            provider=resolve_provider("aisa", emu.aisa_base),
+            environ={"AISA_API_KEY": "demo-key"},
+            settings=settings,
+        )
+        calls = emu.calls()
+    assert outcome.exit_code == EXIT_OK, outcome.message
+    assert {c.route for c in calls} == {"aisa"}
+    refused = [c for c in calls if c.http_status == 429]
+    assert refused
+    run_dir = tmp_path / "out" / RUN_DATE.isoformat()
+    assert sum(manifest(run_dir, str(job["id"]))["retries"] for job in JOBS) == len(refused)
+    assert manifest(run_dir, "alpha")["items_written"] == 2300
