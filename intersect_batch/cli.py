@@ -23,6 +23,7 @@ from intersect_batch.logs import configure_logging
 from intersect_batch.plan import fingerprint, page_count
 from intersect_batch.progress import LogProgress, RichProgress, summary_table
 from intersect_batch.providers import PROVIDERS, resolve_provider
+from intersect_batch.report import write_report
 from intersect_batch.runner import EXIT_LOCKED, EXIT_USAGE, run_batch, select_jobs
 from intersect_batch.settings import Limits, RetryPolicy, RunSettings, Timeouts
 
@@ -140,6 +141,11 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="after a fully complete run, remove run folders older than N days",
     )
+    crawl.add_argument(
+        "--report",
+        action="store_true",
+        help="write report.html and an opportunities CSV per job into the run folder",
+    )
     crawl.add_argument("--json", action="store_true", help="print the summary as JSON")
     crawl.add_argument(
         "--no-progress", action="store_true", help="no progress bars, even on a terminal"
@@ -164,6 +170,25 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_selection(listing)
     listing.add_argument("--out", type=Path, default=run.out_dir, help="output folder (./out)")
     listing.add_argument("--json", action="store_true", help="one JSON object per job")
+
+    report = commands.add_parser(
+        "report", help="write a run folder's HTML report and opportunity CSVs"
+    )
+    report.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="e.g. out/2026-11-29")
+    report.add_argument(
+        "--history",
+        type=_positive_int,
+        default=14,
+        metavar="N",
+        help="runs shown in the spend and item charts (14)",
+    )
+    report.add_argument(
+        "--top",
+        type=_positive_int,
+        default=25,
+        metavar="N",
+        help="referring domains listed per job (25)",
+    )
 
     commands.add_parser("schema", help="print the JSON Schema of a job file")
 
@@ -325,6 +350,7 @@ async def _run(args: argparse.Namespace) -> int:
         patterns=args.match,
         handle_signals=True,
         keep_days=args.keep_days,
+        report=args.report,
     )
     terminal = sys.stderr.isatty() and not args.no_progress
     if terminal:
@@ -369,6 +395,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "validate":
         return _validate(args.config_dir)
+    if args.command == "report":
+        try:
+            path = write_report(args.run_dir, history=args.history, top=args.top)
+        except UsageError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"report: {path}")
+        return 0
     if args.command == "list":
         try:
             return _list(args)

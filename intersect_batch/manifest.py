@@ -12,6 +12,7 @@ from intersect_batch.durable import atomic_write
 __all__ = [
     "CallError",
     "ConfigProblem",
+    "DiffCounts",
     "JobManifest",
     "JobStatus",
     "RunSummary",
@@ -46,6 +47,17 @@ class TotalCount(msgspec.Struct, kw_only=True):
     flagged: bool = False
 
 
+class DiffCounts(msgspec.Struct, kw_only=True):
+    """How a job's items changed since ``previous_run``; ``skipped`` says why there is no diff."""
+
+    #: The run date compared against (``YYYY-MM-DD``), or ``None`` when there was none.
+    previous_run: str | None = None
+    new: int = 0
+    lost: int = 0
+    #: ``"no earlier complete run"``, ``"parameters changed since <date>"``, or ``None``.
+    skipped: str | None = None
+
+
 class JobManifest(msgspec.Struct, kw_only=True):
     """``<id>.manifest.json``: everything about one job's run."""
 
@@ -70,6 +82,8 @@ class JobManifest(msgspec.Struct, kw_only=True):
     finished_at: str
     resumed_pages: int = 0
     errors: list[CallError] = msgspec.field(default_factory=list)
+    #: New and lost items since the last complete run (complete jobs only).
+    diff: DiffCounts | None = None
 
 
 class ConfigProblem(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -95,6 +109,7 @@ class JobLine(msgspec.Struct, kw_only=True):
     cost_usd: float
     duration_s: float
     output: str | None
+    diff: DiffCounts | None = None
 
 
 class RunSummary(msgspec.Struct, kw_only=True):
@@ -114,6 +129,9 @@ class RunSummary(msgspec.Struct, kw_only=True):
     items: int
     cost_usd: float
     calls_per_minute: float
+    #: Items new and lost since each job's last complete run, summed over the jobs.
+    new_items: int
+    lost_items: int
     jobs: list[JobLine]
     config_errors: list[ConfigProblem]
     settings: dict[str, Any]

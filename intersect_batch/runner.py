@@ -24,13 +24,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import anyio
+import anyio.to_thread
+
 from intersect_batch import __version__
 from intersect_batch.config import JobEntry, LoadResult, load_jobs
+from intersect_batch.diff import diff_job
 from intersect_batch.dispatch import CrawlResult, RunObserver, crawl
 from intersect_batch.errors import ConfigError, UsageError
 from intersect_batch.lock import output_lock
-from intersect_batch.manifest import ConfigProblem, JobLine, RunSummary, write_json
+from intersect_batch.manifest import (
+    ConfigProblem,
+    DiffCounts,
+    JobLine,
+    RunSummary,
+    write_json,
+)
 from intersect_batch.providers import Provider
+from intersect_batch.report import write_report
 from intersect_batch.retention import mark_run_dir, prune_runs
 from intersect_batch.settings import RunSettings
 
@@ -101,6 +112,33 @@ def config_problems(errors: Sequence[ConfigError]) -> list[ConfigProblem]:
     ]
 
 
+async def _diff_jobs(result: CrawlResult, settings: RunSettings) -> None:
+    """Compare every complete job that has no diff yet with its last complete run.
+
+    A job made complete by an earlier, interrupted run of the date gets its diff now.
+    """
+    for job in result.jobs:
+        manifest = job.manifest
+        if job.status != "complete" or manifest is None or manifest.diff is not None:
+            continue
+        try:
+            manifest.diff = await anyio.to_thread.run_sync(
+                diff_job, settings.out_dir, settings.run_date, job.job_id, job.fingerprint
+            )
+        except OSError as exc:
+            manifest.diff = DiffCounts(skipped=f"could not write the diff: {exc.strerror or exc}")
+        log.info(
+            "diff: %s",
+            manifest.diff.skipped
+            or f"{manifest.diff.new} new, {manifest.diff.lost} lost since "
+            f"{manifest.diff.previous_run}",
+            extra={"job": job.job_id},
+        )
+        await anyio.to_thread.run_sync(
+            write_json, settings.run_dir / f"{job.job_id}.manifest.json", manifest
+        )
+
+
 def _exit_code(result: CrawlResult, config_errors: int) -> int:
     if result.interrupted_by is not None:
         return 128 + result.interrupted_by
@@ -136,6 +174,7 @@ def _summary(
                 cost_usd=round(job.cost_usd, 6),
                 duration_s=round(job.duration, 3),
                 output=manifest.output if manifest else None,
+                diff=manifest.diff if manifest else None,
             )
         )
     # What this invocation did, not what earlier runs of the date did.
@@ -156,6 +195,8 @@ def _summary(
         items=sum(line.items for line in lines),
         cost_usd=round(sum(job.cost_usd for job in result.jobs), 6),
         calls_per_minute=round(calls / minutes, 2),
+        new_items=sum(line.diff.new for line in lines if line.diff),
+        lost_items=sum(line.diff.lost for line in lines if line.diff),
         jobs=lines,
         config_errors=config_problems(loaded.errors),
         settings={
@@ -194,11 +235,13 @@ async def run_batch(
     handle_signals: bool = False,
     rng: random.Random | None = None,
     keep_days: int | None = None,
+    report: bool = False,
 ) -> RunOutcome:
     """Load, select, lock, crawl, summarize. Raises UsageError / LockError before any call.
 
     ``keep_days``: after a run whose every job is complete, remove the run-date folders
-    this tool made more than that many days before the run date.
+    this tool made more than that many days before the run date. ``report``: write the
+    run folder's HTML report and opportunity CSVs.
     """
     loaded = load_jobs(config_dir)
     for error in loaded.errors:
@@ -226,9 +269,13 @@ async def run_batch(
             handle_signals=handle_signals,
             rng=rng,
         )
+        await _diff_jobs(result, settings)
         exit_code = _exit_code(result, len(loaded.errors))
         summary = _summary(result, loaded, settings, provider, exit_code)
         write_json(settings.run_dir / "run.json", summary)
+        if report:
+            path = await anyio.to_thread.run_sync(write_report, settings.run_dir)
+            log.info("report written", extra={"path": str(path)})
         if keep_days is not None and exit_code == EXIT_OK:
             prune_runs(settings.out_dir, settings.run_date, keep_days)
     message = _closing_line(summary, settings.run_dir)

@@ -1,0 +1,194 @@
+"""What changed since the last run: ``<id>.diff.jsonl``, one line per new or lost item.
+
+A job's items are compared with those of the most recent earlier run date whose manifest
+says the same job completed. Items are matched by :func:`~intersect_batch.client.item_key`
+(the referring page's url_from), the key the crawl de-duplicates by. Both files are
+streamed: memory grows with the number of keys (a set of 64-bit ints), never with items.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+
+from intersect_batch.client import item_key
+from intersect_batch.durable import fsync_dir
+from intersect_batch.manifest import DiffCounts, JobManifest, read_manifest
+from intersect_batch.wire import item_key_decoder
+
+__all__ = [
+    "DiffCounts",
+    "diff_job",
+    "diff_path",
+    "earlier_run_dirs",
+    "previous_complete_run",
+    "read_diff_counts",
+]
+
+#: Lines gathered before one write call: blocking I/O in bulk, not per line.
+_BATCH_BYTES = 1 << 20
+
+
+class _Change(msgspec.Struct, kw_only=True):
+    change: str
+
+
+_change_decoder = msgspec.json.Decoder(_Change)
+_encoder = msgspec.json.Encoder()
+
+
+def diff_path(run_dir: Path, job_id: str) -> Path:
+    """Where a job's diff is written: ``<run_dir>/<job_id>.diff.jsonl``."""
+    return run_dir / f"{job_id}.diff.jsonl"
+
+
+def earlier_run_dirs(out_dir: Path, run_date: dt.date) -> list[tuple[dt.date, Path]]:
+    """The run folders (``OUT/YYYY-MM-DD``) dated before ``run_date``, the most recent first."""
+    found: list[tuple[dt.date, Path]] = []
+    try:
+        entries = list(out_dir.iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        try:
+            date = dt.date.fromisoformat(entry.name)
+        except ValueError:
+            continue
+        if len(entry.name) == 10 and date < run_date and entry.is_dir():
+            found.append((date, entry))
+    found.sort(reverse=True)
+    return found
+
+
+def diff_job(out_dir: Path, run_date: dt.date, job_id: str, fingerprint: str) -> DiffCounts:
+    """Compare a completed job with its last complete run; write ``<id>.diff.jsonl``.
+
+    The previous run is the most recent earlier run date whose manifest for ``job_id`` has
+    status ``complete``. When its fingerprint is not ``fingerprint`` (the request or the
+    paging changed) no diff is written. Whenever no diff is written, a diff file left by an
+    earlier attempt of the same run date is removed so that it cannot be mistaken for this
+    run's. The diff lists new items in the current file's order, then lost items in the
+    previous file's order; it is renamed into place only once whole and fsync'd.
+
+    Raises ``OSError`` when a file cannot be read or written.
+    """
+    run_dir = out_dir / run_date.isoformat()
+    target = diff_path(run_dir, job_id)
+    found = previous_complete_run(out_dir, run_date, job_id)
+    if found is None:
+        _remove_stale(target)
+        return DiffCounts(skipped="no earlier complete run")
+    folder, previous = found
+    if previous.fingerprint != fingerprint:
+        _remove_stale(target)
+        return DiffCounts(
+            previous_run=folder.name, skipped=f"parameters changed since {folder.name}"
+        )
+    output = previous.output or f"{job_id}.jsonl"
+    new, lost = write_diff(folder / output, run_dir / f"{job_id}.jsonl", target)
+    return DiffCounts(previous_run=folder.name, new=new, lost=lost)
+
+
+def previous_complete_run(
+    out_dir: Path, run_date: dt.date, job_id: str
+) -> tuple[Path, JobManifest] | None:
+    """The most recent earlier run folder where ``job_id`` completed, and its manifest."""
+    for _, folder in earlier_run_dirs(out_dir, run_date):
+        previous = read_manifest(folder / f"{job_id}.manifest.json")
+        if previous is not None and previous.status == "complete":
+            return folder, previous
+    return None
+
+
+def write_diff(previous: Path, current: Path, target: Path) -> tuple[int, int]:
+    """Write the changes from ``previous`` to ``current`` (two JSONL files) to ``target``.
+
+    Returns ``(new, lost)``. Each file is read line by line; what is kept in memory is
+    one 64-bit key per item of each file.
+    """
+    previous_keys = {item_key(line) for line in _lines(previous)}
+    current_keys: set[int] = set()
+    tmp = target.with_name(f".{target.name}.tmp")
+    new = lost = 0
+    try:
+        with open(tmp, "wb") as handle:
+            batch = bytearray()
+            for line in _lines(current):
+                key = item_key(line)
+                if key in current_keys:
+                    continue
+                current_keys.add(key)
+                if key not in previous_keys:
+                    new += 1
+                    batch += _change_line(b"new", line)
+                    if len(batch) >= _BATCH_BYTES:
+                        handle.write(batch)
+                        batch.clear()
+            del previous_keys
+            reported: set[int] = set()
+            for line in _lines(previous):
+                key = item_key(line)
+                if key in current_keys or key in reported:
+                    continue
+                reported.add(key)
+                lost += 1
+                batch += _change_line(b"lost", line)
+                if len(batch) >= _BATCH_BYTES:
+                    handle.write(batch)
+                    batch.clear()
+            handle.write(batch)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    fsync_dir(target.parent)
+    return new, lost
+
+
+def read_diff_counts(path: Path) -> tuple[int, int] | None:
+    """``(new, lost)`` counted from a diff file, or ``None`` when there is none."""
+    new = lost = 0
+    try:
+        for line in _lines(path):
+            try:
+                change = _change_decoder.decode(line).change
+            except msgspec.DecodeError:
+                continue
+            if change == "new":
+                new += 1
+            elif change == "lost":
+                lost += 1
+    except FileNotFoundError:
+        return None
+    return new, lost
+
+
+def _change_line(change: bytes, line: bytes) -> bytes:
+    try:
+        url = item_key_decoder.decode(line).url_from()
+    except msgspec.DecodeError:
+        url = None
+    # The item is passed through as the bytes the crawl wrote: no field is lost.
+    return b'{"change":"%s","key":%s,"item":%s}\n' % (change, _encoder.encode(url), line)
+
+
+def _lines(path: Path) -> Iterator[bytes]:
+    """The non-empty lines of a JSONL file, without their newline, read in buffered chunks."""
+    with open(path, "rb") as handle:
+        for raw in handle:
+            line = raw.rstrip(b"\r\n")
+            if line:
+                yield line
+
+
+def _remove_stale(target: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        target.unlink()

@@ -1,0 +1,86 @@
+"""Write a run folder's report: ``report.html`` and one opportunities CSV per job."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from intersect_batch.durable import atomic_write
+from intersect_batch.errors import UsageError
+from intersect_batch.report.data import DomainStats, JobReport, collect_run
+from intersect_batch.report.page import render_page
+
+__all__ = ["OPPORTUNITY_COLUMNS", "opportunities_csv", "write_report"]
+
+OPPORTUNITY_COLUMNS = (
+    "domain",
+    "domain_from_rank",
+    "pages",
+    "targets_linked",
+    "targets",
+    "example_url_from",
+    "first_seen",
+)
+
+# A spreadsheet runs a cell that starts with one of these as a formula; items are untrusted.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(text: str | None) -> str:
+    if not text:
+        return ""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def _rank(rank: float | None) -> str:
+    if rank is None:
+        return ""
+    return str(int(rank)) if rank.is_integer() else str(rank)
+
+
+def opportunities_csv(job: JobReport) -> bytes:
+    """One row per referring domain, the best first (see ``DomainStats.order``)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(OPPORTUNITY_COLUMNS)
+    for d in sorted(job.domains.values(), key=DomainStats.order):
+        linked = job.linked_targets(d)
+        writer.writerow(
+            (
+                _cell(d.domain),
+                _rank(d.rank),
+                d.pages,
+                d.targets_linked,
+                _cell(" ".join(linked)),
+                _cell(d.example_url),
+                _cell(d.first_seen),
+            )
+        )
+    return buffer.getvalue().encode()
+
+
+def write_report(run_dir: Path, *, history: int = 14, top: int = 25) -> Path:
+    """Write ``run_dir/report.html`` and ``run_dir/<job_id>.opportunities.csv``; the HTML path.
+
+    Works from the run folder's files alone (manifests, JSONL files, diff files, run.json
+    and those of up to ``history - 1`` earlier run folders beside it). Each job's items are
+    streamed once. Both kinds of file are replaced atomically. A CSV is written for every
+    job whose items file is there (a complete job), even an empty one.
+
+    Raises :class:`~intersect_batch.errors.UsageError` when ``run_dir`` is not a run folder
+    (no ``*.manifest.json`` and no ``run.json``), ``OSError`` when a file cannot be written.
+    """
+    if not (run_dir / "run.json").is_file() and not any(run_dir.glob("*.manifest.json")):
+        raise UsageError(f"{run_dir}: not a run folder (no run.json, no *.manifest.json)")
+    report = collect_run(run_dir, history=history)
+    for job in report.jobs:
+        if job.has_items:
+            atomic_write(
+                run_dir / f"{job.job_id}.opportunities.csv",
+                opportunities_csv(job),
+                sync_dir=False,
+            )
+    path = run_dir / "report.html"
+    atomic_write(path, render_page(report, top=top).encode())
+    return path
