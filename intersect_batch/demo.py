@@ -55,7 +55,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"emulator listening on {base}", file=sys.stderr)
         os.environ.update(DEMO_ENV)
         return cli_main(
-            ["run", "configs", "--base-url", f"{base}/v3", "--out", "out", "--fresh", *extra]
+            [
+                "run",
+                "configs",
+                "--base-url",
+                f"{base}/v3",
+                "--out",
+                "out",
+                "--fresh",
+                "--report",
+                *extra,
+            ]
         )
     finally:
         emulator.terminate()

@@ -214,9 +214,10 @@ def _summary(
     )
 
 
-def _closing_line(summary: RunSummary, run_dir: Path) -> str:
+def _closing_line(summary: RunSummary, run_dir: Path, report: bool) -> str:
     counts = ", ".join(f"{n} {status}" for status, n in summary.jobs_by_status.items())
-    where = f"results in {run_dir}/ (summary: {run_dir / 'run.json'})"
+    extra = f", report: {run_dir / 'report.html'}" if report else ""
+    where = f"results in {run_dir}/ (summary: {run_dir / 'run.json'}{extra})"
     if not summary.needs_attention:
         return f"ok: {counts}; {summary.items} items, {summary.cost_usd:.4f} USD; {where}"
     reason = f" ({summary.stop_reason})" if summary.stop_reason else ""
@@ -278,10 +279,12 @@ async def run_batch(
             log.info("report written", extra={"path": str(path)})
         if keep_days is not None and exit_code == EXIT_OK:
             prune_runs(settings.out_dir, settings.run_date, keep_days)
-    message = _closing_line(summary, settings.run_dir)
+    # Details first: the last line always says where the results are.
+    lines = []
     if result.run_fatal is not None:
-        message = f"{message}\nthe API stopped the run: {result.run_fatal.describe()}"
+        lines.append(f"the API stopped the run: {result.run_fatal.describe()}")
     if result.interrupted_by is not None:
         name = signal.Signals(result.interrupted_by).name
-        message = f"{message}\n{name}: progress is saved; run the same command to continue"
-    return RunOutcome(exit_code=exit_code, summary=summary, message=message)
+        lines.append(f"{name}: progress is saved; run the same command to continue")
+    lines.append(_closing_line(summary, settings.run_dir, report))
+    return RunOutcome(exit_code=exit_code, summary=summary, message="\n".join(lines))
