@@ -398,6 +398,11 @@ class _Crawler:
             if reservation is None:
                 self.slots.release_on_behalf_of(token)
                 self._requeue(job, page)
+                if self.in_flight:
+                    # Calls in flight may cost less than their worst case: wait for one.
+                    changed = self._changed
+                    await changed.wait()
+                    continue
                 self.stop(
                     f"budget: the next call could cost {self.budget.worst_case(limit):.5f} USD"
                     f" and {self.budget.spent:.5f} of {self.settings.budget_usd} USD are spent"
