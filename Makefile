@@ -37,5 +37,19 @@ test: lint typecheck pytest
 demo: $(STAMP)
 	$(BIN)/python -m intersect_batch.demo
 
+# Benchmarks run in their own environment: the project plus the peers it is measured
+# against (dataforseo-client) and a profiler, none of which the project depends on.
+BENCH_VENV  := bench/.venv
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
+$(BENCH_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/python -m pip install --quiet -e . 'dataforseo-client==2.1.10' 'pyinstrument>=4.6'
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
+	$(BENCH_VENV)/bin/python -m bench
+
 clean:
 	rm -rf $(VENV) out .mypy_cache .ruff_cache .pytest_cache

@@ -88,9 +88,7 @@ def _progress(run_dir: Path, entry: JobEntry, print_: str) -> tuple[bool, int]:
     return False, checkpoint.next_page + len(checkpoint.spooled)
 
 
-def previous_total(
-    out_dir: Path, run_dir: Path | None, job_id: str, print_: str
-) -> int | None:
+def previous_total(out_dir: Path, run_dir: Path | None, job_id: str, print_: str) -> int | None:
     """The total_count of the newest run of the same job and request, but ``run_dir``'s."""
     if not out_dir.is_dir():
         return None

@@ -1,0 +1,147 @@
+"""results.json as the Markdown table the README's performance section shows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3g}" if abs(value) < 100 else f"{value:,.0f}"
+    return str(value)
+
+
+def _goal(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    s = results["scenarios"]
+    rows: list[tuple[str, str, str, str]] = []
+
+    sat = s.get("1-saturation", {})
+    for name, r in sat.items():
+        if not isinstance(r, dict):
+            continue
+        ok = r["ratio"] >= 0.95 and not any(r["refused"].values())
+        ok = ok and r["max_calls_in_a_60s_window"] <= r["rate_per_minute"]
+        rows.append(
+            (
+                f"1{name[0]} saturation, {r['binding_limit']}-bound: {r['jobs']} jobs of "
+                f"{r['pages_per_job'][0]}-{r['pages_per_job'][1]} pages ({r['calls']} calls); "
+                f"rate {r['rate_per_minute']}/min, {r['concurrency']} in flight, latency "
+                f"median {_fmt(r['latency_model_s']['median'])} s; time x{_fmt(r['time_scale'])}",
+                f"**{r['ratio']:.3f}** of the bound ({_fmt(r['achieved_per_minute'])} / "
+                f"{_fmt(r['bound_per_minute'])} calls/min; first-to-last call "
+                f"{r['ratio_first_to_last_call']:.3f}); 40202/40209: "
+                f"{r['refused']['40202']}/{r['refused']['40209']}; busiest 60 s window "
+                f"{r['max_calls_in_a_60s_window']} calls",
+                ">= 0.95, no refusal, no window over the rate",
+                _goal(ok),
+            )
+        )
+
+    peer = s.get("2-peers")
+    if peer:
+        parts = []
+        for name, c in peer["contenders"].items():
+            if name == "intersect-batch":
+                continue
+            if "skipped" in c:
+                parts.append(f"{name}: skipped ({c['skipped']})")
+            else:
+                parts.append(f"{name}: **{c['wall_ratio_vs_intersect_batch']:.1f}x** slower")
+        ours = peer["contenders"]["intersect-batch"]["wall_s"]
+        rows.append(
+            (
+                f"2 peers: {peer['jobs']} jobs, {peer['calls']} calls; latency median "
+                f"{_fmt(peer['latency_model_s']['median'])} s, time x{_fmt(peer['time_scale'])}",
+                f"intersect-batch {ours:.2f} s wall; " + "; ".join(parts),
+                "wall-time ratio (higher: we are faster)",
+                "-",
+            )
+        )
+
+    cpu = s.get("3-cpu-per-item")
+    if cpu:
+        p = cpu["paths"]
+        ours = p["intersect-batch"]
+        parts = [
+            f"ours {ours['us_cpu_per_item']:.1f} µs/item, {_fmt(ours['mb_per_cpu_s'])} MB/s"
+            f" (without fsync {p['intersect-batch-without-fsync']['us_cpu_per_item']:.1f})"
+        ]
+        ok = True
+        for name, goal in (("stdlib-json", 3.0), ("dataforseo-client-pydantic", 10.0)):
+            r = p[name]
+            if "skipped" in r:
+                parts.append(f"{name}: skipped")
+                continue
+            parts.append(
+                f"{name} {r['us_cpu_per_item']:.1f} µs/item, {_fmt(r['mb_per_cpu_s'])} MB/s"
+                f" = **{r['cpu_ratio_vs_intersect_batch']:.1f}x** ours"
+            )
+            ok = ok and r["cpu_ratio_vs_intersect_batch"] >= goal
+        rows.append(
+            (
+                f"3 CPU per item: {cpu['pages']} recorded pages x {cpu['items_per_page']} items"
+                f" (~{cpu['bytes_per_item']} B/item)",
+                "; ".join(parts),
+                ">= 3x less than json, >= 10x less than pydantic",
+                _goal(ok),
+            )
+        )
+
+    mem = s.get("4-memory")
+    if mem:
+        ok = mem["rss_ratio_large_vs_small"] <= 1.2 and mem["large"]["peak_rss_mb"] < 150
+        rows.append(
+            (
+                f"4 peak RSS of the CLI: one job of {mem['small']['items']:,} vs "
+                f"{mem['large']['items']:,} items",
+                f"{mem['small']['peak_rss_mb']:.1f} MB vs {mem['large']['peak_rss_mb']:.1f} MB"
+                f" = **{mem['rss_ratio_large_vs_small']:.2f}x**",
+                "within 1.2x, < 150 MB",
+                _goal(ok),
+            )
+        )
+
+    many = s.get("5-many-jobs")
+    if many:
+        per_job = ", ".join(f"{r['jobs']}: {r['ms_per_job']:.1f} ms" for r in many["runs"].values())
+        ok = many["growth_per_job"] <= 1.2
+        rows.append(
+            (
+                "5 many one-page jobs at a high rate: wall time per job",
+                f"{per_job}; growth **{many['growth_per_job']:.2f}x** (largest / middle count)",
+                "flat (<= 1.2x)",
+                _goal(ok),
+            )
+        )
+
+    res = s.get("6-resume")
+    if res:
+        ok = res["resume_exit_code"] == 0 and res["pages_refetched"] <= res["concurrency"]
+        rows.append(
+            (
+                f"6 resume: kill -9 after {res['killed_after_calls']} of "
+                f"{res['calls_uninterrupted']} calls (seed {res['seed']}), run again",
+                f"pages re-fetched **{res['pages_refetched']}**; calls in flight at the "
+                f"emulator at the kill {res['calls_in_flight_at_kill']}; in-flight limit "
+                f"{res['concurrency']}; resumed run exit {res['resume_exit_code']}",
+                "re-fetched <= calls in flight (the in-flight limit)",
+                _goal(ok),
+            )
+        )
+
+    lines = [
+        f"Measured {results['date']} ({results['mode']} mode, {results['total_wall_s']} s) on "
+        f"{m['cpus_usable']} of {m['cpus']} CPUs, {m['cpu_model']}, "
+        f"{m['implementation']} {m['python']}, {m['platform']}.",
+        "",
+        "| scenario | result | goal | |",
+        "|---|---|---|---|",
+        *(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows),
+        "",
+    ]
+    return "\n".join(lines)
