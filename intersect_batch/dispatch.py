@@ -80,15 +80,17 @@ class RunObserver:
 
 
 class Pacer:
-    """The run's rate: one call per interval, no burst, and a shared pause on refusals.
+    """The run's rate: spread calls, a small burst at most, and a shared pause on refusals.
 
     aiolimiter's default lets ``max_rate`` calls through at once; here the bucket holds
-    one call and drains one per interval, so no quota window ever holds more than the
-    quota. When the API refuses a call for rate or concurrency, every call waits.
+    ``burst`` calls and drains one per interval, so no quota window ever holds more than
+    the quota (see :class:`~intersect_batch.settings.Limits`). When the API refuses a call
+    for rate or concurrency, every call waits.
     """
 
     def __init__(self, limits: Limits) -> None:
-        self._limiter = AsyncLimiter(1, limits.interval)
+        burst = max(1, min(limits.burst, limits.rate_per_minute))
+        self._limiter = AsyncLimiter(burst, burst * limits.interval)
         self._pause_until = 0.0
 
     def slow_down(self, seconds: float) -> None:

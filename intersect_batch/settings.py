@@ -68,6 +68,9 @@ class Limits:
     ``rate_per_minute=2000``: calls per quota window (DataForSEO's default; raise it if your
     account has more). ``concurrency=30``: calls in flight at once.
     ``rate_period=60.0``: the quota window in seconds (one minute on the real API).
+    ``burst=4``: calls that may go out back to back, so a call that wakes a little late
+    does not cost the run its place; the steady rate is lowered by as much, so that no
+    window ever holds more than the quota.
     ``safety=0.99``: the share of the quota the run plans to use, leaving room for the
     network's jitter so the server never counts more than the quota in any window.
     """
@@ -75,17 +78,22 @@ class Limits:
     rate_per_minute: int = 2000
     concurrency: int = 30
     rate_period: float = 60.0
+    burst: int = 4
     safety: float = 0.99
 
     @property
     def interval(self) -> float:
-        """Seconds between two calls' sends, so that no window holds more than the quota."""
-        usable = max(1.0, self.rate_per_minute * self.safety - 1)
+        """Seconds between two sends at the steady rate.
+
+        A window holds at most ``burst`` + ``rate_period / interval`` calls, which is at
+        most ``safety`` x the quota.
+        """
+        usable = max(1.0, self.rate_per_minute * self.safety - self.burst)
         return self.rate_period / usable
 
     @property
     def bound_per_minute(self) -> float:
-        """The calls per minute this run may make at most."""
+        """The calls per minute this run may make at most, at the steady rate."""
         return 60.0 / self.interval
 
 
