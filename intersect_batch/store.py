@@ -204,7 +204,7 @@ class JobStore:
                 os.fsync(part.fileno())
                 checkpoint.part_bytes = part.tell()
         else:
-            data = b"".join(line + b"\n" for line in lines)
+            data = b"\n".join([*lines, b""])
             # The checkpoint always has a part file beside it, even an empty one.
             self.part_path.touch(exist_ok=True)
             self.spool_dir.mkdir(exist_ok=True)
@@ -230,7 +230,9 @@ class JobStore:
             keys.add(key)
             kept.append(line)
         if kept:
-            part.write(b"\n".join(kept) + b"\n")
+            # Two writes, not "joined + newline": that would copy the whole page again.
+            part.write(b"\n".join(kept))
+            part.write(b"\n")
         checkpoint.items_written += len(kept)
         checkpoint.next_page += 1
 

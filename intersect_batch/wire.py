@@ -75,11 +75,9 @@ class ItemKey(msgspec.Struct):
     page_intersection: dict[str, list[_KeyBacklink]] | None = None
 
     def url_from(self) -> str | None:
-        """The referring page's URL, from the backlink to the lowest-numbered target."""
-        if not self.page_intersection:
-            return None
-        for number in sorted(self.page_intersection, key=lambda k: (len(k), k)):
-            for backlink in self.page_intersection[number]:
+        """The referring page's URL: the first url_from, in the order the API sent them."""
+        for backlinks in (self.page_intersection or {}).values():
+            for backlink in backlinks:
                 if backlink.url_from:
                     return backlink.url_from
         return None
