@@ -23,7 +23,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
 import anyio
@@ -50,7 +50,7 @@ from intersect_batch.plan import fingerprint, page_count, page_limit
 from intersect_batch.providers import Credentials, Provider
 from intersect_batch.settings import CALL_PRICE_USD, ITEM_PRICE_USD, Limits, RunSettings
 from intersect_batch.status import SLOWDOWN_CODES
-from intersect_batch.store import JobStore, remove_state_dir_if_empty, state_dir
+from intersect_batch.store import JobStore, PageIn, remove_state_dir_if_empty, state_dir
 
 if TYPE_CHECKING:
     from intersect_batch.config import JobEntry
@@ -146,6 +146,15 @@ class Budget:
 
 
 @dataclass(eq=False)
+class _Pending:
+    """A page waiting for its job's next group commit."""
+
+    page: PageIn
+    state: Literal["waiting", "written", "failed"] = "waiting"
+    error: OutputError | None = None
+
+
+@dataclass(eq=False)
 class JobRun:
     """One job's state during a run."""
 
@@ -172,6 +181,8 @@ class JobRun:
     started: float = 0.0
     duration: float = 0.0
     lock: anyio.Lock = field(default_factory=anyio.Lock)
+    pending: list[_Pending] = field(default_factory=list)
+    completing: bool = False
     manifest: JobManifest | None = None
 
     @property
@@ -481,20 +492,34 @@ class _Crawler:
             self._notify()
 
     async def _store_page(self, job: JobRun, page: int, result: FetchedPage) -> bool:
-        """Make a page durable; False when the job's output cannot be written."""
+        """Make a page durable; False when the job's output cannot be written.
+
+        Pages of a job that arrive while one of its writes is under way wait for it, then
+        the first of them writes them all with one fsync and one checkpoint.
+        """
         job.replan(result.total_count)
         job.attempts.pop(page, None)
         if page == 0 and job not in self.running:
             self.running.append(job)
-        try:
-            async with job.lock:
-                await anyio.to_thread.run_sync(
-                    lambda: job.store.put(
-                        page, result.lines, counters=job.counters(result.total_count)
+        entry = _Pending(PageIn(page, result.lines, result.total_count))
+        job.pending.append(entry)
+        async with job.lock:
+            if entry.state == "waiting":
+                batch, job.pending = job.pending, []
+                try:
+                    await anyio.to_thread.run_sync(
+                        lambda: job.store.put_many(
+                            [item.page for item in batch], counters=job.counters()
+                        )
                     )
-                )
-        except OutputError as exc:
-            self._fail(job, str(exc), CallError(kind="output", message=str(exc)))
+                except OutputError as exc:
+                    for item in batch:
+                        item.state, item.error = "failed", exc
+                else:
+                    for item in batch:
+                        item.state = "written"
+        if entry.error is not None:
+            self._fail(job, str(entry.error), CallError(kind="output", message=str(entry.error)))
             return False
         job.done.add(page)
         log.debug(
@@ -572,6 +597,10 @@ class _Crawler:
         job.reason = reason
 
     async def _complete(self, job: JobRun) -> None:
+        # Every page of a group commit sees the job finished: the first one completes it.
+        if job.completing:
+            return
+        job.completing = True
         try:
             async with job.lock:
                 await anyio.to_thread.run_sync(job.store.finalize)

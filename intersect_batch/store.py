@@ -23,8 +23,9 @@ import contextlib
 import datetime as dt
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import msgspec
 
@@ -32,7 +33,22 @@ from intersect_batch.client import item_key
 from intersect_batch.durable import atomic_write, fsync_dir
 from intersect_batch.errors import OutputError
 
-__all__ = ["Checkpoint", "JobStore", "SpooledPage", "remove_state_dir_if_empty", "state_dir"]
+__all__ = [
+    "Checkpoint",
+    "JobStore",
+    "PageIn",
+    "SpooledPage",
+    "remove_state_dir_if_empty",
+    "state_dir",
+]
+
+
+class PageIn(NamedTuple):
+    """A page to make durable: its number, its item lines, the total_count it reported."""
+
+    page: int
+    lines: list[bytes]
+    total_count: int | None
 
 
 class SpooledPage(msgspec.Struct, kw_only=True):
@@ -177,47 +193,74 @@ class JobStore:
         ``counters`` (calls, retries, cost_usd, and the page's total_count) are recorded
         in the same checkpoint.
         """
+        total = counters.get("total_count")
+        self.put_many(
+            [PageIn(page, lines, None if total is None else int(total))], counters=counters
+        )
+
+    def put_many(self, pages: Sequence[PageIn], *, counters: dict[str, float]) -> None:
+        """Make several pages durable with one checkpoint (a group commit).
+
+        Pages already durable are ignored; ``counters`` are as for :meth:`put`, their
+        total_count aside (each page brings its own).
+        """
         checkpoint = self._require()
-        if page < checkpoint.next_page or page in checkpoint.spooled:
+        fresh = sorted(
+            (
+                p
+                for p in pages
+                if p.page >= checkpoint.next_page and p.page not in checkpoint.spooled
+            ),
+            key=lambda p: p.page,
+        )
+        if not fresh:
             return
         try:
-            self._put(checkpoint, page, lines, counters)
+            self._put_many(checkpoint, fresh, counters)
         except OSError as exc:
-            raise self._output_error(f"cannot write page {page}", exc) from None
+            numbers = ", ".join(str(p.page) for p in fresh)
+            raise self._output_error(f"cannot write page {numbers}", exc) from None
 
-    def _put(
-        self, checkpoint: Checkpoint, page: int, lines: list[bytes], counters: dict[str, float]
+    def _put_many(
+        self, checkpoint: Checkpoint, pages: list[PageIn], counters: dict[str, float]
     ) -> None:
         state_dir(self.run_dir).mkdir(parents=True, exist_ok=True)
-        checkpoint.items_received += len(lines)
-        self._record(checkpoint, counters)
+        # The checkpoint always has a part file beside it, even an empty one.
+        self.part_path.touch(exist_ok=True)
+        self._record(checkpoint, {k: v for k, v in counters.items() if k != "total_count"})
         merged: list[int] = []
-        if page == checkpoint.next_page:
-            with open(self.part_path, "ab") as part:
-                self._append(part, checkpoint, lines)
+        with open(self.part_path, "ab") as part:
+            appended = False
+            for page in pages:
+                checkpoint.items_received += len(page.lines)
+                self._record_total(checkpoint, page.total_count)
+                if page.page != checkpoint.next_page:
+                    self._spool(checkpoint, page)
+                    continue
+                self._append(part, checkpoint, page.lines)
+                appended = True
                 while checkpoint.next_page in checkpoint.spooled:
                     spooled = self._spool_path(checkpoint.next_page).read_bytes()
                     merged.append(checkpoint.next_page)
                     del checkpoint.spooled[checkpoint.next_page]
                     self._append(part, checkpoint, spooled.split(b"\n")[:-1])
+            if appended:
                 part.flush()
                 os.fsync(part.fileno())
                 checkpoint.part_bytes = part.tell()
-        else:
-            data = b"\n".join([*lines, b""])
-            # The checkpoint always has a part file beside it, even an empty one.
-            self.part_path.touch(exist_ok=True)
-            self.spool_dir.mkdir(exist_ok=True)
-            path = self._spool_path(page)
-            with open(path, "wb") as spool:
-                spool.write(data)
-                spool.flush()
-                os.fsync(spool.fileno())
-            checkpoint.spooled[page] = SpooledPage(size=len(data), items=len(lines))
         self._write_checkpoint(checkpoint)
         for done in merged:
             with contextlib.suppress(FileNotFoundError):
                 self._spool_path(done).unlink()
+
+    def _spool(self, checkpoint: Checkpoint, page: PageIn) -> None:
+        data = b"\n".join([*page.lines, b""])
+        self.spool_dir.mkdir(exist_ok=True)
+        with open(self._spool_path(page.page), "wb") as spool:
+            spool.write(data)
+            spool.flush()
+            os.fsync(spool.fileno())
+        checkpoint.spooled[page.page] = SpooledPage(size=len(data), items=len(page.lines))
 
     def _append(self, part: BinaryIO, checkpoint: Checkpoint, lines: list[bytes]) -> None:
         keys = self._keys
@@ -242,13 +285,17 @@ class JobStore:
         checkpoint.retries = int(counters.get("retries", checkpoint.retries))
         checkpoint.cost_usd = float(counters.get("cost_usd", checkpoint.cost_usd))
         total = counters.get("total_count")
-        if total is not None:
-            total = int(total)
-            if checkpoint.total_first is None:
-                checkpoint.total_first = total
-            checkpoint.total_last = total
-            checkpoint.total_min = min(total, checkpoint.total_min or total)
-            checkpoint.total_max = max(total, checkpoint.total_max or total)
+        JobStore._record_total(checkpoint, None if total is None else int(total))
+
+    @staticmethod
+    def _record_total(checkpoint: Checkpoint, total: int | None) -> None:
+        if total is None:
+            return
+        if checkpoint.total_first is None:
+            checkpoint.total_first = total
+        checkpoint.total_last = total
+        checkpoint.total_min = min(total, checkpoint.total_min or total)
+        checkpoint.total_max = max(total, checkpoint.total_max or total)
 
     def save(self, counters: dict[str, float]) -> None:
         """Record the counters (calls, retries, cost) without a new page.

@@ -192,3 +192,25 @@ async def test_invalid_config_file_does_not_stop_the_others(tmp_path: Path) -> N
     assert summary["config_errors"][0]["file"].endswith("broken.yaml")
     assert summary["config_errors"][0]["line"] is not None
     assert summary["jobs_by_status"] == {"complete": 1, "invalid": 1}
+
+
+async def test_pages_written_together_complete_their_job_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Many small pages at once: they queue behind one write and are committed together.
+    configs = tmp_path / "configs"
+    write_jobs(
+        configs,
+        "jobs.yaml",
+        [{"id": "many", "targets": ["alpha.example", "b.example"], "page_size": 10}],
+    )
+    settings = fast_settings(
+        tmp_path / "out", limits=Limits(rate_per_minute=600_000, concurrency=16)
+    )
+    async with running_emulator(EmulatorSettings(sizes=SIZES)) as emu:
+        outcome = await run(configs, emu, settings)
+    assert outcome.exit_code == EXIT_OK
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
+    run_dir = tmp_path / "out" / RUN_DATE.isoformat()
+    assert manifest(run_dir, "many")["pages"] == 250
+    assert len(read_lines(run_dir / "many.jsonl")) == 2500
