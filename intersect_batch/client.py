@@ -10,6 +10,8 @@ is the dispatcher's decision.
 from __future__ import annotations
 
 import hashlib
+import zlib
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -176,8 +178,14 @@ async def fetch_page(
     credentials: Credentials,
     task: dict[str, Any],
     timeouts: Timeouts,
+    before_body: Callable[[], Awaitable[object]] | None = None,
 ) -> FetchedPage:
-    """Send one task and return its page; raise the classified error otherwise."""
+    """Send one task and return its page; raise the classified error otherwise.
+
+    ``before_body`` is awaited once the answer's headers are in and before its body is
+    read: a caller can bound how many answers are held in memory at once, the others
+    waiting in their sockets.
+    """
     headers = {
         "Authorization": credentials.authorization(),
         "Content-Type": "application/json",
@@ -190,7 +198,12 @@ async def fetch_page(
             headers=headers,
             timeout=client_timeout(timeouts),
             allow_redirects=False,
+            # Decompressed here, after the gate: aiohttp would inflate every answer into
+            # its buffers as it arrives, whether or not it is being read.
+            auto_decompress=False,
         ) as response:
+            if before_body is not None:
+                await before_body()
             body = await response.read()
             status = response.status
             answer_headers = response.headers
@@ -200,4 +213,20 @@ async def fetch_page(
         raise TransientApiError(f"answer cut short: {exc}") from None
     except aiohttp.ClientError as exc:
         raise TransientApiError(f"network error: {type(exc).__name__}: {exc}") from None
+    encoding = answer_headers.get("Content-Encoding", "").strip().lower()
+    if encoding in ("gzip", "deflate"):
+        body = _inflate(body)
     return parse_answer(status, body, answer_headers)
+
+
+def _inflate(body: bytes) -> bytes:
+    """A gzip or deflate body, inflated; a cut-short one is a transient failure."""
+    try:
+        # 32 + 15: a gzip or a zlib header, whichever the server sent.
+        return zlib.decompress(body, wbits=47)
+    except zlib.error:
+        pass
+    try:
+        return zlib.decompress(body, wbits=-15)  # raw deflate, as some servers send
+    except zlib.error as exc:
+        raise TransientApiError(f"answer cut short: cannot inflate it ({exc})") from None

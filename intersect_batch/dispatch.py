@@ -258,6 +258,7 @@ class _Crawler:
         self.pacer = Pacer(settings.limits)
         self.budget = Budget(settings.budget_usd)
         self.slots = anyio.CapacityLimiter(settings.limits.concurrency)
+        self.memory = anyio.Semaphore(max(1, settings.pages_in_memory))
         self.jobs = [
             JobRun(
                 entry=entry,
@@ -451,6 +452,13 @@ class _Crawler:
         result: FetchedPage | None = None
         error: ApiError | None = None
         stored = False
+        holds_memory = False
+
+        async def before_body() -> None:
+            nonlocal holds_memory
+            await self.memory.acquire()
+            holds_memory = True
+
         try:
             try:
                 with anyio.CancelScope() as unsent:
@@ -466,7 +474,12 @@ class _Crawler:
                 task = {**job.params, "offset": offset, "limit": limit}
                 try:
                     result = await fetch_page(
-                        self.session, self.provider, self.credentials, task, self.settings.timeouts
+                        self.session,
+                        self.provider,
+                        self.credentials,
+                        task,
+                        self.settings.timeouts,
+                        before_body,
                     )
                 except ApiError as exc:
                     error = exc.at(job_id=job.job_id, offset=offset)
@@ -480,6 +493,8 @@ class _Crawler:
                     self.budget.settle(reservation, result.cost, len(result.lines))
                 else:
                     self.budget.settle(reservation, 0.0, 0)
+                if holds_memory:
+                    self.memory.release()
                 self.slots.release_on_behalf_of(token)
                 self._notify()
             if error is not None:

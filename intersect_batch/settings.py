@@ -110,6 +110,8 @@ class RunSettings:
     ``budget_usd=None``: no cap; otherwise no call starts whose worst case would pass it.
     ``fresh=False``: ``True`` throws away the run date's progress and starts over.
     ``pages_ahead=64``: how far past the writer's position a job's pages may be fetched.
+    ``pages_in_memory=2``: answers read and not yet on disk at once; the other calls'
+    answers wait in their sockets, so memory does not grow with ``concurrency``.
     ``drift_threshold=0.05``: a job whose total_count moved more than this share between
     its first and its last page is flagged in its manifest.
     ``grace=30.0``: seconds in-flight calls get to finish after SIGINT / SIGTERM.
@@ -123,6 +125,7 @@ class RunSettings:
     budget_usd: float | None = None
     fresh: bool = False
     pages_ahead: int = 64
+    pages_in_memory: int = 2
     drift_threshold: float = 0.05
     grace: float = 30.0
 

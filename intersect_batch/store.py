@@ -32,6 +32,7 @@ import msgspec
 from intersect_batch.client import item_key
 from intersect_batch.durable import atomic_write, fsync_dir
 from intersect_batch.errors import OutputError
+from intersect_batch.keyset import KeySet
 
 __all__ = [
     "Checkpoint",
@@ -110,7 +111,7 @@ class JobStore:
         self.checkpoint_path = state / f"{job_id}.checkpoint.json"
         self.spool_dir = state / f"{job_id}.spool"
         self.checkpoint: Checkpoint | None = None
-        self._keys: set[int] = set()
+        self._keys = KeySet()
 
     # -- opening and resuming -------------------------------------------------------------
 
@@ -136,7 +137,7 @@ class JobStore:
             self.discard()
             checkpoint = Checkpoint(fingerprint=fingerprint, started_at=_now())
             self.checkpoint = checkpoint
-            self._keys = set()
+            self._keys = KeySet()
             return checkpoint
         self.checkpoint = checkpoint
         if checkpoint.finalized:
@@ -147,7 +148,10 @@ class JobStore:
         with open(self.part_path, "r+b") as part:
             part.truncate(checkpoint.part_bytes)
             part.seek(0)
-            self._keys = {item_key(line.rstrip(b"\n")) for line in part if line.strip()}
+            self._keys = KeySet()
+            for line in part:
+                if line.strip():
+                    self._keys.add(item_key(line.rstrip(b"\n")))
         # Spool files the checkpoint does not vouch for were cut short by the crash.
         for path in self.spool_dir.iterdir():
             page = self._spool_index(path)
@@ -266,12 +270,10 @@ class JobStore:
         keys = self._keys
         kept = []
         for line in lines:
-            key = item_key(line)
-            if key in keys:
+            if keys.add(item_key(line)):
+                kept.append(line)
+            else:
                 checkpoint.duplicates_dropped += 1
-                continue
-            keys.add(key)
-            kept.append(line)
         if kept:
             # Two writes, not "joined + newline": that would copy the whole page again.
             part.write(b"\n".join(kept))
