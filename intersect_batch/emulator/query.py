@@ -138,6 +138,9 @@ def parse_task(task: Any) -> Query:
     if unknown:
         names = ", ".join(f"'{n}'" for n in unknown)
         raise TaskError(40506, f"Unknown Fields in POST Data: {names}.")
+    # A field sent as null is a field not sent (the official clients send every unset
+    # field that way).
+    task = {key: value for key, value in task.items() if value is not None}
     keys, targets = _targets(task)
 
     excludes_raw = task.get("exclude_targets", [])

@@ -107,3 +107,19 @@ async def test_task_that_is_not_an_object():
     async with serve() as api:
         reply = await api.dfs([5])
     assert reply.task["status_code"] == 40503
+
+
+async def test_null_fields_count_as_not_sent() -> None:
+    # The official clients send every unset optional field as null.
+    nulls = {
+        "exclude_targets": None,
+        "filters": None,
+        "order_by": None,
+        "backlinks_status_type": None,
+        "tag": None,
+    }
+    async with serve(sizes={"example.com": 30}) as api:
+        plain = (await api.dfs([OK])).json["tasks"][0]
+        with_nulls = (await api.dfs([{**OK, **nulls}])).json["tasks"][0]
+    assert with_nulls["status_code"] == 20000, with_nulls["status_message"]
+    assert with_nulls["result"][0]["items"] == plain["result"][0]["items"]
