@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 
 from intersect_batch.client import item_key
-from intersect_batch.durable import fsync_dir
+from intersect_batch.durable import atomic_file, jsonl_lines
+from intersect_batch.keyset import KeySet
 from intersect_batch.manifest import DiffCounts, JobManifest, read_manifest
 from intersect_batch.wire import item_key_decoder
 
@@ -111,45 +110,35 @@ def write_diff(previous: Path, current: Path, target: Path) -> tuple[int, int]:
     Returns ``(new, lost)``. Each file is read line by line; what is kept in memory is
     one 64-bit key per item of each file.
     """
-    previous_keys = {item_key(line) for line in _lines(previous)}
-    current_keys: set[int] = set()
-    tmp = target.with_name(f".{target.name}.tmp")
+    previous_keys = KeySet()
+    for line in jsonl_lines(previous):
+        previous_keys.add(item_key(line))
+    current_keys = KeySet()
     new = lost = 0
-    try:
-        with open(tmp, "wb") as handle:
-            batch = bytearray()
-            for line in _lines(current):
-                key = item_key(line)
-                if key in current_keys:
-                    continue
-                current_keys.add(key)
-                if key not in previous_keys:
-                    new += 1
-                    batch += _change_line(b"new", line)
-                    if len(batch) >= _BATCH_BYTES:
-                        handle.write(batch)
-                        batch.clear()
-            del previous_keys
-            reported: set[int] = set()
-            for line in _lines(previous):
-                key = item_key(line)
-                if key in current_keys or key in reported:
-                    continue
-                reported.add(key)
-                lost += 1
-                batch += _change_line(b"lost", line)
+    with atomic_file(target) as handle:
+        batch = bytearray()
+        for line in jsonl_lines(current):
+            key = item_key(line)
+            if not current_keys.add(key):
+                continue
+            if key not in previous_keys:
+                new += 1
+                batch += _change_line(b"new", line)
                 if len(batch) >= _BATCH_BYTES:
                     handle.write(batch)
                     batch.clear()
-            handle.write(batch)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    fsync_dir(target.parent)
+        del previous_keys
+        reported = KeySet()
+        for line in jsonl_lines(previous):
+            key = item_key(line)
+            if key in current_keys or not reported.add(key):
+                continue
+            lost += 1
+            batch += _change_line(b"lost", line)
+            if len(batch) >= _BATCH_BYTES:
+                handle.write(batch)
+                batch.clear()
+        handle.write(batch)
     return new, lost
 
 
@@ -157,7 +146,7 @@ def read_diff_counts(path: Path) -> tuple[int, int] | None:
     """``(new, lost)`` counted from a diff file, or ``None`` when there is none."""
     new = lost = 0
     try:
-        for line in _lines(path):
+        for line in jsonl_lines(path):
             try:
                 change = _change_decoder.decode(line).change
             except msgspec.DecodeError:
@@ -178,15 +167,6 @@ def _change_line(change: bytes, line: bytes) -> bytes:
         url = None
     # The item is passed through as the bytes the crawl wrote: no field is lost.
     return b'{"change":"%s","key":%s,"item":%s}\n' % (change, _encoder.encode(url), line)
-
-
-def _lines(path: Path) -> Iterator[bytes]:
-    """The non-empty lines of a JSONL file, without their newline, read in buffered chunks."""
-    with open(path, "rb") as handle:
-        for raw in handle:
-            line = raw.rstrip(b"\r\n")
-            if line:
-                yield line
 
 
 def _remove_stale(target: Path) -> None:

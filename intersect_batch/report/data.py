@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import heapq
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from intersect_batch.diff import (
     previous_complete_run,
     read_diff_counts,
 )
+from intersect_batch.durable import jsonl_lines
 
 __all__ = [
     "BUCKETS",
@@ -209,20 +210,12 @@ def _targets(request: Mapping[str, Any]) -> dict[str, str]:
     return {}
 
 
-def _lines(path: Path) -> Iterator[bytes]:
-    with open(path, "rb") as handle:
-        for raw in handle:
-            line = raw.rstrip(b"\r\n")
-            if line:
-                yield line
-
-
 def aggregate_items(report: JobReport, path: Path) -> None:
     """Stream a job's JSONL file once into ``report``'s bounded aggregates."""
     report.has_items = True
     report.rank_buckets = [0] * BUCKETS
     domains = report.domains
-    for line in _lines(path):
+    for line in jsonl_lines(path):
         try:
             item = _item_decoder.decode(line)
         except msgspec.DecodeError:
