@@ -168,8 +168,6 @@ class JobRun:
     total: int | None = None
     planned: int | None = None
     next_page: int = 0
-    in_flight: set[int] = field(default_factory=set)
-    retry_due: dict[int, float] = field(default_factory=dict)
     attempts: dict[int, int] = field(default_factory=dict)
     done: set[int] = field(default_factory=set)
     calls: int = 0
@@ -206,16 +204,9 @@ class JobRun:
         wanted = page_count(total, self.page_size, self.entry.job.max_items)
         self.planned = max(wanted, self.next_page)
 
-    def counters(self, total: int | None = None) -> dict[str, float]:
+    def counters(self) -> dict[str, float]:
         """What the checkpoint records besides the pages."""
-        values: dict[str, float] = {
-            "calls": self.calls,
-            "retries": self.retries,
-            "cost_usd": self.cost_usd,
-        }
-        if total is not None:
-            values["total_count"] = total
-        return values
+        return {"calls": self.calls, "retries": self.retries, "cost_usd": self.cost_usd}
 
 
 @dataclass(frozen=True)
@@ -361,7 +352,6 @@ class _Crawler:
                 return job, 0
         while self.retry_heap and self.retry_heap[0][0] <= now:
             _, _, page, job = heapq.heappop(self.retry_heap)
-            job.retry_due.pop(page, None)
             if job.active:
                 return job, page
         for job in self.running:
@@ -422,7 +412,6 @@ class _Crawler:
                     f" and {self.budget.spent:.5f} of {self.settings.budget_usd} USD are spent"
                 )
                 return
-            job.in_flight.add(page)
             self.in_flight += 1
             calls.start_soon(self._call, job, page, limit, token, reservation)
 
@@ -431,7 +420,6 @@ class _Crawler:
             self.probes.appendleft(job)
             return
         due = anyio.current_time() + delay
-        job.retry_due[page] = due
         heapq.heappush(self.retry_heap, (due, job.seq, page, job))
 
     def stop(self, reason: str) -> None:
@@ -502,7 +490,6 @@ class _Crawler:
             elif stored and job.active and self._job_finished(job):
                 await self._complete(job)
         finally:
-            job.in_flight.discard(page)
             self.in_flight -= 1
             self._notify()
 
