@@ -24,7 +24,13 @@ from intersect_batch.plan import fingerprint, page_count
 from intersect_batch.progress import LogProgress, RichProgress, summary_table
 from intersect_batch.providers import PROVIDERS, resolve_provider
 from intersect_batch.report import write_report
-from intersect_batch.runner import EXIT_LOCKED, EXIT_USAGE, run_batch, select_jobs
+from intersect_batch.runner import (
+    EXIT_ATTENTION,
+    EXIT_LOCKED,
+    EXIT_USAGE,
+    run_batch,
+    select_jobs,
+)
 from intersect_batch.settings import Limits, RetryPolicy, RunSettings, Timeouts
 
 __all__ = ["main"]
@@ -419,3 +425,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except IntersectBatchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:
+        # The output folder itself failed (full, read-only): say so, without a traceback.
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return EXIT_ATTENTION

@@ -31,7 +31,7 @@ from intersect_batch import __version__
 from intersect_batch.config import JobEntry, LoadResult, load_jobs
 from intersect_batch.diff import diff_job
 from intersect_batch.dispatch import CrawlResult, RunObserver, crawl
-from intersect_batch.errors import ConfigError, UsageError
+from intersect_batch.errors import ConfigError, IntersectBatchError, UsageError
 from intersect_batch.lock import output_lock
 from intersect_batch.manifest import (
     ConfigProblem,
@@ -275,8 +275,14 @@ async def run_batch(
         summary = _summary(result, loaded, settings, provider, exit_code)
         write_json(settings.run_dir / "run.json", summary)
         if report:
-            path = await anyio.to_thread.run_sync(write_report, settings.run_dir)
-            log.info("report written", extra={"path": str(path)})
+            try:
+                path = await anyio.to_thread.run_sync(write_report, settings.run_dir)
+            except (OSError, IntersectBatchError) as exc:
+                # The crawl's results stand; only the report is missing.
+                log.error("cannot write the report: %s", exc)
+                report = False
+            else:
+                log.info("report written", extra={"path": str(path)})
         if keep_days is not None and exit_code == EXIT_OK:
             prune_runs(settings.out_dir, settings.run_date, keep_days)
     # Details first: the last line always says where the results are.
