@@ -139,6 +139,7 @@ class RichProgress(RunTally):
         )
         self._overall = self.progress.add_task("all jobs", total=None, detail="")
         self._tasks: dict[str, TaskID] = {}
+        self._job_items: dict[str, int] = {}
 
     def __enter__(self) -> RichProgress:
         self.progress.start()
@@ -169,13 +170,15 @@ class RichProgress(RunTally):
 
     def page_done(self, job: JobRun, page: int, items: int, cost: float) -> None:
         super().page_done(job, page, items, cost)
+        job_items = self._job_items[job.job_id] = self._job_items.get(job.job_id, 0) + items
         task = self._tasks.get(job.job_id)
         if task is not None:
+            retried = f"  {job.retries} retries" if job.retries else ""
             self.progress.update(
                 task,
                 total=job.planned,
                 completed=len(job.done),
-                detail=f"{job.cost_usd:.4f} USD",
+                detail=f"{job_items} items  {job.cost_usd:.4f} USD{retried}",
                 visible=True,
             )
         self._refresh_overall()
