@@ -15,7 +15,7 @@ import anyio
 import msgspec
 from rich.console import Console
 
-from intersect_batch import __version__
+from intersect_batch._version import __version__
 from intersect_batch.config import job_file_schema, load_jobs
 from intersect_batch.errors import IntersectBatchError, LockError, UsageError
 from intersect_batch.estimate import DryRun, estimate, previous_total

@@ -27,7 +27,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from intersect_batch import __version__
+from intersect_batch._version import __version__
 from intersect_batch.config import JobEntry, LoadResult, load_jobs
 from intersect_batch.diff import diff_job
 from intersect_batch.dispatch import CrawlResult, RunObserver, crawl
