@@ -89,18 +89,9 @@ def split_items(items: list[msgspec.Raw]) -> list[bytes]:
     return lines
 
 
-def _retry_after(headers: Any) -> float | None:
-    value = headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
-def _aisa_price(headers: Any) -> float | None:
-    value = headers.get("X-AISA-Price-USD")
+def _header_number(headers: Any, name: str) -> float | None:
+    """A header's value as a number, or None when it is missing or not a number."""
+    value = headers.get(name)
     if value is None:
         return None
     try:
@@ -128,7 +119,9 @@ def _error(
 
 def parse_answer(http_status: int, body: bytes, headers: Any) -> FetchedPage:
     """Judge one answer at every level; the page, or the classified error raised."""
-    retry_after = _retry_after(headers)
+    retry_after = _header_number(headers, "Retry-After")
+    if retry_after is not None:
+        retry_after = max(0.0, retry_after)
     try:
         envelope: Envelope | None = envelope_decoder.decode(body)
     except msgspec.DecodeError as exc:
@@ -161,7 +154,7 @@ def parse_answer(http_status: int, body: bytes, headers: Any) -> FetchedPage:
         raise JobFatalApiError(
             "the answer holds no task", http_status=http_status, status_code=envelope.status_code
         )
-    cost = _aisa_price(headers)
+    cost = _header_number(headers, "X-AISA-Price-USD")
     if cost is None:
         cost = task.cost if task.cost is not None else (envelope.cost or 0.0)
     if task.status_code == NO_RESULTS or not task.result:

@@ -164,3 +164,11 @@ def emulator_process(
         process.terminate()
         process.wait(timeout=10)
         process.stdout.close()
+
+
+def cli_run(configs: Path, out: Path, emulator: EmulatorProcess, *extra: str) -> list[str]:
+    """The ``intersect-batch run`` command line against an emulator process."""
+    return [
+        sys.executable, "-m", "intersect_batch", "run", str(configs), "--out", str(out),
+        "--run-date", RUN_DATE.isoformat(), "--base-url", f"{emulator.url}/v3", *extra,
+    ]  # fmt: skip

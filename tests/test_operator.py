@@ -23,6 +23,7 @@ from tests.support import (
     DEMO_ENV,
     RUN_DATE,
     EmulatorProcess,
+    cli_run,
     emulator_process,
     fast_settings,
     run,
@@ -44,11 +45,7 @@ def emulator(tmp_path: Path) -> Iterator[EmulatorProcess]:
 
 
 def _command(configs: Path, out: Path, emulator: EmulatorProcess, *extra: str) -> list[str]:
-    return [
-        sys.executable, "-m", "intersect_batch", "run", str(configs), "--out", str(out),
-        "--run-date", RUN_DATE.isoformat(), "--base-url", f"{emulator.url}/v3",
-        "--concurrency", "2", *extra,
-    ]  # fmt: skip
+    return cli_run(configs, out, emulator, "--concurrency", "2", *extra)
 
 
 def _run_in_terminal(command: list[str]) -> tuple[int, str]:

@@ -12,14 +12,20 @@ import random
 import resource
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support import DEMO_ENV, RUN_DATE, EmulatorProcess, emulator_process, write_jobs
+from tests.support import (
+    DEMO_ENV,
+    RUN_DATE,
+    EmulatorProcess,
+    cli_run,
+    emulator_process,
+    write_jobs,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -40,26 +46,10 @@ def emulator(tmp_path: Path) -> Iterator[EmulatorProcess]:
 
 
 def _command(configs: Path, out: Path, emulator: EmulatorProcess, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "intersect_batch",
-        "run",
-        str(configs),
-        "--out",
-        str(out),
-        "--run-date",
-        RUN_DATE.isoformat(),
-        "--base-url",
-        f"{emulator.url}/v3",
-        "--concurrency",
-        str(CONCURRENCY),
-        "--rate-per-minute",
-        "60000",
-        "--log-format",
-        "json",
-        *extra,
-    ]
+    return cli_run(
+        configs, out, emulator, "--concurrency", str(CONCURRENCY),
+        "--rate-per-minute", "60000", "--log-format", "json", *extra,
+    )  # fmt: skip
 
 
 def _run(command: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
