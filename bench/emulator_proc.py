@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from intersect_batch.emulator import EmulatorSettings, running_emulator
+from intersect_batch.emulator import EmulatorSettings
+from intersect_batch.emulator.cli import serve_until_stopped
 
 
 def settings_from_json(text: str) -> EmulatorSettings:
@@ -30,19 +30,8 @@ def settings_from_json(text: str) -> EmulatorSettings:
     return EmulatorSettings(**values)
 
 
-async def _serve(settings: EmulatorSettings) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    async with running_emulator(settings) as emulator:
-        sys.stdout.write(emulator.url + "\n")
-        sys.stdout.flush()
-        await stop.wait()
-
-
 def main() -> None:
-    asyncio.run(_serve(settings_from_json(sys.argv[1])))
+    asyncio.run(serve_until_stopped(settings_from_json(sys.argv[1])))
 
 
 if __name__ == "__main__":

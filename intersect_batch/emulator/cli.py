@@ -16,21 +16,11 @@ from dataclasses import fields
 from pathlib import Path
 
 from .server import running_emulator
-from .settings import EmulatorSettings, FaultSettings
+from .settings import FAULT_NAMES, EmulatorSettings, FaultSettings
 
-__all__ = ["main"]
+__all__ = ["main", "serve_until_stopped"]
 
 log = logging.getLogger("intersect_batch.emulator")
-
-_FAULT_FLAGS = (
-    "http_500",
-    "internal_error",
-    "timeout",
-    "task_failed",
-    "drop_connection",
-    "truncated_body",
-    "slow",
-)
 
 
 def _pair(kind: Callable[[str], float], what: str) -> Callable[[str], tuple[str, float]]:
@@ -79,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--live-data", type=float, default=d.live_data, metavar="RATE")
     p.add_argument("--no-gzip", action="store_true")
     p.add_argument("--log-file", type=Path, default=None, metavar="PATH")
-    for name in _FAULT_FLAGS:
+    for name in FAULT_NAMES:
         flag = "--fault-" + name.replace("_", "-")
         p.add_argument(flag, type=float, default=getattr(f, name), metavar="P")
     p.add_argument(
@@ -104,7 +94,7 @@ def settings_from_args(argv: list[str] | None) -> EmulatorSettings:
         for code, p in a.fault_status:
             statuses[int(code)] = float(p)
         faults = FaultSettings(
-            **{name: getattr(a, "fault_" + name) for name in _FAULT_FLAGS},
+            **{name: getattr(a, "fault_" + name) for name in FAULT_NAMES},
             status_codes=statuses,
             timeout_delay=a.timeout_delay,
             slow_seconds=a.slow_seconds,
@@ -129,7 +119,8 @@ _SETTINGS_FROM_FLAGS = tuple(
 )
 
 
-async def _serve(settings: EmulatorSettings) -> None:
+async def serve_until_stopped(settings: EmulatorSettings) -> None:
+    """Serve until SIGTERM or SIGINT, the base URL alone on stdout's first line."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -154,5 +145,5 @@ def main(argv: list[str] | None = None) -> int:
         logging.basicConfig(
             stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(name)s: %(message)s"
         )
-    asyncio.run(_serve(settings))
+    asyncio.run(serve_until_stopped(settings))
     return 0

@@ -8,7 +8,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["EmulatorSettings", "FaultSettings"]
+__all__ = ["FAULT_NAMES", "EmulatorSettings", "FaultSettings"]
+
+#: The faults that each have a probability of their own (``FaultSettings`` fields).
+FAULT_NAMES = (
+    "http_500",
+    "internal_error",
+    "timeout",
+    "task_failed",
+    "drop_connection",
+    "truncated_body",
+    "slow",
+)
 
 
 def _check_probability(name: str, value: float) -> None:
@@ -45,15 +56,7 @@ class FaultSettings:
     slow_seconds: float = 5.0
 
     def __post_init__(self) -> None:
-        for name in (
-            "http_500",
-            "internal_error",
-            "timeout",
-            "task_failed",
-            "drop_connection",
-            "truncated_body",
-            "slow",
-        ):
+        for name in FAULT_NAMES:
             _check_probability(name, getattr(self, name))
         for code, p in self.status_codes.items():
             if not 10000 <= code <= 60000:
