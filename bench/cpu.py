@@ -1,6 +1,6 @@
 """Scenario 3: CPU per item on the same recorded responses (1000 realistic items a page).
 
-Ours: ``parse_answer`` (envelope typed, items kept raw) then ``JobStore.put`` (dedup by
+Ours: ``parse_answer`` (envelope typed, items kept raw) then ``JobStore.commit`` (dedup by
 url_from, append, fsync, checkpoint) and ``finalize``: the real path from answer bytes to
 the JSONL file. Against stdlib ``json`` (loads the answer, dumps each item) and the official
 client's pydantic models (its own deserializer, then ``model_dump_json`` per item); both
@@ -11,6 +11,7 @@ MB/s is answer bytes per CPU second.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import os
 import shutil
@@ -23,7 +24,8 @@ from typing import Any
 
 from bench.common import DEMO_ENV, SHARED_TARGET, emulator_process, rounded
 from intersect_batch.client import parse_answer
-from intersect_batch.store import JobStore
+from intersect_batch.layout import RunFolder
+from intersect_batch.store import Counters, JobStore, PageIn
 
 HEADERS = {"Content-Type": "application/json; charset=utf-8"}
 
@@ -67,12 +69,14 @@ def _no_fsync() -> Iterator[None]:
 
 
 def ours(bodies: list[bytes], folder: Path, job_id: str) -> int:
-    store = JobStore(folder, job_id)
+    run = RunFolder(folder, dt.date(2026, 11, 29))
+    run.path.mkdir(parents=True, exist_ok=True)
+    store = JobStore(run, job_id)
     store.open("bench")
     items = 0
     for page, body in enumerate(bodies):
         fetched = parse_answer(200, body, HEADERS)
-        store.put(page, fetched.lines, counters={"total_count": fetched.total_count})
+        store.commit([PageIn(page, fetched.lines, fetched.total_count)], Counters())
         items += len(fetched.lines)
     store.finalize()
     return items

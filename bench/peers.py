@@ -152,7 +152,7 @@ def run(
             )
             if outcome.exit_code != 0 or outcome.summary is None:
                 raise RuntimeError(f"intersect-batch exited {outcome.exit_code}")
-            return outcome.summary.calls
+            return outcome.summary.invocation.calls
 
         wall, calls = _timed(ours)
         contenders["intersect-batch"] = {"wall_s": rounded(wall), "calls": calls}

@@ -121,15 +121,17 @@ def markdown(results: dict[str, Any]) -> str:
 
     res = s.get("6-resume")
     if res:
-        ok = res["resume_exit_code"] == 0 and res["pages_refetched"] <= res["concurrency"]
+        bound = res["concurrency"] + res["pages_in_memory"]
+        ok = res["resume_exit_code"] == 0 and res["pages_refetched"] <= bound
         rows.append(
             (
                 f"6 resume: kill -9 after {res['killed_after_calls']} of "
                 f"{res['calls_uninterrupted']} calls (seed {res['seed']}), run again",
                 f"pages re-fetched **{res['pages_refetched']}**; calls in flight at the "
                 f"emulator at the kill {res['calls_in_flight_at_kill']}; in-flight limit "
-                f"{res['concurrency']}; resumed run exit {res['resume_exit_code']}",
-                "re-fetched <= calls in flight (the in-flight limit)",
+                f"{res['concurrency']} + writer queue {res['pages_in_memory']}; resumed run exit "
+                f"{res['resume_exit_code']}",
+                "re-fetched <= the in-flight limit + the pages waiting for the writer",
                 _goal(ok),
             )
         )

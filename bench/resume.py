@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import cli_command, cli_env, emulator_process, mixed_batch, page_key
+from intersect_batch.settings import RunSettings
 
 
 def run(
@@ -80,6 +81,7 @@ def run(
         "calls_uninterrupted": batch.calls,
         "killed_after_calls": kill_after,
         "concurrency": concurrency,
+        "pages_in_memory": RunSettings().pages_in_memory,
         "calls_before_kill": len(before),
         "answered_before_kill": pages_written,
         "calls_in_flight_at_kill": in_flight,

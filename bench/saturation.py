@@ -84,7 +84,7 @@ def run_setting(batch: Batch, setting: Setting, work: Path, seed: int) -> dict[s
     mean_latency = fmean(c["latency"] for c in calls) * scale
     concurrency_bound = 60.0 * setting.concurrency / mean_latency
     bound = min(float(setting.rate_per_minute), concurrency_bound)
-    achieved = summary.calls / (summary.duration_s * scale) * 60.0
+    achieved = summary.invocation.calls / (summary.invocation.duration_s * scale) * 60.0
     times = [c["t"] for c in calls]
     span = max(times) - min(times)
     achieved_sending = (len(times) - 1) / span * 60.0 if span > 0 else float("nan")
@@ -94,7 +94,7 @@ def run_setting(batch: Batch, setting: Setting, work: Path, seed: int) -> dict[s
         "jobs": len(batch.jobs),
         "pages_per_job": [min(j.pages for j in batch.jobs), max(j.pages for j in batch.jobs)],
         "page_size": batch.jobs[0].page_size,
-        "calls": summary.calls,
+        "calls": summary.invocation.calls,
         "exit_code": outcome.exit_code,
         "time_scale": scale,
         "rate_per_minute": setting.rate_per_minute,

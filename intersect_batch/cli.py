@@ -17,21 +17,24 @@ from rich.console import Console
 
 from intersect_batch._version import __version__
 from intersect_batch.config import job_file_schema, load_jobs
-from intersect_batch.errors import IntersectBatchError, LockError, UsageError
-from intersect_batch.estimate import DryRun, estimate, previous_total
+from intersect_batch.errors import IntersectBatchError, UsageError
+from intersect_batch.estimate import DryRun, estimate
+from intersect_batch.exitcode import ExitCode, exit_code_for_error
+from intersect_batch.listing import list_jobs
 from intersect_batch.logs import configure_logging
-from intersect_batch.plan import fingerprint, page_count
+from intersect_batch.plan import select_jobs
 from intersect_batch.progress import LogProgress, RichProgress, summary_table
 from intersect_batch.providers import PROVIDERS, resolve_provider
 from intersect_batch.report import write_report
-from intersect_batch.runner import (
-    EXIT_ATTENTION,
-    EXIT_LOCKED,
-    EXIT_USAGE,
-    run_batch,
-    select_jobs,
+from intersect_batch.runner import run_batch
+from intersect_batch.settings import (
+    Limits,
+    ProgressSettings,
+    ReportSettings,
+    RetryPolicy,
+    RunSettings,
+    Timeouts,
 )
-from intersect_batch.settings import Limits, RetryPolicy, RunSettings, Timeouts
 
 __all__ = ["main"]
 
@@ -73,6 +76,7 @@ def _add_selection(parser: argparse.ArgumentParser) -> None:
 
 def _build_parser() -> argparse.ArgumentParser:
     limits, timeouts, retry, run = Limits(), Timeouts(), RetryPolicy(), RunSettings()
+    progress, reporting = ProgressSettings(), ReportSettings()
     parser = argparse.ArgumentParser(
         prog="intersect-batch",
         description="Nightly batch crawls of DataForSEO's page_intersection/live endpoint.",
@@ -159,9 +163,9 @@ def _build_parser() -> argparse.ArgumentParser:
     crawl.add_argument(
         "--progress-interval",
         type=_positive_float,
-        default=30.0,
+        default=progress.interval,
         metavar="S",
-        help="without a terminal: log a progress line every S seconds (30)",
+        help=f"without a terminal: log a progress line every S seconds ({progress.interval:g})",
     )
     crawl.add_argument("--log-format", choices=["text", "json"], default=None)
     crawl.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
@@ -184,16 +188,16 @@ def _build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--history",
         type=_positive_int,
-        default=14,
+        default=reporting.history,
         metavar="N",
-        help="runs shown in the spend and item charts (14)",
+        help=f"runs shown in the spend and item charts ({reporting.history})",
     )
     report.add_argument(
         "--top",
         type=_positive_int,
-        default=25,
+        default=reporting.top,
         metavar="N",
-        help="referring domains listed per job (25)",
+        help=f"referring domains listed per job ({reporting.top})",
     )
 
     commands.add_parser("schema", help="print the JSON Schema of a job file")
@@ -212,58 +216,24 @@ def _validate(config_dir: Path) -> int:
         f"{len(loaded.errors)} error(s)"
     )
     if not loaded.files:
-        return EXIT_USAGE
-    return 1 if loaded.errors else 0
-
-
-class JobListing(msgspec.Struct, kw_only=True):
-    """One job as ``intersect-batch list`` shows it."""
-
-    id: str
-    file: str
-    targets: list[str]
-    exclude_targets: list[str]
-    page_size: int
-    max_items: int | None
-    #: The total_count an earlier run of the same request saw, if any.
-    last_total_count: int | None
-    estimated_pages: int | None
+        return ExitCode.USAGE
+    return ExitCode.ATTENTION if loaded.errors else ExitCode.OK
 
 
 def _list(args: argparse.Namespace) -> int:
-    loaded = load_jobs(args.config_dir)
-    for error in loaded.errors:
+    listing = list_jobs(args.config_dir, args.out, ids=args.job, patterns=args.match)
+    for error in listing.loaded.errors:
         print(f"error: {error.describe()}", file=sys.stderr)
-    if not loaded.files:
-        return EXIT_USAGE
-    entries = select_jobs(loaded.jobs, args.job, args.match)
-    rows = []
-    for entry in entries:
-        job = entry.job
-        print_ = fingerprint(job.api_params(), job.page_size, job.max_items)
-        total = previous_total(args.out, None, job.id, print_)
-        rows.append(
-            JobListing(
-                id=job.id,
-                file=f"{entry.file}:{entry.line}" if entry.line else str(entry.file),
-                targets=list(job.targets.values()),
-                exclude_targets=job.exclude_targets or [],
-                page_size=job.page_size,
-                max_items=job.max_items,
-                last_total_count=total,
-                estimated_pages=(
-                    None if total is None else page_count(total, job.page_size, job.max_items)
-                ),
-            )
-        )
-    for row in rows:
+    if not listing.loaded.files:
+        return ExitCode.USAGE
+    for row in listing.jobs:
         if args.json:
             print(msgspec.json.encode(row).decode())
             continue
         pages = "?" if row.estimated_pages is None else str(row.estimated_pages)
         gap = f"  not: {', '.join(row.exclude_targets)}" if row.exclude_targets else ""
         print(f"{row.id:32} pages {pages:>6}  {row.file}\n    {', '.join(row.targets)}{gap}")
-    return 1 if loaded.errors else 0
+    return ExitCode.ATTENTION if listing.loaded.errors else ExitCode.OK
 
 
 def _print_dry_run(result: DryRun) -> None:
@@ -335,7 +305,8 @@ async def _dry_run(args: argparse.Namespace) -> int:
         print(msgspec.json.encode(result).decode())
     else:
         _print_dry_run(result)
-    return 1 if loaded.errors or any(item.error for item in result.jobs) else 0
+    failed = loaded.errors or any(item.error for item in result.jobs)
+    return ExitCode.ATTENTION if failed else ExitCode.OK
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -398,7 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(arguments)
     if args.command == "schema":
         print(msgspec.json.format(msgspec.json.encode(job_file_schema()), indent=2).decode())
-        return 0
+        return ExitCode.OK
     if args.command == "validate":
         return _validate(args.config_dir)
     if args.command == "report":
@@ -406,27 +377,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             path = write_report(args.run_dir, history=args.history, top=args.top)
         except UsageError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+            return ExitCode.USAGE
         print(f"report: {path}")
-        return 0
+        return ExitCode.OK
     if args.command == "list":
         try:
             return _list(args)
         except UsageError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
+            return ExitCode.USAGE
     if args.dry_run:
         configure_logging(level=args.log_level, fmt=args.log_format, log_file=args.log_file)
     try:
         return anyio.run(_run, args)
-    except LockError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_LOCKED
     except IntersectBatchError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exit_code_for_error(exc)
     except OSError as exc:
         # The output folder itself failed (full, read-only): say so, without a traceback.
         where = f" ({exc.filename})" if exc.filename else ""
         print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
-        return EXIT_ATTENTION
+        return exit_code_for_error(exc)

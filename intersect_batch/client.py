@@ -9,7 +9,6 @@ is the dispatcher's decision.
 
 from __future__ import annotations
 
-import hashlib
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -18,7 +17,12 @@ from typing import Any
 import aiohttp
 import msgspec
 
-from intersect_batch.errors import ApiError, JobFatalApiError, TransientApiError
+from intersect_batch.errors import (
+    ApiError,
+    JobFatalApiError,
+    TransientApiError,
+    UnreachableApiError,
+)
 from intersect_batch.providers import Credentials, Provider
 from intersect_batch.settings import Timeouts
 from intersect_batch.status import NO_RESULTS, RUN_FATAL_ADVICE, classify
@@ -26,10 +30,9 @@ from intersect_batch.wire import (
     Envelope,
     aisa_error_decoder,
     envelope_decoder,
-    item_key_decoder,
 )
 
-__all__ = ["FetchedPage", "client_timeout", "fetch_page", "item_key", "split_items"]
+__all__ = ["FetchedPage", "client_timeout", "fetch_page", "split_items"]
 
 _NEWLINE = b"\n"
 
@@ -38,7 +41,8 @@ _NEWLINE = b"\n"
 class FetchedPage:
     """One page as the API answered it, items ready to be written."""
 
-    total_count: int
+    #: None when the answer carries no result (40102 "no search results", result null).
+    total_count: int | None
     #: Each item's compact JSON, one per line, in the API's order.
     lines: list[bytes]
     #: The cost the API reported for the call, in USD.
@@ -49,33 +53,6 @@ class FetchedPage:
 def client_timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
     """aiohttp's timeout for one live call: a short connect, a read above the 120 s cap."""
     return aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect, sock_read=timeouts.read)
-
-
-_URL_FROM = b'"url_from":"'
-
-
-def _digest(data: bytes) -> int:
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
-
-
-def item_key(line: bytes) -> int:
-    """A stable 64-bit key of the referring page an item describes: its first url_from.
-
-    The common case is found by a byte search (the dedup key is on the hot path); a
-    value with escapes, or an item laid out otherwise, is decoded, with the same result.
-    Items with no url_from are keyed by their whole text.
-    """
-    start = line.find(_URL_FROM)
-    if start >= 0:
-        start += len(_URL_FROM)
-        end = line.find(b'"', start)
-        if end > start and b"\\" not in line[start:end]:
-            return _digest(line[start:end])
-    try:
-        url = item_key_decoder.decode(line).url_from()
-    except msgspec.DecodeError:
-        url = None
-    return _digest(url.encode() if url is not None else line)
 
 
 def split_items(items: list[msgspec.Raw]) -> list[bytes]:
@@ -137,7 +114,9 @@ def parse_answer(http_status: int, body: bytes, headers: Any) -> FetchedPage:
             raise _error(error_class, http_status, None, gateway.message, retry_after)
         if http_status == 200:
             # A 200 whose body does not decode was cut short or garbled on the way.
-            raise TransientApiError(f"undecodable answer ({decode_error})", http_status=http_status)
+            raise TransientApiError(
+                f"undecodable answer ({decode_error})", http_status=http_status, maybe_billed=True
+            )
         error_class = classify(http_status, None, None) or JobFatalApiError
         raise _error(error_class, http_status, None, f"HTTP {http_status}", retry_after)
 
@@ -158,7 +137,7 @@ def parse_answer(http_status: int, body: bytes, headers: Any) -> FetchedPage:
     if cost is None:
         cost = task.cost if task.cost is not None else (envelope.cost or 0.0)
     if task.status_code == NO_RESULTS or not task.result:
-        return FetchedPage(total_count=0, lines=[], cost=cost, task_id=task.id)
+        return FetchedPage(total_count=None, lines=[], cost=cost, task_id=task.id)
     result = task.result[0]
     lines = split_items(result.items or [])
     total = result.total_count if result.total_count is not None else len(lines)
@@ -201,11 +180,17 @@ async def fetch_page(
             status = response.status
             answer_headers = response.headers
     except TimeoutError as exc:
-        raise TransientApiError(f"no answer in time ({type(exc).__name__})") from None
+        raise TransientApiError(
+            f"no answer in time ({type(exc).__name__})", maybe_billed=True
+        ) from None
     except aiohttp.ClientPayloadError as exc:
-        raise TransientApiError(f"answer cut short: {exc}") from None
+        raise TransientApiError(f"answer cut short: {exc}", maybe_billed=True) from None
+    except aiohttp.ClientConnectorError as exc:
+        raise UnreachableApiError(f"cannot connect: {type(exc).__name__}") from None
     except aiohttp.ClientError as exc:
-        raise TransientApiError(f"network error: {type(exc).__name__}: {exc}") from None
+        raise TransientApiError(
+            f"network error: {type(exc).__name__}: {exc}", maybe_billed=True
+        ) from None
     encoding = answer_headers.get("Content-Encoding", "").strip().lower()
     if encoding in ("gzip", "deflate"):
         body = _inflate(body)

@@ -1,7 +1,7 @@
 """What changed since the last run: ``<id>.diff.jsonl``, one line per new or lost item.
 
 A job's items are compared with those of the most recent earlier run date whose manifest
-says the same job completed. Items are matched by :func:`~intersect_batch.client.item_key`
+says the same job completed. Items are matched by :func:`~intersect_batch.wire.item_key`
 (the referring page's url_from), the key the crawl de-duplicates by. Both files are
 streamed: memory grows with the number of keys (a set of 64-bit ints), never with items.
 """
@@ -9,24 +9,22 @@ streamed: memory grows with the number of keys (a set of 64-bit ints), never wit
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 from pathlib import Path
 
 import msgspec
 
-from intersect_batch.client import item_key
 from intersect_batch.durable import atomic_file, jsonl_lines
 from intersect_batch.keyset import KeySet
+from intersect_batch.layout import RunFolder, earlier_runs
 from intersect_batch.manifest import DiffCounts, JobManifest, read_manifest
-from intersect_batch.wire import item_key_decoder
+from intersect_batch.wire import item_key, item_key_decoder
 
 __all__ = [
     "DiffCounts",
     "diff_job",
-    "diff_path",
-    "earlier_run_dirs",
     "previous_complete_run",
     "read_diff_counts",
+    "write_diff",
 ]
 
 #: Lines gathered before one write call: blocking I/O in bulk, not per line.
@@ -41,30 +39,7 @@ _change_decoder = msgspec.json.Decoder(_Change)
 _encoder = msgspec.json.Encoder()
 
 
-def diff_path(run_dir: Path, job_id: str) -> Path:
-    """Where a job's diff is written: ``<run_dir>/<job_id>.diff.jsonl``."""
-    return run_dir / f"{job_id}.diff.jsonl"
-
-
-def earlier_run_dirs(out_dir: Path, run_date: dt.date) -> list[tuple[dt.date, Path]]:
-    """The run folders (``OUT/YYYY-MM-DD``) dated before ``run_date``, the most recent first."""
-    found: list[tuple[dt.date, Path]] = []
-    try:
-        entries = list(out_dir.iterdir())
-    except OSError:
-        return []
-    for entry in entries:
-        try:
-            date = dt.date.fromisoformat(entry.name)
-        except ValueError:
-            continue
-        if len(entry.name) == 10 and date < run_date and entry.is_dir():
-            found.append((date, entry))
-    found.sort(reverse=True)
-    return found
-
-
-def diff_job(out_dir: Path, run_date: dt.date, job_id: str, fingerprint: str) -> DiffCounts:
+def diff_job(folder: RunFolder, job_id: str, fingerprint: str) -> DiffCounts:
     """Compare a completed job with its last complete run; write ``<id>.diff.jsonl``.
 
     The previous run is the most recent earlier run date whose manifest for ``job_id`` has
@@ -76,31 +51,28 @@ def diff_job(out_dir: Path, run_date: dt.date, job_id: str, fingerprint: str) ->
 
     Raises ``OSError`` when a file cannot be read or written.
     """
-    run_dir = out_dir / run_date.isoformat()
-    target = diff_path(run_dir, job_id)
-    found = previous_complete_run(out_dir, run_date, job_id)
+    target = folder.diff(job_id)
+    found = previous_complete_run(folder, job_id)
     if found is None:
         _remove_stale(target)
         return DiffCounts(skipped="no earlier complete run")
-    folder, previous = found
+    previous_folder, previous = found
     if previous.fingerprint != fingerprint:
         _remove_stale(target)
         return DiffCounts(
-            previous_run=folder.name, skipped=f"parameters changed since {folder.name}"
+            previous_run=previous_folder.name,
+            skipped=f"parameters changed since {previous_folder.name}",
         )
-    output = previous.output or f"{job_id}.jsonl"
-    new, lost = write_diff(folder / output, run_dir / f"{job_id}.jsonl", target)
-    return DiffCounts(previous_run=folder.name, new=new, lost=lost)
+    new, lost = write_diff(previous_folder.result(job_id), folder.result(job_id), target)
+    return DiffCounts(previous_run=previous_folder.name, new=new, lost=lost)
 
 
-def previous_complete_run(
-    out_dir: Path, run_date: dt.date, job_id: str
-) -> tuple[Path, JobManifest] | None:
-    """The most recent earlier run folder where ``job_id`` completed, and its manifest."""
-    for _, folder in earlier_run_dirs(out_dir, run_date):
-        previous = read_manifest(folder / f"{job_id}.manifest.json")
+def previous_complete_run(folder: RunFolder, job_id: str) -> tuple[RunFolder, JobManifest] | None:
+    """The most recent run folder before ``folder`` where ``job_id`` completed, and its manifest."""
+    for earlier in earlier_runs(folder.out_dir, folder.date):
+        previous = read_manifest(earlier.manifest(job_id))
         if previous is not None and previous.status == "complete":
-            return folder, previous
+            return earlier, previous
     return None
 
 

@@ -1,4 +1,9 @@
-"""Small durable-file primitives: what is written here survives kill -9 and power loss."""
+"""Small durable-file primitives: what is written here survives kill -9 and power loss.
+
+Files inside the output folder are opened without following symlinks, and temporary files
+are created exclusively: a symlink planted in the folder makes the write fail, it never
+redirects it to another file.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,9 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
-__all__ = ["atomic_file", "atomic_write", "fsync_dir", "jsonl_lines"]
+__all__ = ["atomic_file", "atomic_write", "fsync_dir", "jsonl_lines", "open_nofollow"]
 
 
 def fsync_dir(path: Path) -> None:
@@ -20,17 +25,36 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def open_nofollow(path: Path, flags: int, mode: int = 0o666) -> BinaryIO:
+    """Open ``path`` as a binary file, refusing a symlink in its place (``ELOOP``).
+
+    ``flags`` are ``os.O_*`` flags; the file is opened for reading and writing when they
+    include ``O_RDWR``, else for writing only when they include ``O_WRONLY``.
+    """
+    fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    if flags & os.O_RDWR:
+        how = "r+b"
+    elif flags & os.O_WRONLY:
+        how = "ab" if flags & os.O_APPEND else "wb"
+    else:
+        how = "rb"
+    return cast(BinaryIO, os.fdopen(fd, how))
+
+
 @contextlib.contextmanager
-def atomic_file(path: Path, *, sync_dir: bool = True) -> Iterator[BinaryIO]:
+def atomic_file(path: Path, *, sync_dir: bool = True, mode: int = 0o666) -> Iterator[BinaryIO]:
     """A file to write that replaces ``path`` only once it is whole and durable.
 
     Readers see the old file or the new one, never a part; on an error the temporary
-    file is removed and ``path`` is untouched. The folder is fsync'd after the rename
-    unless ``sync_dir`` is off.
+    file is removed and ``path`` is untouched. The temporary file is created exclusively
+    (a stale one, or a symlink planted in its place, is removed first, never followed).
+    The folder is fsync'd after the rename unless ``sync_dir`` is off.
     """
     tmp = path.with_name(f".{path.name}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
     try:
-        with open(tmp, "wb") as handle:
+        with open_nofollow(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -43,15 +67,15 @@ def atomic_file(path: Path, *, sync_dir: bool = True) -> Iterator[BinaryIO]:
         fsync_dir(path.parent)
 
 
-def atomic_write(path: Path, data: bytes, *, sync_dir: bool = True) -> None:
+def atomic_write(path: Path, data: bytes, *, sync_dir: bool = True, mode: int = 0o666) -> None:
     """Replace ``path`` with ``data`` atomically and durably (see :func:`atomic_file`)."""
-    with atomic_file(path, sync_dir=sync_dir) as handle:
+    with atomic_file(path, sync_dir=sync_dir, mode=mode) as handle:
         handle.write(data)
 
 
 def jsonl_lines(path: Path) -> Iterator[bytes]:
     """The non-empty lines of a JSONL file, without their newline, read in buffered chunks."""
-    with open(path, "rb") as handle:
+    with open_nofollow(path, os.O_RDONLY) as handle:
         for raw in handle:
             line = raw.rstrip(b"\r\n")
             if line:

@@ -7,7 +7,9 @@ person reading it can act on it::
     ├── UsageError              bad command-line input, missing credentials
     ├── ConfigError             a job config that cannot run (file, job, field, line)
     ├── ApiError                one call's failure, classified (job, offset, codes)
-    │   ├── TransientApiError   worth retrying: network, timeouts, 5xx, 40202, 40209 ...
+    │   ├── TransientApiError   worth retrying: network, timeouts, 5xx, 40103 ...
+    │   │   ├── ThrottledApiError   the account's rate or concurrency limit: 40202, 40209, 429
+    │   │   └── UnreachableApiError the API cannot be reached at all: refused, no DNS answer
     │   ├── JobFatalApiError    this job cannot go on: 40501, 40506, 40000 ...
     │   └── RunFatalApiError    no job can go on: 40100, 40210, 40203 ...
     ├── OutputError             the output folder cannot be written
@@ -24,7 +26,9 @@ __all__ = [
     "LockError",
     "OutputError",
     "RunFatalApiError",
+    "ThrottledApiError",
     "TransientApiError",
+    "UnreachableApiError",
     "UsageError",
 ]
 
@@ -81,8 +85,11 @@ class ApiError(IntersectBatchError):
         http_status: int | None = None,
         status_code: int | None = None,
         retry_after: float | None = None,
+        maybe_billed: bool = False,
     ) -> None:
         self.message = message
+        #: The request may have been billed with no answer saying what it cost.
+        self.maybe_billed = maybe_billed
         self.job_id = job_id
         self.offset = offset
         self.http_status = http_status
@@ -110,6 +117,7 @@ class ApiError(IntersectBatchError):
             http_status=self.http_status,
             status_code=self.status_code,
             retry_after=self.retry_after,
+            maybe_billed=self.maybe_billed,
         )
 
 
@@ -117,6 +125,18 @@ class TransientApiError(ApiError):
     """Worth retrying after a back-off: the same call may succeed later."""
 
     kind = "transient"
+
+
+class ThrottledApiError(TransientApiError):
+    """The account is over its rate or concurrency limit: the whole run slows down."""
+
+    kind = "throttled"
+
+
+class UnreachableApiError(TransientApiError):
+    """The API could not be reached at all (connection refused, no DNS answer)."""
+
+    kind = "unreachable"
 
 
 class JobFatalApiError(ApiError):

@@ -9,6 +9,7 @@ fetch them again.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,13 +20,14 @@ import msgspec
 
 from intersect_batch.client import fetch_page
 from intersect_batch.config import JobEntry
-from intersect_batch.dispatch import Pacer
-from intersect_batch.errors import ApiError, RunFatalApiError
-from intersect_batch.manifest import read_manifest
+from intersect_batch.errors import ApiError, RunFatalApiError, UnreachableApiError
+from intersect_batch.layout import RunFolder, earlier_runs
+from intersect_batch.manifest import is_complete, read_manifest
+from intersect_batch.pacing import Pacer, price
 from intersect_batch.plan import fingerprint, items_wanted, page_count
 from intersect_batch.providers import Credentials, Provider
-from intersect_batch.settings import CALL_PRICE_USD, ITEM_PRICE_USD, RunSettings
-from intersect_batch.store import Checkpoint, JobStore
+from intersect_batch.settings import RunSettings
+from intersect_batch.store import Checkpoint
 
 __all__ = ["DryRun", "Estimate", "estimate", "previous_total"]
 
@@ -64,38 +66,27 @@ class DryRun(msgspec.Struct, kw_only=True):
 
 
 def _cost(calls: int, items: int) -> float:
-    return round(calls * CALL_PRICE_USD + items * ITEM_PRICE_USD, 6)
+    return round(price(calls, items), 6)
 
 
-def _progress(run_dir: Path, entry: JobEntry, print_: str) -> tuple[bool, int]:
+def _progress(folder: RunFolder, entry: JobEntry, print_: str) -> tuple[bool, int]:
     """(already complete, pages on disk) for this run date."""
     job = entry.job
-    manifest = read_manifest(run_dir / f"{job.id}.manifest.json")
-    store = JobStore(run_dir, job.id)
-    if (
-        manifest is not None
-        and manifest.status == "complete"
-        and manifest.fingerprint == print_
-        and store.final_path.exists()
-    ):
+    if is_complete(folder, job.id, print_) is not None:
         return True, 0
     try:
-        checkpoint = _checkpoint_decoder.decode(store.checkpoint_path.read_bytes())
+        checkpoint = _checkpoint_decoder.decode(folder.checkpoint(job.id).read_bytes())
     except (OSError, msgspec.DecodeError):
         return False, 0
-    if checkpoint.fingerprint != print_:
+    if checkpoint.fingerprint != print_ or checkpoint.finalized:
         return False, 0
-    return False, checkpoint.next_page + len(checkpoint.spooled)
+    return False, checkpoint.pages
 
 
-def previous_total(out_dir: Path, run_dir: Path | None, job_id: str, print_: str) -> int | None:
-    """The total_count of the newest run of the same job and request, but ``run_dir``'s."""
-    if not out_dir.is_dir():
-        return None
-    for folder in sorted(out_dir.iterdir(), reverse=True):
-        if not folder.is_dir() or folder == run_dir:
-            continue
-        manifest = read_manifest(folder / f"{job_id}.manifest.json")
+def previous_total(out_dir: Path, before: dt.date, job_id: str, print_: str) -> int | None:
+    """The total_count of the newest run of the same job and request before ``before``."""
+    for folder in earlier_runs(out_dir, before):
+        manifest = read_manifest(folder.manifest(job_id))
         if manifest is not None and manifest.fingerprint == print_:
             last = manifest.total_count.last
             if last is not None:
@@ -157,10 +148,11 @@ async def estimate(
     """Per job and in total, the calls and cost a full run would need."""
     results: dict[str, Estimate] = {}
     to_probe: list[JobEntry] = []
+    folder = RunFolder(settings.out_dir, settings.run_date)
     for entry in entries:
         job = entry.job
         print_ = fingerprint(job.api_params(), job.page_size, job.max_items)
-        complete, on_disk = _progress(settings.run_dir, entry, print_)
+        complete, on_disk = _progress(folder, entry, print_)
         if complete:
             results[job.id] = Estimate(
                 job_id=job.id,
@@ -174,7 +166,7 @@ async def estimate(
         if probe:
             to_probe.append(entry)
             continue
-        previous = previous_total(settings.out_dir, settings.run_dir, job.id, print_)
+        previous = previous_total(settings.out_dir, settings.run_date, job.id, print_)
         if previous is not None:
             results[job.id] = _exact(entry, previous, "previous run", on_disk)
         else:
@@ -193,13 +185,12 @@ async def estimate(
             nonlocal probe_cost, probe_calls
             job = entry.job
             print_ = fingerprint(job.api_params(), job.page_size, job.max_items)
-            _, on_disk = _progress(settings.run_dir, entry, print_)
+            _, on_disk = _progress(folder, entry, print_)
             async with slots:
                 if stopped:
                     results[job.id] = Estimate(job_id=job.id, source="skipped", error=stopped[0])
                     return
                 await pacer.wait()
-                probe_calls += 1
                 try:
                     page = await fetch_page(
                         session,
@@ -210,14 +201,20 @@ async def estimate(
                     )
                 except ApiError as exc:
                     error = exc.at(job_id=job.id, offset=0)
+                    if not isinstance(exc, UnreachableApiError):
+                        # It reached the API; a lost answer may have been billed.
+                        probe_calls += 1
+                        if exc.maybe_billed:
+                            probe_cost += price(1, 1)
                     if isinstance(exc, RunFatalApiError):
                         stopped.append(error.describe())
                     results[job.id] = Estimate(
                         job_id=job.id, source="probe failed", error=error.describe()
                     )
                     return
+            probe_calls += 1
             probe_cost += page.cost
-            results[job.id] = _exact(entry, page.total_count, "probe", on_disk)
+            results[job.id] = _exact(entry, page.total_count or 0, "probe", on_disk)
 
         async with aiohttp.ClientSession() as session, anyio.create_task_group() as group:
             for entry in to_probe:

@@ -1,37 +1,42 @@
-"""What a job and a run report: ``<id>.manifest.json`` and ``run.json``."""
+"""What a job and a run report: ``<id>.manifest.json`` and ``run.json``.
+
+A job's manifest is built by :func:`build_manifest`, a pure function of how the job
+ended (:class:`~intersect_batch.crawl.JobFinal`) and its diff, and written once.
+:func:`is_complete` is the one answer to "is this job already done for the date?".
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
 
-from intersect_batch.durable import atomic_write
+from intersect_batch.crawl import CallError, JobFinal
+from intersect_batch.durable import atomic_write, open_nofollow
+from intersect_batch.layout import RunFolder
 
 __all__ = [
     "CallError",
     "ConfigProblem",
     "DiffCounts",
+    "HoleRecord",
+    "InvocationTotals",
+    "JobLine",
     "JobManifest",
     "JobStatus",
+    "NightTotals",
     "RunSummary",
     "TotalCount",
+    "build_manifest",
+    "is_complete",
     "read_manifest",
     "write_json",
 ]
 
 JobStatus = Literal["complete", "failed", "partial"]
-
-
-class CallError(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """One failed call, as the API or the network answered it."""
-
-    kind: str
-    message: str
-    offset: int | None = None
-    http_status: int | None = None
-    status_code: int | None = None
+LineStatus = Literal["complete", "failed", "partial", "invalid"]
 
 
 class TotalCount(msgspec.Struct, kw_only=True):
@@ -58,8 +63,16 @@ class DiffCounts(msgspec.Struct, kw_only=True):
     skipped: str | None = None
 
 
+class HoleRecord(msgspec.Struct, kw_only=True):
+    """A page inside the total that stayed empty or short: why the job is not complete."""
+
+    offset: int
+    reason: str
+    attempts: int
+
+
 class JobManifest(msgspec.Struct, kw_only=True):
-    """``<id>.manifest.json``: everything about one job's run."""
+    """``<id>.manifest.json``: everything about one job's run date."""
 
     job_id: str
     config_file: str
@@ -75,6 +88,7 @@ class JobManifest(msgspec.Struct, kw_only=True):
     duplicates_dropped: int
     pages: int
     pages_planned: int | None
+    #: Calls, retries and reported cost over every invocation of the run date.
     calls: int
     retries: int
     cost_usd: float
@@ -82,6 +96,10 @@ class JobManifest(msgspec.Struct, kw_only=True):
     finished_at: str
     resumed_pages: int = 0
     errors: list[CallError] = msgspec.field(default_factory=list)
+    #: Pages that stayed empty or short inside the total (a failed job's reason).
+    holes: list[HoleRecord] = msgspec.field(default_factory=list)
+    #: Damaged progress that was thrown away and fetched again.
+    warnings: list[str] = msgspec.field(default_factory=list)
     #: New and lost items since the last complete run (complete jobs only).
     diff: DiffCounts | None = None
 
@@ -97,10 +115,10 @@ class ConfigProblem(msgspec.Struct, kw_only=True, omit_defaults=True):
 
 
 class JobLine(msgspec.Struct, kw_only=True):
-    """One job's line in run.json."""
+    """One job's line in run.json: every job of the run folder, and every invalid one."""
 
     job_id: str
-    status: JobStatus
+    status: LineStatus
     reason: str | None
     items: int
     pages: int
@@ -110,28 +128,52 @@ class JobLine(msgspec.Struct, kw_only=True):
     duration_s: float
     output: str | None
     diff: DiffCounts | None = None
+    config_file: str | None = None
+    config_line: int | None = None
+    #: Whether this invocation ran the job (False: an earlier one of the date did).
+    this_run: bool = True
 
 
-class RunSummary(msgspec.Struct, kw_only=True):
-    """``run.json``: the run at a glance, for dashboards and cron mail."""
+class NightTotals(msgspec.Struct, kw_only=True):
+    """The run date as a whole: every job of its folder, every invocation of the date."""
 
-    version: str
-    run_date: str
+    jobs_by_status: dict[str, int]
+    jobs: int
+    items: int
+    calls: int
+    retries: int
+    cost_usd: float
+    new_items: int
+    lost_items: int
+    invocations: int
+
+
+class InvocationTotals(msgspec.Struct, kw_only=True):
+    """What this one command did."""
+
     started_at: str
     finished_at: str
     duration_s: float
+    calls: int
+    retries: int
+    cost_usd: float
+    #: Items this invocation fetched (pages it made durable), before de-duplication.
+    items: int
+    calls_per_minute: float
+    jobs_run: int
+    throttled_s: float
+
+
+class RunSummary(msgspec.Struct, kw_only=True):
+    """``run.json``: the run date at a glance, for dashboards and cron mail."""
+
+    version: str
+    run_date: str
     exit_code: int
     needs_attention: bool
     stop_reason: str | None
-    jobs_by_status: dict[str, int]
-    calls: int
-    retries: int
-    items: int
-    cost_usd: float
-    calls_per_minute: float
-    #: Items new and lost since each job's last complete run, summed over the jobs.
-    new_items: int
-    lost_items: int
+    night: NightTotals
+    invocation: InvocationTotals
     jobs: list[JobLine]
     config_errors: list[ConfigProblem]
     settings: dict[str, Any]
@@ -139,6 +181,85 @@ class RunSummary(msgspec.Struct, kw_only=True):
 
 _encoder = msgspec.json.Encoder()
 _manifest_decoder = msgspec.json.Decoder(JobManifest)
+
+
+def build_manifest(
+    final: JobFinal,
+    *,
+    config_file: str,
+    config_line: int | None,
+    drift_threshold: float,
+    diff: DiffCounts | None,
+) -> JobManifest:
+    """The manifest of a job that ended as ``final``; pure."""
+    job = final.job
+    checkpoint = final.checkpoint
+    totals = TotalCount()
+    written = received = duplicates = pages = 0
+    if checkpoint is not None:
+        high, low = checkpoint.total_max, checkpoint.total_min
+        drift = (high - low) / high if high and low is not None else 0.0
+        totals = TotalCount(
+            first=checkpoint.total_first,
+            last=checkpoint.total_last,
+            min=low,
+            max=high,
+            drift=round(drift, 6),
+            flagged=drift > drift_threshold,
+        )
+        written = checkpoint.items_written
+        received = checkpoint.items_received
+        duplicates = checkpoint.duplicates_dropped
+        pages = checkpoint.pages
+    return JobManifest(
+        job_id=job.job_id,
+        config_file=config_file,
+        config_line=config_line,
+        fingerprint=job.fingerprint,
+        request={**job.params, "page_size": job.page_size, "max_items": job.max_items},
+        status=final.status,
+        reason=final.reason,
+        output=final.output.name if final.output is not None else None,
+        total_count=totals,
+        items_written=written,
+        items_received=received,
+        duplicates_dropped=duplicates,
+        pages=pages,
+        pages_planned=final.pages_planned,
+        calls=final.counters.calls,
+        retries=final.counters.retries,
+        cost_usd=round(final.counters.cost_usd, 6),
+        started_at=final.started_at,
+        finished_at=final.finished_at,
+        resumed_pages=final.resumed_pages,
+        errors=list(final.errors),
+        holes=[
+            HoleRecord(offset=h.offset, reason=h.reason, attempts=h.attempts) for h in final.holes
+        ],
+        warnings=list(final.warnings),
+        diff=diff if final.status == "complete" else None,
+    )
+
+
+def is_complete(folder: RunFolder, job_id: str, fingerprint: str) -> JobManifest | None:
+    """The job's manifest when it is done for the date, else None.
+
+    Done: its manifest says complete, for the same request and paging; its result file is
+    there; and no later attempt of the date (``--fresh``, changed parameters) has
+    progress under way.
+    """
+    manifest = read_manifest(folder.manifest(job_id))
+    result = folder.result(job_id)
+    if (
+        manifest is not None
+        and manifest.status == "complete"
+        and manifest.fingerprint == fingerprint
+        and result.is_file()
+        and not result.is_symlink()
+        and not folder.checkpoint(job_id).exists()
+    ):
+        return manifest
+    return None
 
 
 def write_json(path: Path, value: msgspec.Struct) -> None:
@@ -149,6 +270,7 @@ def write_json(path: Path, value: msgspec.Struct) -> None:
 def read_manifest(path: Path) -> JobManifest | None:
     """A job's manifest, or ``None`` if there is none or it cannot be read."""
     try:
-        return _manifest_decoder.decode(path.read_bytes())
+        with open_nofollow(path, os.O_RDONLY) as handle:
+            return _manifest_decoder.decode(handle.read())
     except (OSError, msgspec.DecodeError):
         return None

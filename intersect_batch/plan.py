@@ -1,15 +1,18 @@
-"""Which pages a job needs: pure arithmetic, shared by the crawl and the dry run."""
+"""Which jobs run and which pages they need: shared by the crawl, the dry run and ``list``."""
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
-from intersect_batch.settings import CALL_PRICE_USD, ITEM_PRICE_USD
+from intersect_batch.config import JobEntry
+from intersect_batch.errors import UsageError
 
-__all__ = ["expected_cost", "fingerprint", "items_wanted", "page_count", "page_limit"]
+__all__ = ["fingerprint", "items_wanted", "page_count", "page_limit", "select_jobs"]
 
 
 def items_wanted(total_count: int, max_items: int | None) -> int:
@@ -30,12 +33,6 @@ def page_limit(page: int, page_size: int, max_items: int | None) -> int:
     return max(1, min(page_size, max_items - page * page_size))
 
 
-def expected_cost(total_count: int, page_size: int, max_items: int | None) -> float:
-    """What fetching a job costs at the documented price."""
-    calls = page_count(total_count, page_size, max_items)
-    return calls * CALL_PRICE_USD + items_wanted(total_count, max_items) * ITEM_PRICE_USD
-
-
 def fingerprint(params: dict[str, Any], page_size: int, max_items: int | None) -> str:
     """A stable digest of what decides a job's result: its request and its paging.
 
@@ -45,3 +42,26 @@ def fingerprint(params: dict[str, Any], page_size: int, max_items: int | None) -
         {"params": params, "page_size": page_size, "max_items": max_items}, order="sorted"
     )
     return hashlib.sha256(canonical).hexdigest()[:32]
+
+
+def select_jobs(
+    entries: Sequence[JobEntry], ids: Sequence[str] = (), patterns: Sequence[str] = ()
+) -> list[JobEntry]:
+    """The jobs named by ``--job`` or matching a ``--match`` glob; all when neither is given.
+
+    An id that names no valid job is a UsageError: a typo must not run nothing silently.
+    """
+    if not ids and not patterns:
+        return list(entries)
+    known = {entry.job.id for entry in entries}
+    unknown = [job_id for job_id in ids if job_id not in known]
+    if unknown:
+        raise UsageError(f"--job names no valid job: {', '.join(unknown)}")
+    chosen = [
+        entry
+        for entry in entries
+        if entry.job.id in ids or any(fnmatch.fnmatchcase(entry.job.id, p) for p in patterns)
+    ]
+    if not chosen:
+        raise UsageError(f"--match {' '.join(patterns)} selects no job")
+    return chosen

@@ -18,38 +18,40 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from intersect_batch.dispatch import JobRun, RunObserver
-from intersect_batch.errors import ApiError
-from intersect_batch.manifest import JobManifest, RunSummary
+from intersect_batch.crawl import CrawlObserver, JobFinal, JobSnapshot
+from intersect_batch.manifest import RunSummary
 
 __all__ = ["LogProgress", "RichProgress", "RunTally", "summary_table"]
 
 log = logging.getLogger("intersect_batch")
 
 
-class RunTally(RunObserver):
-    """Running totals of a run, from the crawler's events."""
+class RunTally(CrawlObserver):
+    """Running totals of a run, from the crawler's snapshots of its jobs."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self.started = clock()
-        self.jobs: dict[str, JobRun] = {}
+        self.jobs: dict[str, JobSnapshot] = {}
         self.finished = 0
         self.items = 0
         self.pages = 0
         self.retried = 0
 
-    def job_started(self, job: JobRun) -> None:
+    def job_started(self, job: JobSnapshot) -> None:
         self.jobs[job.job_id] = job
 
-    def page_done(self, job: JobRun, page: int, items: int, cost: float) -> None:
+    def page_done(self, job: JobSnapshot, items: int, cost: float) -> None:
+        self.jobs[job.job_id] = job
         self.pages += 1
         self.items += items
 
-    def call_retried(self, job: JobRun, offset: int, error: ApiError, delay: float) -> None:
+    def call_retried(self, job: JobSnapshot, offset: int, message: str, delay: float) -> None:
+        self.jobs[job.job_id] = job
         self.retried += 1
 
-    def job_finished(self, job: JobRun, manifest: JobManifest) -> None:
+    def job_finished(self, job: JobSnapshot, final: JobFinal) -> None:
+        self.jobs[job.job_id] = job
         self.finished += 1
 
     @property
@@ -71,10 +73,10 @@ class RunTally(RunObserver):
         """Pages still to fetch; a job whose count is unknown counts one."""
         left = 0
         for job in self.jobs.values():
-            if not job.active:
+            if job.status is not None:
                 continue
-            planned = job.planned if job.planned is not None else 1
-            left += max(0, planned - len(job.done))
+            planned = job.pages_planned if job.pages_planned is not None else 1
+            left += max(0, planned - job.pages_done)
         return left
 
     def calls_per_minute(self) -> float:
@@ -139,7 +141,6 @@ class RichProgress(RunTally):
         )
         self._overall = self.progress.add_task("all jobs", total=None, detail="")
         self._tasks: dict[str, TaskID] = {}
-        self._job_items: dict[str, int] = {}
 
     def __enter__(self) -> RichProgress:
         self.progress.start()
@@ -160,35 +161,38 @@ class RichProgress(RunTally):
             detail=detail,
         )
 
-    def job_started(self, job: JobRun) -> None:
+    def job_started(self, job: JobSnapshot) -> None:
         super().job_started(job)
-        if job.active:
+        if job.status is None:
             self._tasks[job.job_id] = self.progress.add_task(
-                job.job_id, total=job.planned, completed=len(job.done), detail="", visible=False
+                job.job_id,
+                total=job.pages_planned,
+                completed=job.pages_done,
+                detail="",
+                visible=False,
             )
         self._refresh_overall()
 
-    def page_done(self, job: JobRun, page: int, items: int, cost: float) -> None:
-        super().page_done(job, page, items, cost)
-        job_items = self._job_items[job.job_id] = self._job_items.get(job.job_id, 0) + items
+    def page_done(self, job: JobSnapshot, items: int, cost: float) -> None:
+        super().page_done(job, items, cost)
         task = self._tasks.get(job.job_id)
         if task is not None:
             retried = f"  {job.retries} retries" if job.retries else ""
             self.progress.update(
                 task,
-                total=job.planned,
-                completed=len(job.done),
-                detail=f"{job_items} items  {job.cost_usd:.4f} USD{retried}",
+                total=job.pages_planned,
+                completed=job.pages_done,
+                detail=f"{job.items} items  {job.cost_usd:.4f} USD{retried}",
                 visible=True,
             )
         self._refresh_overall()
 
-    def call_retried(self, job: JobRun, offset: int, error: ApiError, delay: float) -> None:
-        super().call_retried(job, offset, error, delay)
+    def call_retried(self, job: JobSnapshot, offset: int, message: str, delay: float) -> None:
+        super().call_retried(job, offset, message, delay)
         self._refresh_overall()
 
-    def job_finished(self, job: JobRun, manifest: JobManifest) -> None:
-        super().job_finished(job, manifest)
+    def job_finished(self, job: JobSnapshot, final: JobFinal) -> None:
+        super().job_finished(job, final)
         task = self._tasks.pop(job.job_id, None)
         if task is not None:
             self.progress.remove_task(task)
@@ -209,7 +213,7 @@ def summary_table(summary: RunSummary) -> Table:
         ("time", "right"),
     ):
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    colours = {"complete": "green", "failed": "red", "partial": "yellow"}
+    colours = {"complete": "green", "failed": "red", "partial": "yellow", "invalid": "red"}
     for job in summary.jobs:
         status = f"[{colours[job.status]}]{job.status}[/]"
         if job.reason and job.status != "complete":
@@ -225,14 +229,15 @@ def summary_table(summary: RunSummary) -> Table:
             f"{job.duration_s:.1f}s",
         )
     table.add_section()
+    night = summary.night
     table.add_row(
         "total",
         "",
-        f"{summary.items:,}",
+        f"{night.items:,}",
         "",
-        str(summary.calls),
-        str(summary.retries),
-        f"{summary.cost_usd:.4f}",
-        f"{summary.duration_s:.1f}s",
+        str(night.calls),
+        str(night.retries),
+        f"{night.cost_usd:.4f}",
+        f"{summary.invocation.duration_s:.1f}s",
     )
     return table

@@ -7,41 +7,46 @@ import logging
 import shutil
 from pathlib import Path
 
-__all__ = ["MARKER", "mark_run_dir", "prune_runs"]
+from intersect_batch.durable import atomic_write
+from intersect_batch.layout import RunFolder, earlier_runs
 
-#: Written into every run-date folder a run creates; retention touches no other folder.
-MARKER = ".intersect-batch-run"
+__all__ = ["mark_run_dir", "prune_runs"]
 
 log = logging.getLogger("intersect_batch")
 
-
-def mark_run_dir(run_dir: Path) -> None:
-    """Create the run-date folder (if needed) and mark it as this tool's."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    marker = run_dir / MARKER
-    if not marker.exists():
-        marker.write_text("made by intersect-batch; --keep-days may remove this folder\n")
+_MARKER_TEXT = b"made by intersect-batch; --keep-days may remove this folder\n"
 
 
-def prune_runs(out_dir: Path, run_date: dt.date, keep_days: int) -> list[Path]:
-    """Remove run-date folders more than ``keep_days`` days before ``run_date``.
+def mark_run_dir(folder: RunFolder) -> None:
+    """Create the run-date folder (if needed) and mark it as this tool's.
 
-    Only folders named YYYY-MM-DD that carry the marker go; never ``run_date``'s own.
-    Returns the folders removed.
+    A run folder that is a symlink is refused: it may be shared with another output
+    folder, whose lock would not protect it.
     """
-    oldest_kept = run_date - dt.timedelta(days=keep_days)
+    path = folder.path
+    if path.is_symlink():
+        raise OSError(40, "the run folder is a symlink; use a real folder", str(path))
+    path.mkdir(parents=True, exist_ok=True)
+    if not folder.marker.is_file():
+        atomic_write(folder.marker, _MARKER_TEXT)
+
+
+def prune_runs(folder: RunFolder, keep_days: int, *, today: dt.date | None = None) -> list[Path]:
+    """Remove the marked run folders more than ``keep_days`` days older than the run date.
+
+    Never a folder newer than ``today - keep_days`` (today in UTC), whatever the run
+    date: a run for a date in the past does not remove what came after it. Only
+    folders named YYYY-MM-DD that carry the marker go, never ``folder`` itself. Returns
+    the folders removed.
+    """
+    today = today or dt.datetime.now(dt.UTC).date()
+    oldest_kept = min(folder.date, today) - dt.timedelta(days=keep_days)
     removed = []
-    for folder in sorted(out_dir.iterdir()):
-        try:
-            date = dt.date.fromisoformat(folder.name)
-        except ValueError:
+    for earlier in earlier_runs(folder.out_dir, oldest_kept):
+        if not earlier.marker.is_file():
+            log.info("not removing %s: not made by intersect-batch", earlier.path)
             continue
-        if date >= oldest_kept or date == run_date or not folder.is_dir():
-            continue
-        if not (folder / MARKER).is_file():
-            log.info("not removing %s: not made by intersect-batch", folder)
-            continue
-        shutil.rmtree(folder)
-        log.info("removed old run folder", extra={"folder": str(folder)})
-        removed.append(folder)
+        shutil.rmtree(earlier.path)
+        log.info("removed old run folder", extra={"folder": str(earlier.path)})
+        removed.append(earlier.path)
     return removed

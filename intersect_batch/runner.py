@@ -1,101 +1,86 @@
 """A whole run: configs in, files and an exit status out. The CLI is a thin shell over this.
 
-Exit statuses (also in the README):
-
-====  ==============================================================================
-0     every job is complete
-1     some job failed, is partial (budget, retries exhausted) or has an invalid config
-2     nothing could run: bad usage, no valid job config, missing credentials
-3     another run holds the output folder's lock; this run did nothing
-4     the API refused the account (credentials, funds, daily cost limit): run stopped
-130   interrupted by SIGINT (Ctrl-C); progress is saved, re-run to continue
-143   stopped by SIGTERM; progress is saved, re-run to continue
-====  ==============================================================================
+The steps, in order: load and select the jobs, read the credentials, lock the output
+folder, read the night's ledger, skip the jobs already complete for the date, crawl the
+others (each job's diff and manifest are written as it ends), then ``run.json``, the
+report and retention. Exit statuses: :mod:`intersect_batch.exitcode`.
 """
 
 from __future__ import annotations
 
-import fnmatch
+import contextlib
 import logging
 import random
+import shutil
 import signal
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import anyio
 import anyio.to_thread
+import msgspec
 
 from intersect_batch._version import __version__
 from intersect_batch.config import JobEntry, LoadResult, load_jobs
+from intersect_batch.crawl import CrawlJob, CrawlObserver, CrawlResult, Fetch, JobFinal, crawl
 from intersect_batch.diff import diff_job
-from intersect_batch.dispatch import CrawlResult, RunObserver, crawl
 from intersect_batch.errors import ConfigError, IntersectBatchError, UsageError
+from intersect_batch.exitcode import ExitCode, exit_code_for_run
+from intersect_batch.layout import RunFolder
+from intersect_batch.ledger import Ledger, read_ledger
 from intersect_batch.lock import output_lock
 from intersect_batch.manifest import (
     ConfigProblem,
     DiffCounts,
+    InvocationTotals,
     JobLine,
+    JobManifest,
+    NightTotals,
     RunSummary,
+    build_manifest,
+    is_complete,
+    read_manifest,
     write_json,
 )
+from intersect_batch.plan import fingerprint, select_jobs
 from intersect_batch.providers import Provider
 from intersect_batch.report import write_report
 from intersect_batch.retention import mark_run_dir, prune_runs
 from intersect_batch.settings import RunSettings
+from intersect_batch.transport import http_fetch
 
 __all__ = [
-    "EXIT_ACCOUNT",
-    "EXIT_ATTENTION",
-    "EXIT_LOCKED",
-    "EXIT_OK",
-    "EXIT_USAGE",
     "RunOutcome",
     "config_problems",
+    "crawl_job",
     "run_batch",
-    "select_jobs",
 ]
-
-EXIT_OK = 0
-EXIT_ATTENTION = 1
-EXIT_USAGE = 2
-EXIT_LOCKED = 3
-EXIT_ACCOUNT = 4
 
 log = logging.getLogger("intersect_batch")
 
 
 @dataclass(frozen=True)
 class RunOutcome:
-    """What a run ends with: its exit status, its summary, and one line for the person."""
+    """What a run ends with: its exit status, its summary, and the lines for the person."""
 
-    exit_code: int
+    exit_code: ExitCode
     summary: RunSummary | None
     message: str
 
 
-def select_jobs(
-    entries: Sequence[JobEntry], ids: Sequence[str] = (), patterns: Sequence[str] = ()
-) -> list[JobEntry]:
-    """The jobs named by ``--job`` or matching a ``--match`` glob; all when neither is given.
-
-    An id that names no valid job is a UsageError: a typo must not run nothing silently.
-    """
-    if not ids and not patterns:
-        return list(entries)
-    known = {entry.job.id for entry in entries}
-    unknown = [job_id for job_id in ids if job_id not in known]
-    if unknown:
-        raise UsageError(f"--job names no valid job: {', '.join(unknown)}")
-    chosen = [
-        entry
-        for entry in entries
-        if entry.job.id in ids or any(fnmatch.fnmatchcase(entry.job.id, p) for p in patterns)
-    ]
-    if not chosen:
-        raise UsageError(f"--match {' '.join(patterns)} selects no job")
-    return chosen
+def crawl_job(entry: JobEntry) -> CrawlJob:
+    """What the crawl needs of a job config."""
+    job = entry.job
+    params = job.api_params()
+    return CrawlJob(
+        job_id=job.id,
+        params=params,
+        page_size=job.page_size,
+        max_items=job.max_items,
+        fingerprint=fingerprint(params, job.page_size, job.max_items),
+    )
 
 
 def config_problems(errors: Sequence[ConfigError]) -> list[ConfigProblem]:
@@ -112,92 +97,203 @@ def config_problems(errors: Sequence[ConfigError]) -> list[ConfigProblem]:
     ]
 
 
-async def _diff_jobs(result: CrawlResult, settings: RunSettings) -> None:
-    """Compare every complete job that has no diff yet with its last complete run.
+def night_ledger(folder: RunFolder) -> Ledger:
+    """What earlier invocations of the date spent; rebuilt from the manifests if damaged."""
+    try:
+        return read_ledger(folder.ledger)
+    except (OSError, msgspec.DecodeError) as exc:
+        cost = calls = retries = 0.0
+        for job_id in folder.job_ids():
+            manifest = read_manifest(folder.manifest(job_id))
+            if manifest is not None:
+                cost += manifest.cost_usd
+                calls += manifest.calls
+                retries += manifest.retries
+        log.warning(
+            "the night's ledger cannot be read (%s): counting %.4f USD from the manifests",
+            exc,
+            cost,
+        )
+        return Ledger(spent_usd=cost, cost_usd=cost, calls=int(calls), retries=int(retries))
 
-    A job made complete by an earlier, interrupted run of the date gets its diff now.
-    """
-    for job in result.jobs:
-        manifest = job.manifest
-        if job.status != "complete" or manifest is None or manifest.diff is not None:
-            continue
+
+@dataclass
+class _Night:
+    """What the runner learns about the date's jobs while the crawl goes on."""
+
+    folder: RunFolder
+    settings: RunSettings
+    entries: dict[str, JobEntry]
+    manifests: dict[str, JobManifest] = field(default_factory=dict)
+    #: Jobs found complete for the date before the crawl: this run did not touch them.
+    skipped: set[str] = field(default_factory=set)
+
+    async def job_ended(self, final: JobFinal) -> None:
+        """Diff a complete job against its last complete run, then write its manifest."""
+        job_id = final.job.job_id
+        diff = None
+        if final.status == "complete":
+            diff = await self._diff(final)
+        entry = self.entries[job_id]
+        manifest = build_manifest(
+            final,
+            config_file=str(entry.file),
+            config_line=entry.line,
+            drift_threshold=self.settings.drift_threshold,
+            diff=diff,
+        )
+        if manifest.total_count.flagged:
+            log.warning(
+                "total_count moved by %.1f%% while paging",
+                manifest.total_count.drift * 100,
+                extra={"job": job_id},
+            )
         try:
-            manifest.diff = await anyio.to_thread.run_sync(
-                diff_job, settings.out_dir, settings.run_date, job.job_id, job.fingerprint
+            await anyio.to_thread.run_sync(write_json, self.folder.manifest(job_id), manifest)
+        except OSError as exc:
+            log.error("cannot write the manifest: %s", exc.strerror or exc, extra={"job": job_id})
+        self.manifests[job_id] = manifest
+        level = logging.INFO if manifest.status == "complete" else logging.WARNING
+        if manifest.status == "failed":
+            level = logging.ERROR
+        log.log(
+            level,
+            "job %s%s",
+            manifest.status,
+            f": {manifest.reason}" if manifest.reason else "",
+            extra={
+                "job": job_id,
+                "status": manifest.status,
+                "items": manifest.items_written,
+                "pages": manifest.pages,
+                "calls": manifest.calls,
+                "retries": manifest.retries,
+                "cost_usd": manifest.cost_usd,
+            },
+        )
+
+    async def _diff(self, final: JobFinal) -> DiffCounts:
+        job = final.job
+        try:
+            diff = await anyio.to_thread.run_sync(
+                diff_job, self.folder, job.job_id, job.fingerprint
             )
         except OSError as exc:
-            manifest.diff = DiffCounts(skipped=f"could not write the diff: {exc.strerror or exc}")
+            diff = DiffCounts(skipped=f"could not write the diff: {exc.strerror or exc}")
         log.info(
             "diff: %s",
-            manifest.diff.skipped
-            or f"{manifest.diff.new} new, {manifest.diff.lost} lost since "
-            f"{manifest.diff.previous_run}",
+            diff.skipped or f"{diff.new} new, {diff.lost} lost since {diff.previous_run}",
             extra={"job": job.job_id},
         )
-        await anyio.to_thread.run_sync(
-            write_json, settings.run_dir / f"{job.job_id}.manifest.json", manifest
+        return diff
+
+
+def _job_line(manifest: JobManifest, *, this_run: bool, duration_s: float = 0.0) -> JobLine:
+    return JobLine(
+        job_id=manifest.job_id,
+        status=manifest.status,
+        reason=manifest.reason,
+        items=manifest.items_written,
+        pages=manifest.pages,
+        calls=manifest.calls,
+        retries=manifest.retries,
+        cost_usd=manifest.cost_usd,
+        duration_s=round(duration_s, 3),
+        output=manifest.output,
+        diff=manifest.diff,
+        config_file=manifest.config_file,
+        config_line=manifest.config_line,
+        this_run=this_run,
+    )
+
+
+def _invalid_lines(errors: Sequence[ConfigError]) -> list[JobLine]:
+    lines: dict[str, JobLine] = {}
+    for error in errors:
+        name = error.job or error.file
+        if name in lines:
+            continue
+        lines[name] = JobLine(
+            job_id=name,
+            status="invalid",
+            reason=error.describe(),
+            items=0,
+            pages=0,
+            calls=0,
+            retries=0,
+            cost_usd=0.0,
+            duration_s=0.0,
+            output=None,
+            config_file=error.file,
+            config_line=error.line,
+            this_run=True,
         )
-
-
-def _exit_code(result: CrawlResult, config_errors: int) -> int:
-    if result.interrupted_by is not None:
-        return 128 + result.interrupted_by
-    if result.run_fatal is not None:
-        return EXIT_ACCOUNT
-    if config_errors or any(job.status != "complete" for job in result.jobs):
-        return EXIT_ATTENTION
-    return EXIT_OK
+    return list(lines.values())
 
 
 def _summary(
     result: CrawlResult,
+    night: _Night,
     loaded: LoadResult,
     settings: RunSettings,
     provider: Provider,
-    exit_code: int,
+    exit_code: ExitCode,
+    ledger: Ledger,
 ) -> RunSummary:
-    statuses: Counter[str] = Counter(job.status or "partial" for job in result.jobs)
-    if loaded.errors:
-        statuses["invalid"] = len({(e.file, e.job) for e in loaded.errors})
-    lines = []
-    for job in result.jobs:
-        manifest = job.manifest
-        lines.append(
-            JobLine(
-                job_id=job.job_id,
-                status=job.status or "partial",
-                reason=job.reason,
-                items=manifest.items_written if manifest else 0,
-                pages=manifest.pages if manifest else 0,
-                calls=job.calls,
-                retries=job.retries,
-                cost_usd=round(job.cost_usd, 6),
-                duration_s=round(job.duration, 3),
-                output=manifest.output if manifest else None,
-                diff=manifest.diff if manifest else None,
-            )
-        )
-    # What this invocation did, not what earlier runs of the date did.
-    calls = sum(job.calls for job in result.jobs)
+    durations = {final.job.job_id: final.duration_s for final in result.jobs}
+    lines: dict[str, JobLine] = {}
+    # Every job of the run folder: the ones this run did, and the ones earlier runs did.
+    for job_id in night.folder.job_ids():
+        if job_id in night.manifests:
+            continue
+        manifest = read_manifest(night.folder.manifest(job_id))
+        if manifest is not None:
+            lines[job_id] = _job_line(manifest, this_run=False)
+    for job_id, manifest in night.manifests.items():
+        this_run = job_id not in night.skipped
+        line = _job_line(manifest, this_run=this_run, duration_s=durations.get(job_id, 0.0))
+        if job_id in night.skipped:
+            line.reason = "already complete"
+        lines[job_id] = line
+    for line in _invalid_lines(loaded.errors):
+        lines[line.job_id] = line
+    jobs = sorted(lines.values(), key=lambda line: line.job_id)
+    statuses = Counter(line.status for line in jobs)
     minutes = max(result.duration_s, 1e-9) / 60
     return RunSummary(
         version=__version__,
         run_date=settings.run_date.isoformat(),
-        started_at=result.started_at,
-        finished_at=result.finished_at,
-        duration_s=round(result.duration_s, 3),
-        exit_code=exit_code,
-        needs_attention=exit_code != EXIT_OK,
-        stop_reason=result.stop_reason,
-        jobs_by_status=dict(sorted(statuses.items())),
-        calls=calls,
-        retries=sum(job.retries for job in result.jobs),
-        items=sum(line.items for line in lines),
-        cost_usd=round(sum(job.cost_usd for job in result.jobs), 6),
-        calls_per_minute=round(calls / minutes, 2),
-        new_items=sum(line.diff.new for line in lines if line.diff),
-        lost_items=sum(line.diff.lost for line in lines if line.diff),
-        jobs=lines,
+        exit_code=int(exit_code),
+        needs_attention=exit_code != ExitCode.OK,
+        stop_reason=result.stop.reason if result.stop else None,
+        night=NightTotals(
+            jobs_by_status=dict(sorted(statuses.items())),
+            jobs=len(jobs),
+            items=sum(line.items for line in jobs),
+            calls=ledger.calls,
+            retries=ledger.retries,
+            cost_usd=round(ledger.cost_usd, 6),
+            new_items=sum(line.diff.new for line in jobs if line.diff),
+            lost_items=sum(line.diff.lost for line in jobs if line.diff),
+            invocations=ledger.invocations,
+        ),
+        invocation=InvocationTotals(
+            started_at=result.started_at,
+            finished_at=result.finished_at,
+            duration_s=round(result.duration_s, 3),
+            calls=result.calls,
+            retries=result.retries,
+            cost_usd=round(result.cost_usd, 6),
+            items=sum(
+                (final.checkpoint.items_written if final.checkpoint else 0)
+                for final in result.jobs
+                if final.invocation.calls
+            ),
+            calls_per_minute=round(result.calls / minutes, 2),
+            jobs_run=len(result.jobs),
+            throttled_s=result.throttled_s,
+        ),
+        jobs=jobs,
         config_errors=config_problems(loaded.errors),
         settings={
             "provider": provider.name,
@@ -214,14 +310,28 @@ def _summary(
     )
 
 
-def _closing_line(summary: RunSummary, run_dir: Path, report: bool) -> str:
-    counts = ", ".join(f"{n} {status}" for status, n in summary.jobs_by_status.items())
-    extra = f", report: {run_dir / 'report.html'}" if report else ""
-    where = f"results in {run_dir}/ (summary: {run_dir / 'run.json'}{extra})"
+def _closing_line(summary: RunSummary, folder: RunFolder, report: bool) -> str:
+    night = summary.night
+    counts = ", ".join(f"{n} {status}" for status, n in night.jobs_by_status.items())
+    extra = f", report: {folder.report}" if report else ""
+    where = f"results in {folder.path}/ (summary: {folder.run_json}{extra})"
     if not summary.needs_attention:
-        return f"ok: {counts}; {summary.items} items, {summary.cost_usd:.4f} USD; {where}"
+        return f"ok: {counts}; {night.items} items, {night.cost_usd:.4f} USD; {where}"
     reason = f" ({summary.stop_reason})" if summary.stop_reason else ""
     return f"attention: {counts}{reason}; {where}"
+
+
+def _remove_state_if_empty(folder: RunFolder) -> None:
+    """Leave no empty state folder behind after a run whose jobs all finished."""
+    with contextlib.suppress(OSError):
+        folder.state.rmdir()
+
+
+def _remove_state(folder: RunFolder) -> None:
+    if folder.state.is_symlink():
+        folder.state.unlink()
+    else:
+        shutil.rmtree(folder.state, ignore_errors=True)
 
 
 async def run_batch(
@@ -232,27 +342,44 @@ async def run_batch(
     settings: RunSettings,
     job_ids: Sequence[str] = (),
     patterns: Sequence[str] = (),
-    observer: RunObserver | None = None,
+    observer: CrawlObserver | None = None,
     handle_signals: bool = False,
     rng: random.Random | None = None,
     keep_days: int | None = None,
     report: bool = False,
+    fetch: Fetch | None = None,
 ) -> RunOutcome:
     """Load, select, lock, crawl, summarize. Raises UsageError / LockError before any call.
 
     ``keep_days``: after a run whose every job is complete, remove the run-date folders
     this tool made more than that many days before the run date. ``report``: write the
-    run folder's HTML report and opportunity CSVs.
+    run folder's HTML report and opportunity CSVs. ``fetch``: send calls another way than
+    HTTP to ``provider`` (tests).
     """
-    loaded = load_jobs(config_dir)
+    loaded = await anyio.to_thread.run_sync(load_jobs, config_dir)
     for error in loaded.errors:
         log.error("invalid config: %s", error.describe(), extra={"file": error.file})
     if not loaded.jobs:
         raise UsageError(f"no valid job in {config_dir}: nothing to run")
     entries = select_jobs(loaded.jobs, job_ids, patterns)
     credentials = provider.credentials(environ)
+    folder = RunFolder(settings.out_dir, settings.run_date)
     with output_lock(settings.out_dir):
-        mark_run_dir(settings.run_dir)
+        await anyio.to_thread.run_sync(mark_run_dir, folder)
+        if settings.fresh:
+            await anyio.to_thread.run_sync(_remove_state, folder)
+        ledger = await anyio.to_thread.run_sync(night_ledger, folder)
+        night = _Night(folder, settings, {entry.job.id: entry for entry in entries})
+        todo: list[CrawlJob] = []
+        for entry in entries:
+            job = crawl_job(entry)
+            done = None if settings.fresh else is_complete(folder, job.job_id, job.fingerprint)
+            if done is not None:
+                night.manifests[job.job_id] = done
+                night.skipped.add(job.job_id)
+                log.info("job already complete: skipped", extra={"job": job.job_id})
+            else:
+                todo.append(job)
         log.info(
             "run starting",
             extra={
@@ -261,36 +388,51 @@ async def run_batch(
                 "provider": provider.name,
             },
         )
-        result = await crawl(
-            entries,
-            provider=provider,
-            credentials=credentials,
-            settings=settings,
-            observer=observer,
-            handle_signals=handle_signals,
-            rng=rng,
+        crawl_args = {
+            "folder": folder,
+            "settings": settings,
+            "ledger": ledger,
+            "observer": observer,
+            "on_job_end": night.job_ended,
+            "handle_signals": handle_signals,
+            "rng": rng,
+            "endpoint": provider.base_url,
+        }
+        if fetch is not None:
+            result = await crawl(todo, fetch=fetch, **crawl_args)  # type: ignore[arg-type]
+        else:
+            async with http_fetch(provider, credentials, settings) as http:
+                result = await crawl(todo, fetch=http, **crawl_args)  # type: ignore[arg-type]
+        ledger_now = await anyio.to_thread.run_sync(night_ledger, folder)
+        await anyio.to_thread.run_sync(_remove_state_if_empty, folder)
+        exit_code = exit_code_for_run(
+            interrupted_by=result.interrupted_by,
+            account_stopped=result.run_fatal is not None,
+            statuses=[
+                night.manifests[e.job.id].status if e.job.id in night.manifests else "partial"
+                for e in entries
+            ],
+            invalid_configs=len(loaded.errors),
         )
-        await _diff_jobs(result, settings)
-        exit_code = _exit_code(result, len(loaded.errors))
-        summary = _summary(result, loaded, settings, provider, exit_code)
-        write_json(settings.run_dir / "run.json", summary)
+        summary = _summary(result, night, loaded, settings, provider, exit_code, ledger_now)
+        await anyio.to_thread.run_sync(write_json, folder.run_json, summary)
         if report:
             try:
-                path = await anyio.to_thread.run_sync(write_report, settings.run_dir)
+                path = await anyio.to_thread.run_sync(write_report, folder.path)
             except (OSError, IntersectBatchError) as exc:
                 # The crawl's results stand; only the report is missing.
                 log.error("cannot write the report: %s", exc)
                 report = False
             else:
                 log.info("report written", extra={"path": str(path)})
-        if keep_days is not None and exit_code == EXIT_OK:
-            prune_runs(settings.out_dir, settings.run_date, keep_days)
+        if keep_days is not None and exit_code == ExitCode.OK:
+            await anyio.to_thread.run_sync(prune_runs, folder, keep_days)
     # Details first: the last line always says where the results are.
     lines = []
-    if result.run_fatal is not None:
-        lines.append(f"the API stopped the run: {result.run_fatal.describe()}")
+    if result.run_fatal is not None and result.stop is not None:
+        lines.append(f"the API stopped the run: {result.stop.reason}")
     if result.interrupted_by is not None:
         name = signal.Signals(result.interrupted_by).name
         lines.append(f"{name}: progress is saved; run the same command to continue")
-    lines.append(_closing_line(summary, settings.run_dir, report))
+    lines.append(_closing_line(summary, folder, report))
     return RunOutcome(exit_code=exit_code, summary=summary, message="\n".join(lines))

@@ -9,25 +9,16 @@ import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from intersect_batch.layout import RunFolder
+
 __all__ = [
-    "CALL_PRICE_USD",
-    "ITEM_PRICE_USD",
     "Limits",
+    "ProgressSettings",
+    "ReportSettings",
     "RetryPolicy",
     "RunSettings",
     "Timeouts",
-    "worst_case_cost",
 ]
-
-#: The documented price of one call, whatever it returns.
-CALL_PRICE_USD = 0.02
-#: The documented price of one returned item.
-ITEM_PRICE_USD = 0.00003
-
-
-def worst_case_cost(limit: int) -> float:
-    """What one call asking for ``limit`` items can cost at the documented price."""
-    return CALL_PRICE_USD + ITEM_PRICE_USD * limit
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,13 +43,20 @@ class RetryPolicy:
     ``[0, min(cap, base * 2**n))``, or the server's Retry-After (at most ``cap``) when it
     sends one.
     ``slowdown=5.0`` seconds: how long the whole run pauses sending after a rate or
-    concurrency refusal (40202, 40209, HTTP 429 without Retry-After).
+    concurrency refusal (40202, 40209, HTTP 429 without Retry-After); refusals that follow
+    each other double it, up to ``cap``. Refusals cost a page none of its attempts.
+    ``patience=1800.0`` seconds: a run paused by such refusals for this long in all stops
+    (its jobs partial), with a reason that says which limit to lower.
+    ``unreachable_after=120.0`` seconds: a run whose calls have reached nothing (connection
+    refused, no DNS answer) for this long stops; those failures cost no attempt either.
     """
 
     attempts: int = 6
     base: float = 1.0
     cap: float = 60.0
     slowdown: float = 5.0
+    patience: float = 1800.0
+    unreachable_after: float = 120.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -130,6 +128,33 @@ class RunSettings:
     grace: float = 30.0
 
     @property
+    def folder(self) -> RunFolder:
+        """The files of this run date (see :mod:`intersect_batch.layout`)."""
+        return RunFolder(self.out_dir, self.run_date)
+
+    @property
     def run_dir(self) -> Path:
         """The folder of this run date's results."""
-        return self.out_dir / self.run_date.isoformat()
+        return self.folder.path
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProgressSettings:
+    """How a run shows its progress.
+
+    ``interval=30.0`` seconds: without a terminal, a ``progress`` log record this often.
+    """
+
+    interval: float = 30.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportSettings:
+    """What the HTML report shows.
+
+    ``history=14``: the runs in the spend and item charts. ``top=25``: the referring
+    domains listed per job.
+    """
+
+    history: int = 14
+    top: int = 25

@@ -11,6 +11,7 @@ from intersect_batch.errors import (
     ApiError,
     JobFatalApiError,
     RunFatalApiError,
+    ThrottledApiError,
     TransientApiError,
 )
 
@@ -52,6 +53,8 @@ def classify_code(code: int) -> type[ApiError] | None:
     """The error class for one API status code, ``None`` when it is usable."""
     if code in (OK, NO_RESULTS):
         return None
+    if code in SLOWDOWN_CODES:
+        return ThrottledApiError
     if code in TRANSIENT_CODES:
         return TransientApiError
     if code in RUN_FATAL_CODES:
@@ -83,7 +86,7 @@ def classify(
     ``envelope_code`` and ``task_code`` are ``None`` when the body did not carry them.
     """
     if http_status == 429:
-        return TransientApiError
+        return ThrottledApiError
     for code in (envelope_code, task_code):
         if code is not None and code != OK:
             return classify_code(code)

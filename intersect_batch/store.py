@@ -1,20 +1,25 @@
 """A job's durable output: pages appended in offset order, checkpointed, renamed when done.
 
-Layout under the run folder::
-
-    <id>.jsonl                    the complete result (appears only when complete)
-    .state/<id>.part              pages 0..next_page-1, in order, deduplicated
-    .state/<id>.checkpoint.json   what of the part file and the spool is durable
-    .state/<id>.spool/<k>.jsonl   pages that arrived before the pages in front of them
+The files (named by :class:`~intersect_batch.layout.RunFolder`): ``.state/<id>.part``
+holds pages ``0..next_page-1`` in order, de-duplicated; ``.state/<id>.spool/<k>.jsonl``
+holds pages that arrived before the pages in front of them; ``.state/<id>.checkpoint.json``
+says what of both is durable. When the job is complete the part file is renamed to
+``<id>.jsonl``.
 
 Every page goes to disk the moment it arrives: the next one in order is appended to the
 part file, one that arrived early waits in the spool. The data is fsync'd before the
-checkpoint that points past it is (atomically) replaced, so after kill -9 or power loss
-:meth:`JobStore.open` truncates the part file to the checkpoint's length and resumes:
-no page on disk is fetched again, and no line is torn. Duplicate items (the same
-referring page seen twice because live data shifted a page boundary) are dropped as pages
-are appended in offset order, so a resumed run writes the same bytes as an uninterrupted
-one.
+checkpoint that points past it is (atomically) replaced, and the store's own state
+advances only after that: a write that fails (disk full, too many open files) leaves
+every record as it was, and the next write starts again from the checkpoint's length.
+
+After kill -9 or power loss :meth:`JobStore.open` truncates the part file to the
+checkpoint's length and resumes: no page on disk is fetched again, and no line is torn.
+State that cannot be trusted (a part file shorter than its checkpoint, lines that are not
+items, a checkpoint that does not decode or claims a result that is not there) is thrown
+away with a warning, and its pages are fetched again: a damaged folder costs money, never
+data. Duplicate items (the same referring page seen twice because live data shifted a page
+boundary) are dropped as pages are appended in offset order, so a resumed run writes the
+same bytes as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -24,23 +29,25 @@ import datetime as dt
 import os
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 import msgspec
 
-from intersect_batch.client import item_key
-from intersect_batch.durable import atomic_write, fsync_dir
+from intersect_batch.durable import atomic_write, fsync_dir, open_nofollow
 from intersect_batch.errors import OutputError
 from intersect_batch.keyset import KeySet
+from intersect_batch.layout import RunFolder
+from intersect_batch.wire import item_key
 
 __all__ = [
     "Checkpoint",
+    "Counters",
     "JobStore",
+    "Opened",
     "PageIn",
     "SpooledPage",
-    "remove_state_dir_if_empty",
-    "state_dir",
 ]
 
 
@@ -52,15 +59,34 @@ class PageIn(NamedTuple):
     total_count: int | None
 
 
-class SpooledPage(msgspec.Struct, kw_only=True):
+class Counters(msgspec.Struct, frozen=True, kw_only=True):
+    """A job's calls, retries and reported cost, over every invocation of the run date."""
+
+    calls: int = 0
+    retries: int = 0
+    cost_usd: float = 0.0
+
+    def latest(self, other: Counters) -> Counters:
+        """The later of two readings (counters only grow)."""
+        return Counters(
+            calls=max(self.calls, other.calls),
+            retries=max(self.retries, other.retries),
+            cost_usd=max(self.cost_usd, other.cost_usd),
+        )
+
+
+class SpooledPage(msgspec.Struct, frozen=True, kw_only=True):
     """A page on disk in the spool, waiting for the pages in front of it."""
 
     size: int
     items: int
 
 
-class Checkpoint(msgspec.Struct, kw_only=True):
-    """What of a job is durable; the part file may hold more, which is cut off on resume."""
+class Checkpoint(msgspec.Struct, frozen=True, kw_only=True):
+    """What of a job is durable; the part file may hold more, which is cut off on resume.
+
+    A value: every change makes a new one, so one handed out never moves under its reader.
+    """
 
     fingerprint: str
     started_at: str
@@ -74,141 +100,208 @@ class Checkpoint(msgspec.Struct, kw_only=True):
     total_last: int | None = None
     total_min: int | None = None
     total_max: int | None = None
-    cost_usd: float = 0.0
-    calls: int = 0
-    retries: int = 0
+    counters: Counters = msgspec.field(default_factory=Counters)
     finalized: bool = False
+
+    @property
+    def pages_done(self) -> frozenset[int]:
+        """Pages durable (in order or spooled): never fetch these again."""
+        return frozenset(range(self.next_page)) | frozenset(self.spooled)
+
+    @property
+    def pages(self) -> int:
+        """How many pages are durable."""
+        return self.next_page + len(self.spooled)
+
+    def seen_total(self, total: int | None) -> Checkpoint:
+        """The checkpoint with one more total_count reading."""
+        if total is None:
+            return self
+        return msgspec.structs.replace(
+            self,
+            total_first=self.total_first if self.total_first is not None else total,
+            total_last=total,
+            total_min=total if self.total_min is None else min(total, self.total_min),
+            total_max=total if self.total_max is None else max(total, self.total_max),
+        )
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A job's progress as found on disk, and what was wrong with it."""
+
+    checkpoint: Checkpoint
+    #: Damaged progress that was thrown away; its pages are fetched again.
+    warnings: tuple[str, ...] = ()
 
 
 _checkpoint_decoder = msgspec.json.Decoder(Checkpoint)
 _encoder = msgspec.json.Encoder()
 
 
-def state_dir(run_dir: Path) -> Path:
-    """Where a run date keeps the progress of its unfinished jobs."""
-    return run_dir / ".state"
-
-
-def remove_state_dir_if_empty(run_dir: Path) -> None:
-    """Leave no empty state folder behind after a run whose jobs all finished."""
-    with contextlib.suppress(OSError):
-        state_dir(run_dir).rmdir()
-
-
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+class _Damaged(Exception):
+    """Progress on disk that cannot be trusted; the message says what is wrong."""
 
 
 class JobStore:
     """The files of one job in one run folder. Blocking I/O: call from a worker thread."""
 
-    def __init__(self, run_dir: Path, job_id: str) -> None:
+    def __init__(self, folder: RunFolder, job_id: str) -> None:
         self.job_id = job_id
-        self.run_dir = run_dir
-        state = state_dir(run_dir)
-        self.final_path = run_dir / f"{job_id}.jsonl"
-        self.part_path = state / f"{job_id}.part"
-        self.checkpoint_path = state / f"{job_id}.checkpoint.json"
-        self.spool_dir = state / f"{job_id}.spool"
-        self.checkpoint: Checkpoint | None = None
+        self.folder = folder
+        self.final_path = folder.result(job_id)
+        self.part_path = folder.part(job_id)
+        self.checkpoint_path = folder.checkpoint(job_id)
+        self.spool_dir = folder.spool(job_id)
+        self._checkpoint: Checkpoint | None = None
         self._keys = KeySet()
+
+    @property
+    def checkpoint(self) -> Checkpoint:
+        """What is durable now (a frozen value)."""
+        if self._checkpoint is None:
+            raise RuntimeError("JobStore.open() must come first")
+        return self._checkpoint
 
     # -- opening and resuming -------------------------------------------------------------
 
-    def open(self, fingerprint: str) -> Checkpoint:
+    def open(self, fingerprint: str) -> Opened:
         """Resume the job's durable progress, or start it anew.
 
         Progress made under another fingerprint (the job's parameters changed) is thrown
-        away: old and new pages never mix.
+        away silently: old and new pages never mix. Damaged progress is thrown away with
+        a warning.
         """
         try:
             return self._open(fingerprint)
         except OSError as exc:
             raise self._output_error("cannot open its progress", exc) from None
 
-    def _open(self, fingerprint: str) -> Checkpoint:
-        state = state_dir(self.run_dir)
-        state.mkdir(parents=True, exist_ok=True)
-        checkpoint = self._read_checkpoint()
-        if checkpoint is not None and checkpoint.fingerprint != fingerprint:
-            checkpoint = None
-        if checkpoint is None:
-            # Nothing is durable yet: the first page writes the first checkpoint.
+    def _open(self, fingerprint: str) -> Opened:
+        self.folder.state.mkdir(parents=True, exist_ok=True)
+        try:
+            checkpoint = self._read_checkpoint()
+            if checkpoint is not None and checkpoint.fingerprint != fingerprint:
+                checkpoint = None
+                self.discard()
+            if checkpoint is not None:
+                checkpoint = self._resume(checkpoint)
+        except _Damaged as damage:
             self.discard()
-            checkpoint = Checkpoint(fingerprint=fingerprint, started_at=_now())
-            self.checkpoint = checkpoint
-            self._keys = KeySet()
-            return checkpoint
-        self.checkpoint = checkpoint
-        if checkpoint.finalized:
-            return checkpoint
-        self.spool_dir.mkdir(exist_ok=True)
-        # Cut off what was appended after the last checkpoint, then re-learn the keys
-        # of what stays, a line at a time.
-        with open(self.part_path, "r+b") as part:
-            part.truncate(checkpoint.part_bytes)
-            part.seek(0)
-            self._keys = KeySet()
-            for line in part:
-                if line.strip():
-                    self._keys.add(item_key(line.rstrip(b"\n")))
-        # Spool files the checkpoint does not vouch for were cut short by the crash.
-        for path in self.spool_dir.iterdir():
-            page = self._spool_index(path)
-            expected = checkpoint.spooled.get(page) if page is not None else None
-            if expected is None or path.stat().st_size != expected.size:
-                path.unlink()
-        for page in list(checkpoint.spooled):
-            if not self._spool_path(page).exists():
-                del checkpoint.spooled[page]
-        return checkpoint
+            return Opened(self._start(fingerprint), (f"{damage}: its pages are fetched again",))
+        if checkpoint is None:
+            return Opened(self._start(fingerprint))
+        self._checkpoint = checkpoint
+        return Opened(checkpoint)
+
+    def _start(self, fingerprint: str) -> Checkpoint:
+        # Nothing is durable yet: the first page writes the first checkpoint.
+        self._keys = KeySet()
+        self._checkpoint = Checkpoint(fingerprint=fingerprint, started_at=_now())
+        return self._checkpoint
 
     def _read_checkpoint(self) -> Checkpoint | None:
         try:
-            data = self.checkpoint_path.read_bytes()
+            with open_nofollow(self.checkpoint_path, os.O_RDONLY) as handle:
+                data = handle.read()
         except FileNotFoundError:
+            if self.part_path.exists() or self.spool_dir.exists():
+                raise _Damaged("progress without its checkpoint") from None
             return None
         try:
-            checkpoint = _checkpoint_decoder.decode(data)
+            return _checkpoint_decoder.decode(data)
         except msgspec.DecodeError:
-            return None
-        if not checkpoint.finalized and not self.part_path.exists():
-            return None
-        return checkpoint
+            raise _Damaged("its checkpoint does not decode") from None
+
+    def _resume(self, checkpoint: Checkpoint) -> Checkpoint:
+        if checkpoint.finalized:
+            return self._resume_finalized(checkpoint)
+        try:
+            part = open_nofollow(self.part_path, os.O_RDWR)
+        except FileNotFoundError:
+            raise _Damaged("its checkpoint has no part file") from None
+        with part:
+            size = os.fstat(part.fileno()).st_size
+            if size < checkpoint.part_bytes:
+                raise _Damaged(
+                    f"its part file is shorter than its checkpoint "
+                    f"({size} of {checkpoint.part_bytes} bytes)"
+                )
+            # Cut off what was appended after the last checkpoint, then re-learn the keys
+            # of what stays, a line at a time, checking that each line is an item.
+            part.truncate(checkpoint.part_bytes)
+            part.seek(0)
+            self._keys = KeySet()
+            lines = 0
+            for line in part:
+                if not (line.startswith(b"{") and line.endswith(b"}\n")):
+                    raise _Damaged(f"line {lines + 1} of its part file is not an item")
+                self._keys.add(item_key(line[:-1]))
+                lines += 1
+            if lines != checkpoint.items_written:
+                raise _Damaged(
+                    f"its part file holds {lines} items, its checkpoint says "
+                    f"{checkpoint.items_written}"
+                )
+        return self._resume_spool(checkpoint)
+
+    def _resume_spool(self, checkpoint: Checkpoint) -> Checkpoint:
+        self.spool_dir.mkdir(exist_ok=True)
+        kept: dict[int, SpooledPage] = {}
+        for path in self.spool_dir.iterdir():
+            page = _spool_index(path)
+            expected = checkpoint.spooled.get(page) if page is not None else None
+            # A spool file the checkpoint does not vouch for was cut short by the crash;
+            # one that differs from what it vouches for is fetched again.
+            if expected is None or path.is_symlink() or path.stat().st_size != expected.size:
+                path.unlink()
+                continue
+            assert page is not None
+            kept[page] = expected
+        if len(kept) == len(checkpoint.spooled):
+            return checkpoint
+        return msgspec.structs.replace(checkpoint, spooled=kept)
+
+    def _resume_finalized(self, checkpoint: Checkpoint) -> Checkpoint:
+        # The crash came between the checkpoint saying "finalized" and the state being
+        # removed: the part file was renamed, or is about to be.
+        for path in (self.part_path, self.final_path):
+            try:
+                size = path.lstat().st_size
+            except FileNotFoundError:
+                continue
+            if path.is_symlink() or size != checkpoint.part_bytes:
+                raise _Damaged(
+                    f"its finished result {path.name} is {size} bytes, "
+                    f"its checkpoint says {checkpoint.part_bytes}"
+                )
+            return checkpoint
+        raise _Damaged("its checkpoint says it is finished, but its result is missing")
 
     def discard(self) -> None:
         """Throw away every unfinished file of the job (the final file stays)."""
         for path in (self.checkpoint_path, self.part_path):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-        shutil.rmtree(self.spool_dir, ignore_errors=True)
+        if self.spool_dir.is_symlink():
+            self.spool_dir.unlink()
+        else:
+            shutil.rmtree(self.spool_dir, ignore_errors=True)
 
     # -- pages ----------------------------------------------------------------------------
 
-    @property
-    def pages_done(self) -> set[int]:
-        """Pages already durable: never fetch these again."""
-        checkpoint = self._require()
-        return set(range(checkpoint.next_page)) | set(checkpoint.spooled)
+    def commit(self, pages: Sequence[PageIn], counters: Counters) -> Checkpoint:
+        """Make pages durable with one checkpoint (a group commit); the new checkpoint.
 
-    def put(self, page: int, lines: list[bytes], *, counters: dict[str, float]) -> None:
-        """Make one page durable: appended if it is next in order, spooled otherwise.
-
-        ``counters`` (calls, retries, cost_usd, and the page's total_count) are recorded
-        in the same checkpoint.
+        Pages already durable are ignored. ``counters`` are recorded in the same
+        checkpoint. On an OutputError nothing changed: not the checkpoint on disk, not
+        this store's state, not its keys.
         """
-        total = counters.get("total_count")
-        self.put_many(
-            [PageIn(page, lines, None if total is None else int(total))], counters=counters
-        )
-
-    def put_many(self, pages: Sequence[PageIn], *, counters: dict[str, float]) -> None:
-        """Make several pages durable with one checkpoint (a group commit).
-
-        Pages already durable are ignored; ``counters`` are as for :meth:`put`, their
-        total_count aside (each page brings its own).
-        """
-        checkpoint = self._require()
+        checkpoint = self.checkpoint
         fresh = sorted(
             (
                 p
@@ -218,100 +311,94 @@ class JobStore:
             key=lambda p: p.page,
         )
         if not fresh:
-            return
+            return checkpoint
         try:
-            self._put_many(checkpoint, fresh, counters)
+            new, keys, merged = self._commit(checkpoint, fresh, counters)
         except OSError as exc:
             numbers = ", ".join(str(p.page) for p in fresh)
             raise self._output_error(f"cannot write page {numbers}", exc) from None
+        # Durable: only now does the store's state move on.
+        self._checkpoint = new
+        for key in keys:
+            self._keys.add(key)
+        for done in merged:
+            with contextlib.suppress(OSError):
+                self._spool_path(done).unlink()
+        return new
 
-    def _put_many(
-        self, checkpoint: Checkpoint, pages: list[PageIn], counters: dict[str, float]
-    ) -> None:
-        state_dir(self.run_dir).mkdir(parents=True, exist_ok=True)
-        # The checkpoint always has a part file beside it, even an empty one.
-        self.part_path.touch(exist_ok=True)
-        self._record(checkpoint, {k: v for k, v in counters.items() if k != "total_count"})
+    def _commit(
+        self, checkpoint: Checkpoint, pages: list[PageIn], counters: Counters
+    ) -> tuple[Checkpoint, set[int], list[int]]:
+        self.folder.state.mkdir(parents=True, exist_ok=True)
+        spooled = dict(checkpoint.spooled)
+        staged: set[int] = set()
         merged: list[int] = []
-        with open(self.part_path, "ab") as part:
-            appended = False
+        appender = _Appender(self._keys, staged, checkpoint)
+        with open_nofollow(self.part_path, os.O_RDWR | os.O_CREAT) as part:
+            # A write that failed earlier may have left bytes past the checkpoint.
+            if os.fstat(part.fileno()).st_size != checkpoint.part_bytes:
+                part.truncate(checkpoint.part_bytes)
+            part.seek(checkpoint.part_bytes)
+            totals = checkpoint
             for page in pages:
-                checkpoint.items_received += len(page.lines)
-                self._record_total(checkpoint, page.total_count)
-                if page.page != checkpoint.next_page:
-                    self._spool(checkpoint, page)
+                appender.received += len(page.lines)
+                totals = totals.seen_total(page.total_count)
+                if page.page != appender.next_page:
+                    spooled[page.page] = self._spool(page)
                     continue
-                self._append(part, checkpoint, page.lines)
-                appended = True
-                while checkpoint.next_page in checkpoint.spooled:
-                    spooled = self._spool_path(checkpoint.next_page).read_bytes()
-                    merged.append(checkpoint.next_page)
-                    del checkpoint.spooled[checkpoint.next_page]
-                    self._append(part, checkpoint, spooled.split(b"\n")[:-1])
-            if appended:
+                appender.append(part, page.lines)
+                while appender.next_page in spooled:
+                    number = appender.next_page
+                    data = self._spool_path(number).read_bytes()
+                    del spooled[number]
+                    merged.append(number)
+                    appender.append(part, data.split(b"\n")[:-1])
+            part_bytes = checkpoint.part_bytes
+            if appender.appended:
                 part.flush()
                 os.fsync(part.fileno())
-                checkpoint.part_bytes = part.tell()
-        self._write_checkpoint(checkpoint)
-        for done in merged:
-            with contextlib.suppress(FileNotFoundError):
-                self._spool_path(done).unlink()
+                part_bytes = part.tell()
+        new = msgspec.structs.replace(
+            totals,
+            next_page=appender.next_page,
+            part_bytes=part_bytes,
+            items_written=appender.written,
+            items_received=appender.received,
+            duplicates_dropped=appender.duplicates,
+            spooled=spooled,
+            counters=checkpoint.counters.latest(counters),
+        )
+        self._write_checkpoint(new)
+        return new, staged, merged
 
-    def _spool(self, checkpoint: Checkpoint, page: PageIn) -> None:
+    def _spool(self, page: PageIn) -> SpooledPage:
         data = b"\n".join([*page.lines, b""])
+        if self.spool_dir.is_symlink():
+            raise OSError(40, "the spool folder is a symlink", str(self.spool_dir))
         self.spool_dir.mkdir(exist_ok=True)
-        with open(self._spool_path(page.page), "wb") as spool:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        with open_nofollow(self._spool_path(page.page), flags) as spool:
             spool.write(data)
             spool.flush()
             os.fsync(spool.fileno())
-        checkpoint.spooled[page.page] = SpooledPage(size=len(data), items=len(page.lines))
+        return SpooledPage(size=len(data), items=len(page.lines))
 
-    def _append(self, part: BinaryIO, checkpoint: Checkpoint, lines: list[bytes]) -> None:
-        keys = self._keys
-        kept = []
-        for line in lines:
-            if keys.add(item_key(line)):
-                kept.append(line)
-            else:
-                checkpoint.duplicates_dropped += 1
-        if kept:
-            # Two writes, not "joined + newline": that would copy the whole page again.
-            part.write(b"\n".join(kept))
-            part.write(b"\n")
-        checkpoint.items_written += len(kept)
-        checkpoint.next_page += 1
-
-    @staticmethod
-    def _record(checkpoint: Checkpoint, counters: dict[str, float]) -> None:
-        checkpoint.calls = int(counters.get("calls", checkpoint.calls))
-        checkpoint.retries = int(counters.get("retries", checkpoint.retries))
-        checkpoint.cost_usd = float(counters.get("cost_usd", checkpoint.cost_usd))
-        total = counters.get("total_count")
-        JobStore._record_total(checkpoint, None if total is None else int(total))
-
-    @staticmethod
-    def _record_total(checkpoint: Checkpoint, total: int | None) -> None:
-        if total is None:
-            return
-        if checkpoint.total_first is None:
-            checkpoint.total_first = total
-        checkpoint.total_last = total
-        checkpoint.total_min = min(total, checkpoint.total_min or total)
-        checkpoint.total_max = max(total, checkpoint.total_max or total)
-
-    def save(self, counters: dict[str, float]) -> None:
+    def save(self, counters: Counters) -> Checkpoint:
         """Record the counters (calls, retries, cost) without a new page.
 
-        A job with no durable page has no checkpoint to update: nothing is written.
+        A job with no durable page has no checkpoint on disk yet: nothing is written.
         """
-        checkpoint = self._require()
-        self._record(checkpoint, counters)
-        if checkpoint.next_page == 0 and not checkpoint.spooled:
-            return
+        checkpoint = self.checkpoint
+        new = msgspec.structs.replace(checkpoint, counters=checkpoint.counters.latest(counters))
+        if checkpoint.pages == 0:
+            self._checkpoint = new
+            return new
         try:
-            self._write_checkpoint(checkpoint)
+            self._write_checkpoint(new)
         except OSError as exc:
             raise self._output_error("cannot write its checkpoint", exc) from None
+        self._checkpoint = new
+        return new
 
     # -- finishing ------------------------------------------------------------------------
 
@@ -320,43 +407,77 @@ class JobStore:
 
         Call only when every page is appended. Safe to call again after a crash.
         """
-        checkpoint = self._require()
+        checkpoint = self.checkpoint
         try:
             if not checkpoint.finalized:
-                checkpoint.finalized = True
-                self._write_checkpoint(checkpoint)
+                finalized = msgspec.structs.replace(checkpoint, finalized=True)
+                if not self.part_path.exists():
+                    # A job of no page at all: its result is an empty file.
+                    with open_nofollow(self.part_path, os.O_WRONLY | os.O_CREAT):
+                        pass
+                self._write_checkpoint(finalized)
+                self._checkpoint = finalized
             if self.part_path.exists():
                 os.replace(self.part_path, self.final_path)
-                fsync_dir(self.run_dir)
+                fsync_dir(self.folder.path)
         except OSError as exc:
             raise self._output_error("cannot move its result into place", exc) from None
         return self.final_path
 
     def close(self) -> None:
-        """Forget the checkpoint of a finalized job."""
+        """Forget the progress of a finalized job (its result stays)."""
         self.discard()
 
     # -- helpers --------------------------------------------------------------------------
-
-    def _require(self) -> Checkpoint:
-        if self.checkpoint is None:
-            raise RuntimeError("JobStore.open() must come first")
-        return self.checkpoint
 
     def _write_checkpoint(self, checkpoint: Checkpoint) -> None:
         atomic_write(self.checkpoint_path, _encoder.encode(checkpoint))
 
     def _spool_path(self, page: int) -> Path:
-        return self.spool_dir / f"{page}.jsonl"
-
-    @staticmethod
-    def _spool_index(path: Path) -> int | None:
-        stem, _, suffix = path.name.partition(".")
-        if suffix != "jsonl" or not stem.isdigit():
-            return None
-        return int(stem)
+        return self.folder.spooled_page(self.job_id, page)
 
     def _output_error(self, what: str, exc: OSError) -> OutputError:
         reason = exc.strerror or type(exc).__name__
-        where = exc.filename or self.run_dir
+        where = exc.filename or self.folder.path
         return OutputError(f"job {self.job_id!r}: {what}: {reason} ({where})")
+
+
+class _Appender:
+    """Appends pages in order, dropping duplicate items; its figures become the checkpoint's.
+
+    New keys are staged, not added to the store's keys: they count only once the
+    checkpoint that vouches for them is durable.
+    """
+
+    def __init__(self, keys: KeySet, staged: set[int], checkpoint: Checkpoint) -> None:
+        self.keys = keys
+        self.staged = staged
+        self.next_page = checkpoint.next_page
+        self.written = checkpoint.items_written
+        self.received = checkpoint.items_received
+        self.duplicates = checkpoint.duplicates_dropped
+        self.appended = False
+
+    def append(self, part: BinaryIO, lines: list[bytes]) -> None:
+        kept = []
+        for line in lines:
+            key = item_key(line)
+            if key in self.staged or key in self.keys:
+                self.duplicates += 1
+                continue
+            self.staged.add(key)
+            kept.append(line)
+        if kept:
+            # Two writes, not "joined + newline": that would copy the whole page again.
+            part.write(b"\n".join(kept))
+            part.write(b"\n")
+        self.written += len(kept)
+        self.next_page += 1
+        self.appended = True
+
+
+def _spool_index(path: Path) -> int | None:
+    stem, _, suffix = path.name.partition(".")
+    if suffix != "jsonl" or not stem.isdigit():
+        return None
+    return int(stem)

@@ -7,6 +7,8 @@ the API adds tomorrow is never lost.
 
 from __future__ import annotations
 
+import hashlib
+
 import msgspec
 
 __all__ = [
@@ -17,6 +19,7 @@ __all__ = [
     "Task",
     "aisa_error_decoder",
     "envelope_decoder",
+    "item_key",
     "item_key_decoder",
 ]
 
@@ -86,3 +89,30 @@ class ItemKey(msgspec.Struct):
 envelope_decoder = msgspec.json.Decoder(Envelope)
 aisa_error_decoder = msgspec.json.Decoder(AisaError)
 item_key_decoder = msgspec.json.Decoder(ItemKey)
+
+
+_URL_FROM = b'"url_from":"'
+
+
+def _digest(data: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+
+
+def item_key(line: bytes) -> int:
+    """A stable 64-bit key of the referring page an item describes: its first url_from.
+
+    The common case is found by a byte search (the dedup key is on the hot path); a
+    value with escapes, or an item laid out otherwise, is decoded, with the same result.
+    Items with no url_from are keyed by their whole text.
+    """
+    start = line.find(_URL_FROM)
+    if start >= 0:
+        start += len(_URL_FROM)
+        end = line.find(b'"', start)
+        if end > start and b"\\" not in line[start:end]:
+            return _digest(line[start:end])
+    try:
+        url = item_key_decoder.decode(line).url_from()
+    except msgspec.DecodeError:
+        url = None
+    return _digest(url.encode() if url is not None else line)

@@ -15,13 +15,15 @@ from intersect_batch.errors import (
     ApiError,
     JobFatalApiError,
     RunFatalApiError,
+    ThrottledApiError,
     TransientApiError,
 )
 from intersect_batch.providers import resolve_provider
 from intersect_batch.settings import Timeouts
 from intersect_batch.status import classify
 
-TRANSIENT = [40103, 40202, 40209, 50000, 50301, 50303, 50304, 50401, 50402]
+TRANSIENT = [40103, 50000, 50301, 50303, 50304, 50401, 50402]
+THROTTLED = [40202, 40209]
 RUN_FATAL = [40100, 40104, 40200, 40201, 40203, 40204, 40207, 40210, 40400, 40401]
 JOB_FATAL = [40000, 40205, 40206, 40501, 40502, 40503, 40506]
 
@@ -29,6 +31,11 @@ JOB_FATAL = [40000, 40205, 40206, 40501, 40502, 40503, 40506]
 @pytest.mark.parametrize("code", TRANSIENT)
 def test_transient_codes(code: int) -> None:
     assert classify(200, 20000, code) is TransientApiError
+
+
+@pytest.mark.parametrize("code", THROTTLED)
+def test_throttled_codes(code: int) -> None:
+    assert classify(200, 20000, code) is ThrottledApiError
 
 
 @pytest.mark.parametrize("code", RUN_FATAL)
@@ -47,7 +54,7 @@ def test_job_fatal_codes(code: int) -> None:
     [
         (401, RunFatalApiError),
         (402, RunFatalApiError),
-        (429, TransientApiError),
+        (429, ThrottledApiError),
         (500, TransientApiError),
         (502, TransientApiError),
         (503, TransientApiError),
@@ -167,7 +174,7 @@ async def test_answers_are_judged_at_every_level(api: tuple[str, list[bytes]]) -
     base, answers = api
     answers.append(json.dumps(_envelope(40102)).encode())
     page = await _fetch(base)
-    assert page.lines == [] and page.total_count == 0
+    assert page.lines == [] and page.total_count is None
 
     answers.append(json.dumps(_envelope(40501)).encode())
     with pytest.raises(JobFatalApiError) as job_fatal:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from intersect_batch.emulator import EmulatorSettings, running_emulator
-from intersect_batch.runner import EXIT_ATTENTION, EXIT_OK
+from intersect_batch.exitcode import ExitCode
 from intersect_batch.settings import Limits
 from tests.support import (
     RUN_DATE,
@@ -59,7 +59,7 @@ async def test_multi_job_folder_writes_every_item_once_in_order(tmp_path: Path) 
             emu, {"targets": {"1": "big.example", "2": "gamma.example"}}
         )
 
-    assert outcome.exit_code == EXIT_OK, outcome.message
+    assert outcome.exit_code == ExitCode.OK, outcome.message
     run_dir = tmp_path / "out" / RUN_DATE.isoformat()
 
     # Every item, in offset order, exactly as served; total not a multiple of the page.
@@ -90,14 +90,17 @@ async def test_multi_job_folder_writes_every_item_once_in_order(tmp_path: Path) 
 
     summary = json.loads((run_dir / "run.json").read_text())
     assert summary["exit_code"] == 0
-    assert summary["jobs_by_status"] == {"complete": 3}
-    assert summary["calls"] == 7
-    assert summary["items"] == 2500 + 1200
-    assert summary["cost_usd"] == pytest.approx(7 * 0.02 + 3700 * 0.00003)
+    night, invocation = summary["night"], summary["invocation"]
+    assert night["jobs_by_status"] == {"complete": 3}
+    assert night["calls"] == invocation["calls"] == 7
+    assert night["items"] == invocation["items"] == 2500 + 1200
+    assert night["cost_usd"] == pytest.approx(7 * 0.02 + 3700 * 0.00003)
+    assert invocation["cost_usd"] == pytest.approx(night["cost_usd"])
     # Nothing half-written is left behind after a clean run.
     assert sorted(p.name for p in run_dir.iterdir()) == sorted(
         [
             ".intersect-batch-run",
+            ".ledger.json",
             "capped.jsonl",
             "capped.manifest.json",
             "nothing.jsonl",
@@ -127,7 +130,7 @@ async def test_a_rejected_job_fails_alone(tmp_path: Path) -> None:
     async with running_emulator(EmulatorSettings(sizes=SIZES)) as emu:
         outcome = await run(configs, emu, fast_settings(tmp_path / "out"))
     run_dir = tmp_path / "out" / RUN_DATE.isoformat()
-    assert outcome.exit_code == EXIT_ATTENTION
+    assert outcome.exit_code == ExitCode.ATTENTION
     assert manifest(run_dir, "good")["status"] == "complete"
     bad = manifest(run_dir, "bad")
     assert bad["status"] == "failed"
@@ -168,7 +171,7 @@ async def test_limits_are_never_exceeded_and_calls_are_spread(tmp_path: Path) ->
     async with running_emulator(emulator) as emu:
         outcome = await run(configs, emu, settings)
         calls = emu.calls()
-    assert outcome.exit_code == EXIT_OK, outcome.message
+    assert outcome.exit_code == ExitCode.OK, outcome.message
     assert {c.status_code for c in calls} == {20000}
     assert len(calls) == sum(1 + n % 3 for n in range(24))
     times = sorted(c.t / scale for c in calls)
@@ -190,12 +193,14 @@ async def test_invalid_config_file_does_not_stop_the_others(tmp_path: Path) -> N
     async with running_emulator(EmulatorSettings(sizes=SIZES)) as emu:
         outcome = await run(configs, emu, fast_settings(tmp_path / "out"))
     run_dir = tmp_path / "out" / RUN_DATE.isoformat()
-    assert outcome.exit_code == EXIT_ATTENTION
+    assert outcome.exit_code == ExitCode.ATTENTION
     assert manifest(run_dir, "fine")["status"] == "complete"
     summary = json.loads((run_dir / "run.json").read_text())
     assert summary["config_errors"][0]["file"].endswith("broken.yaml")
     assert summary["config_errors"][0]["line"] is not None
-    assert summary["jobs_by_status"] == {"complete": 1, "invalid": 1}
+    assert summary["night"]["jobs_by_status"] == {"complete": 1, "invalid": 1}
+    invalid = [job for job in summary["jobs"] if job["status"] == "invalid"]
+    assert len(invalid) == 1 and invalid[0]["config_file"].endswith("broken.yaml")
 
 
 async def test_pages_written_together_complete_their_job_once(
@@ -213,7 +218,7 @@ async def test_pages_written_together_complete_their_job_once(
     )
     async with running_emulator(EmulatorSettings(sizes=SIZES)) as emu:
         outcome = await run(configs, emu, settings)
-    assert outcome.exit_code == EXIT_OK
+    assert outcome.exit_code == ExitCode.OK
     assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
     run_dir = tmp_path / "out" / RUN_DATE.isoformat()
     assert manifest(run_dir, "many")["pages"] == 250

@@ -11,10 +11,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from intersect_batch.client import item_key
 from intersect_batch.diff import DiffCounts, diff_job, read_diff_counts
 from intersect_batch.emulator import EmulatorSettings, running_emulator
-from intersect_batch.runner import EXIT_OK
+from intersect_batch.exitcode import ExitCode
+from intersect_batch.layout import RunFolder
+from intersect_batch.wire import item_key
 from tests.support import fast_settings, manifest, read_lines, run, write_jobs
 
 DAY1 = dt.date(2026, 11, 28)
@@ -50,11 +51,11 @@ async def test_two_nights_of_real_crawls_diff_to_the_set_differences(tmp_path: P
         fresh = {"id": "fresh", "targets": ["alpha.example", "zeta.example"]}
         write_jobs(configs, "jobs.yaml", [gap, {**capped, "max_items": 150}, fresh])
         second = await run(configs, emu, fast_settings(out, run_date=DAY2), report=True)
-    assert first.exit_code == second.exit_code == EXIT_OK, (first.message, second.message)
+    assert first.exit_code == second.exit_code == ExitCode.OK, (first.message, second.message)
 
     day1, day2 = out / DAY1.isoformat(), out / DAY2.isoformat()
     counts = {
-        job_id: diff_job(out, DAY2, job_id, manifest(day2, job_id)["fingerprint"])
+        job_id: diff_job(RunFolder(out, DAY2), job_id, manifest(day2, job_id)["fingerprint"])
         for job_id in ("gap", "capped", "fresh")
     }
 
@@ -87,7 +88,10 @@ async def test_two_nights_of_real_crawls_diff_to_the_set_differences(tmp_path: P
     for job_id, expected in counts.items():
         assert msgspec.convert(manifest(day2, job_id)["diff"], DiffCounts) == expected
     summary = json.loads((day2 / "run.json").read_text())
-    assert (summary["new_items"], summary["lost_items"]) == (counts["gap"].new, counts["gap"].lost)
+    assert (summary["night"]["new_items"], summary["night"]["lost_items"]) == (
+        counts["gap"].new,
+        counts["gap"].lost,
+    )
     assert (day2 / "report.html").exists() and (day2 / "gap.opportunities.csv").exists()
     assert manifest(day1, "gap")["diff"] == {
         "previous_run": None,
@@ -170,7 +174,7 @@ def test_compares_with_the_most_recent_earlier_complete_run(tmp_path: Path) -> N
     write_run(out, "2026-11-30", "job", urls(100))  # later: never a "previous" run
     current = write_run(out, "2026-11-28", "job", urls(5, 2, 4, 6))
 
-    counts = diff_job(out, dt.date(2026, 11, 28), "job", "fp-1")
+    counts = diff_job(RunFolder(out, dt.date(2026, 11, 28)), "job", "fp-1")
 
     assert counts == DiffCounts(previous_run="2026-11-25", new=2, lost=2)
     changes = read_lines(current / "job.diff.jsonl")
@@ -190,7 +194,7 @@ def test_parameters_changed_since_the_last_complete_run(tmp_path: Path) -> None:
     # A diff left by an earlier attempt of the same night must not outlive this answer.
     (current / "job.diff.jsonl").write_text('{"change":"new","key":"stale","item":{}}\n')
 
-    counts = diff_job(out, dt.date(2026, 11, 28), "job", "fp-1")
+    counts = diff_job(RunFolder(out, dt.date(2026, 11, 28)), "job", "fp-1")
 
     assert counts == DiffCounts(
         previous_run="2026-11-27", skipped="parameters changed since 2026-11-27"
@@ -202,15 +206,15 @@ def test_parameters_changed_since_the_last_complete_run(tmp_path: Path) -> None:
 def test_no_earlier_run_and_no_change(tmp_path: Path) -> None:
     out = tmp_path / "out"
     write_run(out, "2026-11-28", "job", urls(1, 2))
-    assert diff_job(out, dt.date(2026, 11, 28), "job", "fp-1") == DiffCounts(
+    assert diff_job(RunFolder(out, dt.date(2026, 11, 28)), "job", "fp-1") == DiffCounts(
         skipped="no earlier complete run"
     )
-    assert diff_job(tmp_path / "missing", dt.date(2026, 11, 28), "job", "fp-1").skipped == (
-        "no earlier complete run"
-    )
+    assert diff_job(
+        RunFolder(tmp_path / "missing", dt.date(2026, 11, 28)), "job", "fp-1"
+    ).skipped == ("no earlier complete run")
 
     current = write_run(out, "2026-11-29", "job", urls(2, 1))
-    counts = diff_job(out, dt.date(2026, 11, 29), "job", "fp-1")
+    counts = diff_job(RunFolder(out, dt.date(2026, 11, 29)), "job", "fp-1")
     assert counts == DiffCounts(previous_run="2026-11-28", new=0, lost=0)
     assert (current / "job.diff.jsonl").read_bytes() == b""
 
@@ -219,13 +223,13 @@ def test_a_failed_diff_leaves_the_previous_file_whole(tmp_path: Path) -> None:
     out = tmp_path / "out"
     write_run(out, "2026-11-27", "job", urls(1, 2))
     current = write_run(out, "2026-11-28", "job", urls(2, 3))
-    assert diff_job(out, dt.date(2026, 11, 28), "job", "fp-1").new == 1
+    assert diff_job(RunFolder(out, dt.date(2026, 11, 28)), "job", "fp-1").new == 1
     whole = (current / "job.diff.jsonl").read_bytes()
 
     # The current items vanish (a disk error, a removed file) while the diff is rewritten.
     (current / "job.jsonl").unlink()
     with pytest.raises(FileNotFoundError):
-        diff_job(out, dt.date(2026, 11, 28), "job", "fp-1")
+        diff_job(RunFolder(out, dt.date(2026, 11, 28)), "job", "fp-1")
 
     assert (current / "job.diff.jsonl").read_bytes() == whole
     assert sorted(p.name for p in current.iterdir()) == [
@@ -239,7 +243,7 @@ def test_duplicates_and_items_without_a_url_are_keyed_like_the_crawl(tmp_path: P
     odd = b'{"page_intersection":null,"summary":{"intersections_count":0}}'
     write_run(out, "2026-11-27", "job", [*urls(1), odd])
     current = write_run(out, "2026-11-28", "job", [*urls(2, 2)])
-    counts = diff_job(out, dt.date(2026, 11, 28), "job", "fp-1")
+    counts = diff_job(RunFolder(out, dt.date(2026, 11, 28)), "job", "fp-1")
     assert (counts.new, counts.lost) == (1, 2)
     changes = read_lines(current / "job.diff.jsonl")
     assert [(c["change"], c["key"]) for c in changes] == [
@@ -266,7 +270,7 @@ def test_memory_is_bounded_by_keys_not_items(tmp_path: Path) -> None:
 
     tracemalloc.start()
     try:
-        counts = diff_job(out, dt.date(2026, 11, 28), "big", "fp-1")
+        counts = diff_job(RunFolder(out, dt.date(2026, 11, 28)), "big", "fp-1")
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

@@ -17,8 +17,8 @@ import pytest
 
 from intersect_batch.config import job_file_schema
 from intersect_batch.emulator import EmulatorSettings, running_emulator
-from intersect_batch.retention import MARKER
-from intersect_batch.runner import EXIT_OK
+from intersect_batch.exitcode import ExitCode
+from intersect_batch.layout import MARKER_NAME as MARKER
 from tests.support import (
     DEMO_ENV,
     RUN_DATE,
@@ -82,7 +82,7 @@ def test_on_a_terminal_there_are_bars_and_a_summary_table(
     configs = tmp_path / "configs"
     write_jobs(configs, "jobs.yaml", JOBS)
     status, screen = _run_in_terminal(_command(configs, tmp_path / "out", emulator))
-    assert status == EXIT_OK, screen[-3000:]
+    assert status == ExitCode.OK, screen[-3000:]
     # Live progress draws with control sequences; the table and last line follow.
     assert "\x1b[" in screen
     assert "all jobs" in screen
@@ -109,7 +109,7 @@ def test_under_cron_output_is_plain_and_logs_are_json_lines(
         timeout=60,
         stdin=subprocess.DEVNULL,
     )
-    assert result.returncode == EXIT_OK, result.stderr[-3000:]
+    assert result.returncode == ExitCode.OK, result.stderr[-3000:]
     assert "\x1b" not in result.stdout + result.stderr
     records = [json.loads(line) for line in result.stderr.splitlines()]
     messages = [record["message"] for record in records]
@@ -134,7 +134,7 @@ def test_choosing_jobs_and_listing_them(tmp_path: Path, emulator: EmulatorProces
         _command(configs, out, emulator, "--job", "gamma", "--match", "alpha-*"),
         env=env, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert chosen.returncode == EXIT_OK, chosen.stderr[-2000:]
+    assert chosen.returncode == ExitCode.OK, chosen.stderr[-2000:]
     run_dir = out / RUN_DATE.isoformat()
     assert sorted(p.name for p in run_dir.glob("*.jsonl")) == ["alpha-gap.jsonl", "gamma.jsonl"]
     targets = {json.dumps(call["targets"], sort_keys=True) for call in emulator.calls()}
@@ -190,7 +190,7 @@ async def test_keep_days_removes_only_old_folders_this_tool_made(tmp_path: Path)
     unrelated.mkdir()
     async with running_emulator(EmulatorSettings(sizes=SIZES)) as emu:
         outcome = await run(configs, emu, fast_settings(out), keep_days=7)
-    assert outcome.exit_code == EXIT_OK
+    assert outcome.exit_code == ExitCode.OK
     assert not old_ours.exists()
     assert old_theirs.exists() and recent.exists() and unrelated.exists()
     assert (out / RUN_DATE.isoformat() / "gamma.jsonl").exists()
@@ -208,5 +208,5 @@ async def test_keep_days_removes_nothing_after_a_run_that_needs_attention(
     (old / MARKER).write_text("")
     async with running_emulator(EmulatorSettings(sizes=SIZES, balance_usd=0.0)) as emu:
         outcome = await run(configs, emu, fast_settings(out), keep_days=7)
-    assert outcome.exit_code != EXIT_OK
+    assert outcome.exit_code != ExitCode.OK
     assert old.exists()

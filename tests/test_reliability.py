@@ -14,10 +14,11 @@ from intersect_batch.config import load_jobs
 from intersect_batch.emulator import EmulatorSettings, FaultSettings, running_emulator
 from intersect_batch.errors import UsageError
 from intersect_batch.estimate import estimate
+from intersect_batch.exitcode import ExitCode
 from intersect_batch.lock import output_lock
 from intersect_batch.logs import close_logging, configure_logging
 from intersect_batch.providers import resolve_provider
-from intersect_batch.runner import EXIT_ACCOUNT, EXIT_ATTENTION, EXIT_LOCKED, EXIT_OK, run_batch
+from intersect_batch.runner import run_batch
 from intersect_batch.settings import Limits, RetryPolicy
 from tests.support import (
     DEMO_ENV,
@@ -70,7 +71,7 @@ async def test_every_transient_fault_is_retried_and_nothing_is_lost(tmp_path: Pa
         expected = {
             job["id"]: (await served_items(clean, {"targets": _targets(job)}))[1] for job in jobs
         }
-    assert outcome.exit_code == EXIT_OK, outcome.message
+    assert outcome.exit_code == ExitCode.OK, outcome.message
     run_dir = tmp_path / "out" / RUN_DATE.isoformat()
     failures = Counter(c.fault or c.status_code for c in calls if c.fault or c.status_code != 20000)
     # Every kind of fault happened at least once in this seeded run.
@@ -105,7 +106,7 @@ async def test_a_rate_refusal_slows_the_whole_run(tmp_path: Path) -> None:
     async with running_emulator(EmulatorSettings(seed=5, sizes=SIZES, faults=faults)) as emu:
         outcome = await run(configs, emu, settings)
         calls = emu.calls()
-    assert outcome.exit_code == EXIT_OK
+    assert outcome.exit_code == ExitCode.OK
     refused = [i for i, c in enumerate(calls) if c.status_code == 40202]
     assert refused
     for i in refused:
@@ -127,7 +128,7 @@ async def test_bad_credentials_stop_the_run_within_the_calls_in_flight(tmp_path:
     async with running_emulator(EmulatorSettings()) as emu:
         outcome = await run(configs, emu, settings, environ=environ)
         calls = emu.calls()
-    assert outcome.exit_code == EXIT_ACCOUNT
+    assert outcome.exit_code == ExitCode.ACCOUNT
     assert 1 <= len(calls) <= 4
     assert {c.http_status for c in calls} == {401}
     assert "check the API login and password" in outcome.message
@@ -151,7 +152,7 @@ async def test_an_empty_balance_stops_the_run_and_a_rerun_pays_no_page_twice(
     async with running_emulator(EmulatorSettings(sizes=SIZES, balance_usd=0.1)) as emu:
         first = await run(configs, emu, settings)
         first_calls = emu.calls()
-    assert first.exit_code == EXIT_ACCOUNT
+    assert first.exit_code == ExitCode.ACCOUNT
     assert "Insufficient funds" in first.message or "40210" in first.message
     assert any(c.http_status == 402 for c in first_calls)
     served_first = [(c.targets, c.offset) for c in first_calls if c.status_code == 20000]
@@ -163,7 +164,7 @@ async def test_an_empty_balance_stops_the_run_and_a_rerun_pays_no_page_twice(
         expected = {
             job["id"]: (await served_items(emu, {"targets": _targets(job)}))[1] for job in JOBS
         }
-    assert second.exit_code == EXIT_OK
+    assert second.exit_code == ExitCode.OK
     served_second = [(c.targets, c.offset) for c in second_calls]
     # No page paid in the first run is asked for again.
     assert not set(map(repr, served_first)) & set(map(repr, served_second))
@@ -183,11 +184,11 @@ async def test_the_budget_holds_and_a_higher_one_resumes(tmp_path: Path) -> None
         first_calls = emu.calls()
         second = await run(configs, emu, fast_settings(tmp_path / "out"))
         all_calls = emu.calls()
-    assert first.exit_code == EXIT_ATTENTION
+    assert first.exit_code == ExitCode.ATTENTION
     assert sum(c.cost for c in first_calls) <= budget
-    assert first.summary is not None and first.summary.cost_usd <= budget
+    assert first.summary is not None and first.summary.night.cost_usd <= budget
     run_dir = tmp_path / "out" / RUN_DATE.isoformat()
-    assert second.exit_code == EXIT_OK
+    assert second.exit_code == ExitCode.OK
     # Across both runs: exactly the minimum of calls, each page once.
     pages = Counter((repr(c.targets), c.offset) for c in all_calls)
     assert len(all_calls) == 10 + 5 and max(pages.values()) == 1
@@ -234,7 +235,7 @@ async def test_dry_run_figures_equal_what_the_real_run_then_spends(tmp_path: Pat
     assert dry.probe_calls == len(probes) == 3
     assert {c.limit for c in probes} == {1}
     assert dry.probe_cost_usd == pytest.approx(sum(c.cost for c in probes))
-    assert real.exit_code == EXIT_OK
+    assert real.exit_code == ExitCode.OK
     assert dry.calls == len(real_calls) == 10 + 5 + 3
     assert dry.cost_usd == pytest.approx(sum(c.cost for c in real_calls))
 
@@ -253,7 +254,7 @@ async def test_live_data_duplicates_are_dropped_and_drift_recorded(tmp_path: Pat
     )
     async with running_emulator(EmulatorSettings(sizes=SIZES, live_data=0.01, seed=2)) as emu:
         outcome = await run(configs, emu, settings)
-    assert outcome.exit_code == EXIT_OK
+    assert outcome.exit_code == ExitCode.OK
     run_dir = tmp_path / "out" / RUN_DATE.isoformat()
     items = read_lines(run_dir / "live.jsonl")
     got = manifest(run_dir, "live")
@@ -278,7 +279,7 @@ async def test_a_changed_job_restarts_and_a_complete_one_is_skipped(tmp_path: Pa
         after_third = emu.calls()[before + len(second) :]
         fresh = await run(configs, emu, fast_settings(tmp_path / "out", fresh=True))
         after_fresh = emu.calls()[before + len(second) :]
-    assert outcome.exit_code == third.exit_code == fresh.exit_code == EXIT_OK
+    assert outcome.exit_code == third.exit_code == fresh.exit_code == ExitCode.OK
     alpha = [c for c in second if c.tag == "v2"]
     # The changed job started over at page 0 with its new parameters: all 10 pages.
     assert sorted(c.offset or 0 for c in alpha) == [250 * n for n in range(10)]
@@ -310,7 +311,7 @@ def test_a_second_run_on_the_same_folder_is_refused(
                 "json",
             ]
         )
-    assert code == EXIT_LOCKED
+    assert code == ExitCode.LOCKED
     err = capsys.readouterr().err
     assert "another intersect-batch run" in err and "did nothing" in err
     assert not (tmp_path / "out" / RUN_DATE.isoformat()).exists()
@@ -344,7 +345,7 @@ async def test_secrets_reach_no_file_and_no_log_line(tmp_path: Path) -> None:
             )
     finally:
         close_logging()
-    assert good.exit_code == EXIT_OK and bad.exit_code == EXIT_ACCOUNT
+    assert good.exit_code == ExitCode.OK and bad.exit_code == ExitCode.ACCOUNT
     log_lines = log_file.read_text().splitlines()
     assert any(json.loads(line).get("job") == "alpha" for line in log_lines)
     written = [p for p in tmp_path.rglob("*") if p.is_file() and "configs" not in p.parts]
@@ -379,7 +380,7 @@ async def test_the_aisa_route_bearer_auth_and_its_429s(tmp_path: Path) -> None:
             settings=settings,
         )
         calls = emu.calls()
-    assert outcome.exit_code == EXIT_OK, outcome.message
+    assert outcome.exit_code == ExitCode.OK, outcome.message
     assert {c.route for c in calls} == {"aisa"}
     refused = [c for c in calls if c.http_status == 429]
     assert refused

@@ -21,9 +21,10 @@ import pytest
 from intersect_batch.diff import diff_job, read_diff_counts
 from intersect_batch.emulator import EmulatorSettings, running_emulator
 from intersect_batch.errors import UsageError
+from intersect_batch.exitcode import ExitCode
+from intersect_batch.layout import RunFolder
 from intersect_batch.report import OPPORTUNITY_COLUMNS, write_report
 from intersect_batch.report.data import JobReport, JobView, aggregate_items
-from intersect_batch.runner import EXIT_OK
 from tests.support import fast_settings, manifest, read_lines, run, write_jobs
 
 NIGHTS = [dt.date(2026, 11, 27), dt.date(2026, 11, 28), dt.date(2026, 11, 29)]
@@ -49,10 +50,10 @@ async def crawl_nights(out: Path) -> None:
     async with running_emulator(emulator) as emu:
         for night in NIGHTS:
             outcome = await run(configs, emu, fast_settings(out, run_date=night))
-            assert outcome.exit_code == EXIT_OK, outcome.message
+            assert outcome.exit_code == ExitCode.OK, outcome.message
             folder = out / night.isoformat()
             for job_id in ("gap", "plain"):
-                diff_job(out, night, job_id, manifest(folder, job_id)["fingerprint"])
+                diff_job(RunFolder(out, night), job_id, manifest(folder, job_id)["fingerprint"])
 
 
 def hostile_item(n: int) -> dict[str, Any]:
@@ -378,7 +379,9 @@ def test_history_charts_cover_the_last_runs(run_dir: Path, dom: tuple[Node, str]
         }
     spend = bars(root.one("figure", data_chart="run-history-cost"))
     runs = [json.loads((out / n.isoformat() / "run.json").read_text()) for n in NIGHTS]
-    assert spend == {n.isoformat()[5:]: r["cost_usd"] for n, r in zip(NIGHTS, runs, strict=True)}
+    assert spend == {
+        n.isoformat()[5:]: r["night"]["cost_usd"] for n, r in zip(NIGHTS, runs, strict=True)
+    }
 
 
 def test_untrusted_text_stays_text(run_dir: Path, dom: tuple[Node, str]) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from intersect_batch.settings import RunSettings
 from tests.support import (
     DEMO_ENV,
     RUN_DATE,
@@ -127,7 +128,10 @@ def test_kill_9_at_seeded_points_then_resume_gives_identical_files(
         run_dir = out / RUN_DATE.isoformat()
         assert _outputs(run_dir) == expected, f"seed {seed}, kill after {point} calls"
         refetched = set(_pages(killed)) & set(_pages(after))
-        assert len(refetched) <= CONCURRENCY, (seed, point, refetched)
+        # Paid pages not yet durable at the kill: the calls in flight and the pages
+        # decoded and waiting for the writer (RunSettings.pages_in_memory).
+        bound = CONCURRENCY + RunSettings().pages_in_memory
+        assert len(refetched) <= bound, (seed, point, refetched)
         assert not (run_dir / ".state").exists()
 
 

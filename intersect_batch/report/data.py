@@ -19,12 +19,11 @@ import msgspec
 
 from intersect_batch.diff import (
     DiffCounts,
-    diff_path,
-    earlier_run_dirs,
     previous_complete_run,
     read_diff_counts,
 )
 from intersect_batch.durable import jsonl_lines
+from intersect_batch.layout import RunFolder, earlier_runs
 
 __all__ = [
     "BUCKETS",
@@ -83,8 +82,19 @@ class _JobLineView(msgspec.Struct):
     cost_usd: float = 0.0
 
 
+class _NightView(msgspec.Struct, kw_only=True):
+    jobs_by_status: dict[str, int] = msgspec.field(default_factory=dict)
+    calls: int = 0
+    items: int = 0
+    cost_usd: float = 0.0
+
+
+class _InvocationView(msgspec.Struct, kw_only=True):
+    duration_s: float | None = None
+
+
 class RunView(msgspec.Struct, kw_only=True):
-    """The part of ``run.json`` a report reads."""
+    """The part of ``run.json`` a report reads (the night's totals where there are any)."""
 
     run_date: str
     exit_code: int | None = None
@@ -94,6 +104,16 @@ class RunView(msgspec.Struct, kw_only=True):
     items: int = 0
     cost_usd: float = 0.0
     jobs: list[_JobLineView] = msgspec.field(default_factory=list)
+    night: _NightView | None = None
+    invocation: _InvocationView | None = None
+
+    def __post_init__(self) -> None:
+        if self.night is not None:
+            self.jobs_by_status = self.night.jobs_by_status
+            self.calls, self.items = self.night.calls, self.night.items
+            self.cost_usd = self.night.cost_usd
+        if self.invocation is not None:
+            self.duration_s = self.invocation.duration_s
 
 
 _item_decoder = msgspec.json.Decoder(_Item)
@@ -295,10 +315,14 @@ def _diff(run_dir: Path, date: dt.date | None, view: JobView) -> DiffCounts | No
     """The manifest's diff counts; else those of the diff file, dated like diff_job does."""
     if view.diff is not None:
         return view.diff
-    counts = read_diff_counts(diff_path(run_dir, view.job_id))
+    counts = read_diff_counts(run_dir / f"{view.job_id}.diff.jsonl")
     if counts is None:
         return None
-    found = None if date is None else previous_complete_run(run_dir.parent, date, view.job_id)
+    found = (
+        None
+        if date is None
+        else previous_complete_run(RunFolder(run_dir.parent, date), view.job_id)
+    )
     return DiffCounts(previous_run=found[0].name if found else None, new=counts[0], lost=counts[1])
 
 
@@ -310,7 +334,11 @@ def collect_run(run_dir: Path, *, history: int = 14) -> RunReport:
         date = dt.date.fromisoformat(run_dir.name)
     except ValueError:
         date = None
-    earlier = earlier_run_dirs(run_dir.parent, date)[: max(0, history - 1)] if date else []
+    earlier = (
+        [(f.date, f.path) for f in earlier_runs(run_dir.parent, date)][: max(0, history - 1)]
+        if date
+        else []
+    )
     folders = [*reversed(earlier), (date, run_dir)]
 
     jobs: list[JobReport] = []

@@ -1,0 +1,181 @@
+"""Every path of an output folder, and the one walk over its earlier run folders.
+
+An output folder (``--out``) holds one folder per run date; nothing else in the package
+spells a file name::
+
+    OUT/
+      .intersect-batch.lock            the lock against overlapping runs
+      2026-11-29/                      a run folder (RunFolder)
+        .intersect-batch-run           the marker: retention removes only marked folders
+        <id>.jsonl                     a job's complete result
+        <id>.manifest.json             a job's manifest
+        <id>.diff.jsonl                what changed since the job's last complete run
+        <id>.opportunities.csv         the report's CSV of referring domains
+        report.html, run.json, metrics.prom
+        .ledger.json                   the run date's spend and calls, all invocations
+        .state/<id>.part               a job's durable pages, in order
+        .state/<id>.checkpoint.json    what of the part file and the spool is durable
+        .state/<id>.spool/<k>.jsonl    pages that arrived before the pages in front of them
+
+:func:`earlier_runs` is the one walk over the run folders before a date, newest first:
+the diff, the dry run, the report's history and retention all use it, so they agree on
+what "the last run" is.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "LOCK_NAME",
+    "MARKER_NAME",
+    "RunFolder",
+    "earlier_runs",
+    "lock_path",
+    "run_date_of",
+]
+
+LOCK_NAME = ".intersect-batch.lock"
+MARKER_NAME = ".intersect-batch-run"
+_DATE_NAME = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """The files of one run date under an output folder."""
+
+    out_dir: Path
+    date: dt.date
+
+    @classmethod
+    def at(cls, path: Path) -> RunFolder | None:
+        """The run folder at ``path`` (``OUT/YYYY-MM-DD``), or None if it is not named so."""
+        date = run_date_of(path)
+        return None if date is None else cls(path.parent, date)
+
+    @property
+    def path(self) -> Path:
+        """``OUT/YYYY-MM-DD``."""
+        return self.out_dir / self.date.isoformat()
+
+    @property
+    def name(self) -> str:
+        """The run date, ``YYYY-MM-DD``."""
+        return self.date.isoformat()
+
+    # -- per job ---------------------------------------------------------------------------
+
+    def result(self, job_id: str) -> Path:
+        """The complete result, one item a line (exists only when the job is complete)."""
+        return self.path / f"{job_id}.jsonl"
+
+    def manifest(self, job_id: str) -> Path:
+        """The job's manifest."""
+        return self.path / f"{job_id}.manifest.json"
+
+    def diff(self, job_id: str) -> Path:
+        """The new and lost items since the job's last complete run."""
+        return self.path / f"{job_id}.diff.jsonl"
+
+    def opportunities(self, job_id: str) -> Path:
+        """The report's CSV of referring domains."""
+        return self.path / f"{job_id}.opportunities.csv"
+
+    # -- the run --------------------------------------------------------------------------
+
+    @property
+    def run_json(self) -> Path:
+        """The run's summary."""
+        return self.path / "run.json"
+
+    @property
+    def report(self) -> Path:
+        """The HTML report."""
+        return self.path / "report.html"
+
+    @property
+    def metrics(self) -> Path:
+        """The default place of the Prometheus text file."""
+        return self.path / "metrics.prom"
+
+    @property
+    def ledger(self) -> Path:
+        """The run date's spend and calls, over every invocation."""
+        return self.path / ".ledger.json"
+
+    @property
+    def marker(self) -> Path:
+        """Marks a folder this tool made; retention removes no other."""
+        return self.path / MARKER_NAME
+
+    # -- progress of unfinished jobs --------------------------------------------------------
+
+    @property
+    def state(self) -> Path:
+        """Where the progress of unfinished jobs is kept."""
+        return self.path / ".state"
+
+    def part(self, job_id: str) -> Path:
+        """The job's durable pages, in order, until it is complete."""
+        return self.state / f"{job_id}.part"
+
+    def checkpoint(self, job_id: str) -> Path:
+        """What of the part file and the spool is durable."""
+        return self.state / f"{job_id}.checkpoint.json"
+
+    def spool(self, job_id: str) -> Path:
+        """The folder of the job's pages that came before the pages in front of them."""
+        return self.state / f"{job_id}.spool"
+
+    def spooled_page(self, job_id: str, page: int) -> Path:
+        """One early page in the spool."""
+        return self.spool(job_id) / f"{page}.jsonl"
+
+    def job_ids(self) -> list[str]:
+        """The ids of the jobs that have a manifest here, sorted."""
+        suffix = ".manifest.json"
+        try:
+            names = [p.name for p in self.path.iterdir() if p.name.endswith(suffix)]
+        except OSError:
+            return []
+        return sorted(name.removesuffix(suffix) for name in names)
+
+
+def lock_path(out_dir: Path) -> Path:
+    """The lock file of an output folder."""
+    return out_dir / LOCK_NAME
+
+
+def run_date_of(path: Path) -> dt.date | None:
+    """The date a run folder is named after, or None when the name is not ``YYYY-MM-DD``."""
+    if not _DATE_NAME.fullmatch(path.name):
+        return None
+    try:
+        return dt.date.fromisoformat(path.name)
+    except ValueError:
+        return None
+
+
+def earlier_runs(out_dir: Path, before: dt.date) -> list[RunFolder]:
+    """The run folders of ``out_dir`` dated before ``before``, the most recent first.
+
+    Only folders named ``YYYY-MM-DD`` (a valid date) count; a symlink to a folder is
+    not followed (it may be shared with another output folder).
+    """
+    found: list[RunFolder] = []
+    try:
+        entries = list(out_dir.iterdir())
+    except OSError:
+        return []
+    for entry in entries:
+        date = run_date_of(entry)
+        if date is None or date >= before:
+            continue
+        if entry.is_symlink() or not entry.is_dir():
+            continue
+        found.append(RunFolder(out_dir, date))
+    found.sort(key=lambda folder: folder.date, reverse=True)
+    return found

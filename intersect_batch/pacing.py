@@ -1,0 +1,124 @@
+"""The run's pace and its money: the rate of calls, and the budget they are paid from.
+
+:func:`price` is the one price function: the budget, the dry run and the manifests all
+read it. :class:`Pacer` spreads calls under the account's per-minute quota and holds
+every call while the API asks the run to slow down. :class:`Budget` never lets a call
+start whose worst case would take the spend over the cap.
+"""
+
+from __future__ import annotations
+
+import anyio
+from aiolimiter import AsyncLimiter
+
+from intersect_batch.settings import Limits
+
+__all__ = ["CALL_PRICE_USD", "ITEM_PRICE_USD", "Budget", "Pacer", "price"]
+
+#: The documented price of one call, whatever it returns.
+CALL_PRICE_USD = 0.02
+#: The documented price of one returned item.
+ITEM_PRICE_USD = 0.00003
+
+
+def price(calls: int, items: int) -> float:
+    """What ``calls`` calls returning ``items`` items in all cost at the documented price."""
+    return calls * CALL_PRICE_USD + items * ITEM_PRICE_USD
+
+
+class Pacer:
+    """The run's rate: spread calls, a small burst at most, and a shared pause on refusals.
+
+    aiolimiter's default lets ``max_rate`` calls through at once; here the bucket holds
+    ``burst`` calls and drains one per interval, so no quota window ever holds more than
+    the quota (see :class:`~intersect_batch.settings.Limits`). When the API refuses a call
+    for rate or concurrency, every call waits until the pause is over.
+    """
+
+    def __init__(self, limits: Limits) -> None:
+        burst = max(1, min(limits.burst, limits.rate_per_minute))
+        self._limiter = AsyncLimiter(burst, burst * limits.interval)
+        self._pause_until = 0.0
+
+    def pause_until(self, when: float) -> None:
+        """Hold every call until the loop's clock reads ``when`` (a later pause wins)."""
+        self._pause_until = max(self._pause_until, when)
+
+    async def wait(self) -> None:
+        """Return when the next call may be sent."""
+        while True:
+            delay = self._pause_until - anyio.current_time()
+            if delay > 0:
+                await anyio.sleep(delay)
+                continue
+            await self._limiter.acquire()
+            # A pause that began while this call waited for its token holds it too.
+            if self._pause_until <= anyio.current_time():
+                return
+
+
+class Budget:
+    """A spending cap: no call starts whose worst case would take the spend over it.
+
+    The worst case of a call is the documented price for its ``limit``, scaled up by the
+    highest price the provider has charged so far relative to the documented one. While
+    that price is unknown (no call has been billed yet), a capped run sends one call at a
+    time, so a provider that charges five times the documented price cannot overrun the
+    cap with its first wave of calls. ``spent_before`` is what earlier invocations of the
+    same night spent: the cap holds for the night, not per invocation.
+    """
+
+    def __init__(self, limit_usd: float | None, *, spent_before: float = 0.0) -> None:
+        self.limit_usd = limit_usd
+        self.spent = spent_before
+        self.reserved = 0.0
+        self._outstanding = 0
+        self._price_factor = 1.0
+        self._price_known = False
+
+    @property
+    def committed(self) -> float:
+        """Spent plus reserved: what the night may have cost once the calls in flight end."""
+        return self.spent + self.reserved
+
+    def worst_case(self, limit: int) -> float:
+        """What one call for ``limit`` items can cost, at the highest price seen so far."""
+        return price(1, limit) * self._price_factor
+
+    def reserve(self, limit: int) -> float | None:
+        """Set aside a call's worst case; ``None`` when the cap does not allow it now.
+
+        ``None`` while calls are in flight may turn into a reservation once they settle
+        (they may cost less than their worst case, or tell the price); ``None`` with no
+        call in flight means the money has run out.
+        """
+        amount = self.worst_case(limit)
+        if self.limit_usd is None:
+            self._outstanding += 1
+            self.reserved += amount
+            return amount
+        if not self._price_known and self._outstanding:
+            return None
+        if self.committed + amount > self.limit_usd + 1e-9:
+            return None
+        self._outstanding += 1
+        self.reserved += amount
+        return amount
+
+    def settle(self, reservation: float, cost: float | None, items: int = 0) -> None:
+        """Replace a reservation by what the call cost.
+
+        ``cost=None``: the outcome is unknown (the answer was lost or cut short after the
+        server may have billed it), so the worst case is kept as spent.
+        """
+        self._outstanding = max(0, self._outstanding - 1)
+        self.reserved = max(0.0, self.reserved - reservation)
+        if cost is None:
+            self.spent += reservation
+            return
+        self.spent += cost
+        if cost > 0:
+            self._price_known = True
+            documented = price(1, items)
+            if cost > documented:
+                self._price_factor = max(self._price_factor, cost / documented)

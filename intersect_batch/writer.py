@@ -1,0 +1,92 @@
+"""A job's writer on the event loop: group commits to its durable store, off the loop.
+
+Pages of a job that arrive while one of its commits is under way wait for it; then the
+first of them commits them all, with one fsync and one checkpoint. Every call returns the
+:class:`~intersect_batch.store.Checkpoint` that made its page durable (a frozen value),
+or raises the OutputError that kept it from being so; nothing outside reads the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+
+from intersect_batch.errors import OutputError
+from intersect_batch.layout import RunFolder
+from intersect_batch.store import Checkpoint, Counters, JobStore, Opened, PageIn
+
+__all__ = ["JobWriter"]
+
+
+@dataclass(eq=False)
+class _Pending:
+    page: PageIn
+    counters: Counters
+    done: Checkpoint | None = None
+    error: OutputError | None = None
+
+
+@dataclass(eq=False)
+class JobWriter:
+    """The one way to a job's files during a run."""
+
+    folder: RunFolder
+    job_id: str
+    _store: JobStore = field(init=False)
+    _lock: anyio.Lock = field(init=False, default_factory=anyio.Lock)
+    _pending: list[_Pending] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._store = JobStore(self.folder, self.job_id)
+
+    @property
+    def durable(self) -> Checkpoint:
+        """What of the job is durable now."""
+        return self._store.checkpoint
+
+    async def open(self, fingerprint: str) -> Opened:
+        """Resume the job's progress (see :meth:`JobStore.open`)."""
+        return await anyio.to_thread.run_sync(self._store.open, fingerprint)
+
+    async def write(self, page: PageIn, counters: Counters) -> Checkpoint:
+        """Make one page durable (with the pages that queue behind a commit under way)."""
+        entry = _Pending(page, counters)
+        self._pending.append(entry)
+        async with self._lock:
+            if entry.done is None and entry.error is None:
+                batch, self._pending = self._pending, []
+                latest = batch[0].counters
+                for item in batch[1:]:
+                    latest = latest.latest(item.counters)
+                try:
+                    done = await anyio.to_thread.run_sync(
+                        self._store.commit, [item.page for item in batch], latest
+                    )
+                except OutputError as exc:
+                    for item in batch:
+                        item.error = exc
+                else:
+                    for item in batch:
+                        item.done = done
+        if entry.error is not None:
+            raise entry.error
+        assert entry.done is not None
+        return entry.done
+
+    async def save(self, counters: Counters) -> Checkpoint:
+        """Record the counters without a new page."""
+        async with self._lock:
+            return await anyio.to_thread.run_sync(self._store.save, counters)
+
+    async def finalize(self) -> Path:
+        """Move the complete result into place (see :meth:`JobStore.finalize`)."""
+        async with self._lock:
+            return await anyio.to_thread.run_sync(self._store.finalize)
+
+    async def close(self) -> None:
+        """Forget the progress of a finished job."""
+        async with self._lock:
+            await anyio.to_thread.run_sync(self._store.close)
