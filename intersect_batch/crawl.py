@@ -34,10 +34,10 @@ from typing import Any, Literal
 
 import anyio
 import anyio.abc
-import anyio.to_thread
 import msgspec
 
 from intersect_batch.client import FetchedPage
+from intersect_batch.durable import in_thread
 from intersect_batch.errors import (
     ApiError,
     JobFatalApiError,
@@ -623,7 +623,7 @@ class _Crawler:
             ledger = msgspec.structs.replace(ledger, booked_usd=0.0)
         self._ledger_dirty = False
         try:
-            await anyio.to_thread.run_sync(write_ledger, self.folder.ledger, ledger)
+            await in_thread(write_ledger, self.folder.ledger, ledger)
         except OSError as exc:
             log.error("cannot write the night's ledger: %s", exc.strerror or exc)
 

@@ -7,13 +7,26 @@ redirects it to another file.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, TypeVar, cast
 
-__all__ = ["atomic_file", "atomic_write", "fsync_dir", "jsonl_lines", "open_nofollow"]
+import anyio
+
+__all__ = [
+    "atomic_file",
+    "atomic_write",
+    "fsync_dir",
+    "in_thread",
+    "jsonl_lines",
+    "open_nofollow",
+]
+
+T = TypeVar("T")
 
 
 def fsync_dir(path: Path) -> None:
@@ -80,3 +93,16 @@ def jsonl_lines(path: Path) -> Iterator[bytes]:
             line = raw.rstrip(b"\r\n")
             if line:
                 yield line
+
+
+async def in_thread(function: Callable[..., T], *args: Any) -> T:
+    """Run blocking file work in the loop's worker threads, to the end, uncancelled.
+
+    A file operation cut off halfway would leave the caller's view and the disk apart, so
+    a cancellation waits for it (like ``anyio.to_thread.run_sync``). It goes through the
+    loop's executor, so that a loop with a virtual clock knows work is under way.
+    """
+    loop = asyncio.get_running_loop()
+    with anyio.CancelScope(shield=True):
+        result = await loop.run_in_executor(None, functools.partial(function, *args))
+    return result

@@ -18,14 +18,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import anyio
-import anyio.to_thread
 import msgspec
 
 from intersect_batch._version import __version__
 from intersect_batch.config import JobEntry, LoadResult, load_jobs
 from intersect_batch.crawl import CrawlJob, CrawlObserver, CrawlResult, Fetch, JobFinal, crawl
 from intersect_batch.diff import diff_job
+from intersect_batch.durable import in_thread
 from intersect_batch.errors import ConfigError, IntersectBatchError, UsageError
 from intersect_batch.exitcode import ExitCode, exit_code_for_run
 from intersect_batch.layout import RunFolder
@@ -149,7 +148,7 @@ class _Night:
                 extra={"job": job_id},
             )
         try:
-            await anyio.to_thread.run_sync(write_json, self.folder.manifest(job_id), manifest)
+            await in_thread(write_json, self.folder.manifest(job_id), manifest)
         except OSError as exc:
             log.error("cannot write the manifest: %s", exc.strerror or exc, extra={"job": job_id})
         self.manifests[job_id] = manifest
@@ -175,9 +174,7 @@ class _Night:
     async def _diff(self, final: JobFinal) -> DiffCounts:
         job = final.job
         try:
-            diff = await anyio.to_thread.run_sync(
-                diff_job, self.folder, job.job_id, job.fingerprint
-            )
+            diff = await in_thread(diff_job, self.folder, job.job_id, job.fingerprint)
         except OSError as exc:
             diff = DiffCounts(skipped=f"could not write the diff: {exc.strerror or exc}")
         log.info(
@@ -356,7 +353,7 @@ async def run_batch(
     run folder's HTML report and opportunity CSVs. ``fetch``: send calls another way than
     HTTP to ``provider`` (tests).
     """
-    loaded = await anyio.to_thread.run_sync(load_jobs, config_dir)
+    loaded = await in_thread(load_jobs, config_dir)
     for error in loaded.errors:
         log.error("invalid config: %s", error.describe(), extra={"file": error.file})
     if not loaded.jobs:
@@ -365,10 +362,10 @@ async def run_batch(
     credentials = provider.credentials(environ)
     folder = RunFolder(settings.out_dir, settings.run_date)
     with output_lock(settings.out_dir):
-        await anyio.to_thread.run_sync(mark_run_dir, folder)
+        await in_thread(mark_run_dir, folder)
         if settings.fresh:
-            await anyio.to_thread.run_sync(_remove_state, folder)
-        ledger = await anyio.to_thread.run_sync(night_ledger, folder)
+            await in_thread(_remove_state, folder)
+        ledger = await in_thread(night_ledger, folder)
         night = _Night(folder, settings, {entry.job.id: entry for entry in entries})
         todo: list[CrawlJob] = []
         for entry in entries:
@@ -403,8 +400,8 @@ async def run_batch(
         else:
             async with http_fetch(provider, credentials, settings) as http:
                 result = await crawl(todo, fetch=http, **crawl_args)  # type: ignore[arg-type]
-        ledger_now = await anyio.to_thread.run_sync(night_ledger, folder)
-        await anyio.to_thread.run_sync(_remove_state_if_empty, folder)
+        ledger_now = await in_thread(night_ledger, folder)
+        await in_thread(_remove_state_if_empty, folder)
         exit_code = exit_code_for_run(
             interrupted_by=result.interrupted_by,
             account_stopped=result.run_fatal is not None,
@@ -415,10 +412,10 @@ async def run_batch(
             invalid_configs=len(loaded.errors),
         )
         summary = _summary(result, night, loaded, settings, provider, exit_code, ledger_now)
-        await anyio.to_thread.run_sync(write_json, folder.run_json, summary)
+        await in_thread(write_json, folder.run_json, summary)
         if report:
             try:
-                path = await anyio.to_thread.run_sync(write_report, folder.path)
+                path = await in_thread(write_report, folder.path)
             except (OSError, IntersectBatchError) as exc:
                 # The crawl's results stand; only the report is missing.
                 log.error("cannot write the report: %s", exc)
@@ -426,7 +423,7 @@ async def run_batch(
             else:
                 log.info("report written", extra={"path": str(path)})
         if keep_days is not None and exit_code == ExitCode.OK:
-            await anyio.to_thread.run_sync(prune_runs, folder, keep_days)
+            await in_thread(prune_runs, folder, keep_days)
     # Details first: the last line always says where the results are.
     lines = []
     if result.run_fatal is not None and result.stop is not None:

@@ -265,6 +265,10 @@ class Schedule:
             _, key, page = heapq.heappop(self._retries)
             job = self.jobs[key]
             job.waiting.discard(page)
+            if page in job.holes and page > min(job.holes):
+                # A lower hole appeared since this retry was planned: it goes first.
+                job.parked.add(page)
+                continue
             if job.active and not job.taken(page) and self._within_plan(job, page):
                 return self._send(job, page)
         self._running = [job for job in self._running if job.active]
@@ -372,8 +376,9 @@ class Schedule:
             why = f"no result inside total_count {known}"
         elif items == 0 and offset < total:
             why = f"an empty page inside total_count {total}"
-        elif items < limit and offset + limit < total:
-            why = f"{items} of {limit} items although total_count is {total}"
+        elif items < min(limit, total - offset):
+            expected = min(limit, total - offset)
+            why = f"{items} of {expected} items although total_count is {total}"
         else:
             return None
         attempts = job.attempts.get(page, 0) + 1

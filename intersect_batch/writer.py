@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import anyio
-import anyio.to_thread
 
+from intersect_batch.durable import in_thread
 from intersect_batch.errors import OutputError
 from intersect_batch.layout import RunFolder
 from intersect_batch.store import Checkpoint, Counters, JobStore, Opened, PageIn
@@ -49,7 +49,7 @@ class JobWriter:
 
     async def open(self, fingerprint: str) -> Opened:
         """Resume the job's progress (see :meth:`JobStore.open`)."""
-        return await anyio.to_thread.run_sync(self._store.open, fingerprint)
+        return await in_thread(self._store.open, fingerprint)
 
     async def write(self, page: PageIn, counters: Counters) -> Checkpoint:
         """Make one page durable (with the pages that queue behind a commit under way)."""
@@ -62,7 +62,7 @@ class JobWriter:
                 for item in batch[1:]:
                     latest = latest.latest(item.counters)
                 try:
-                    done = await anyio.to_thread.run_sync(
+                    done = await in_thread(
                         self._store.commit, [item.page for item in batch], latest
                     )
                 except OutputError as exc:
@@ -79,14 +79,14 @@ class JobWriter:
     async def save(self, counters: Counters) -> Checkpoint:
         """Record the counters without a new page."""
         async with self._lock:
-            return await anyio.to_thread.run_sync(self._store.save, counters)
+            return await in_thread(self._store.save, counters)
 
     async def finalize(self) -> Path:
         """Move the complete result into place (see :meth:`JobStore.finalize`)."""
         async with self._lock:
-            return await anyio.to_thread.run_sync(self._store.finalize)
+            return await in_thread(self._store.finalize)
 
     async def close(self) -> None:
         """Forget the progress of a finished job."""
         async with self._lock:
-            await anyio.to_thread.run_sync(self._store.close)
+            await in_thread(self._store.close)
