@@ -1,7 +1,7 @@
 """What changed since the last run: ``<id>.diff.jsonl``, one line per new or lost item.
 
 A job's items are compared with those of the most recent earlier run date whose manifest
-says the same job completed. Items are matched by :func:`~intersect_batch.client.item_key`
+says the same job completed. Items are matched by :func:`~intersect_batch.wire.item_key`
 (the referring page's url_from), the key the crawl de-duplicates by. Both files are
 streamed: memory grows with the number of keys (a set of 64-bit ints), never with items.
 """
@@ -14,11 +14,10 @@ from pathlib import Path
 
 import msgspec
 
-from intersect_batch.client import item_key
 from intersect_batch.durable import atomic_file, jsonl_lines
 from intersect_batch.keyset import KeySet
 from intersect_batch.manifest import DiffCounts, JobManifest, read_manifest
-from intersect_batch.wire import item_key_decoder
+from intersect_batch.wire import item_key, item_key_decoder
 
 __all__ = [
     "DiffCounts",

@@ -14,6 +14,7 @@ is killed, interrupted or out of budget continues where it stopped when it is ru
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import heapq
 import logging
 import random
@@ -31,7 +32,7 @@ import anyio.abc
 import anyio.to_thread
 from aiolimiter import AsyncLimiter
 
-from intersect_batch.client import FetchedPage, fetch_page
+from intersect_batch.client import FetchedPage, read_answer, send_task
 from intersect_batch.errors import (
     ApiError,
     JobFatalApiError,
@@ -48,7 +49,13 @@ from intersect_batch.manifest import (
 )
 from intersect_batch.plan import fingerprint, page_count, page_limit
 from intersect_batch.providers import Credentials, Provider
-from intersect_batch.settings import CALL_PRICE_USD, ITEM_PRICE_USD, Limits, RunSettings
+from intersect_batch.settings import (
+    CALL_PRICE_USD,
+    ITEM_PRICE_USD,
+    AnswerCaps,
+    Limits,
+    RunSettings,
+)
 from intersect_batch.status import SLOWDOWN_CODES
 from intersect_batch.store import JobStore, PageIn, remove_state_dir_if_empty, state_dir
 
@@ -58,6 +65,8 @@ if TYPE_CHECKING:
 __all__ = ["Budget", "CrawlResult", "JobRun", "Pacer", "RunObserver", "crawl"]
 
 log = logging.getLogger("intersect_batch")
+
+_CAPS = AnswerCaps()
 
 
 class RunObserver:
@@ -461,13 +470,23 @@ class _Crawler:
                 job.calls += 1
                 task = {**job.params, "offset": offset, "limit": limit}
                 try:
-                    result = await fetch_page(
+                    answer = await send_task(
                         self.session,
                         self.provider,
                         self.credentials,
                         task,
-                        self.settings.timeouts,
-                        before_body,
+                        timeouts=self.settings.timeouts,
+                        caps=_CAPS,
+                    )
+                    # Compressed answers wait here; inflated ones are held pages_in_memory.
+                    await before_body()
+                    result = await anyio.to_thread.run_sync(
+                        functools.partial(
+                            read_answer,
+                            answer,
+                            caps=_CAPS,
+                            scrubber=self.credentials.scrubber(),
+                        )
                     )
                 except ApiError as exc:
                     error = exc.at(job_id=job.job_id, offset=offset)
@@ -499,11 +518,12 @@ class _Crawler:
         Pages of a job that arrive while one of its writes is under way wait for it, then
         the first of them writes them all with one fsync and one checkpoint.
         """
-        job.replan(result.total_count)
+        total = result.total_count if result.total_count is not None else result.items_count
+        job.replan(total)
         job.attempts.pop(page, None)
         if page == 0 and job not in self.running:
             self.running.append(job)
-        entry = _Pending(PageIn(page, result.lines, result.total_count))
+        entry = _Pending(PageIn(page, result.lines, total))
         job.pending.append(entry)
         async with job.lock:
             if entry.state == "waiting":

@@ -24,7 +24,7 @@ from intersect_batch.errors import ApiError, RunFatalApiError
 from intersect_batch.manifest import read_manifest
 from intersect_batch.plan import fingerprint, items_wanted, page_count
 from intersect_batch.providers import Credentials, Provider
-from intersect_batch.settings import CALL_PRICE_USD, ITEM_PRICE_USD, RunSettings
+from intersect_batch.settings import CALL_PRICE_USD, ITEM_PRICE_USD, AnswerCaps, RunSettings
 from intersect_batch.store import Checkpoint, JobStore
 
 __all__ = ["DryRun", "Estimate", "estimate", "previous_total"]
@@ -206,7 +206,9 @@ async def estimate(
                         provider,
                         credentials,
                         {**job.api_params(), "offset": 0, "limit": 1},
-                        settings.timeouts,
+                        timeouts=settings.timeouts,
+                        caps=AnswerCaps(),
+                        scrubber=credentials.scrubber(),
                     )
                 except ApiError as exc:
                     error = exc.at(job_id=job.id, offset=0)
@@ -217,7 +219,7 @@ async def estimate(
                     )
                     return
             probe_cost += page.cost
-            results[job.id] = _exact(entry, page.total_count, "probe", on_disk)
+            results[job.id] = _exact(entry, page.total_count or 0, "probe", on_disk)
 
         async with aiohttp.ClientSession() as session, anyio.create_task_group() as group:
             for entry in to_probe:

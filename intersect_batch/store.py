@@ -29,10 +29,10 @@ from typing import BinaryIO, NamedTuple
 
 import msgspec
 
-from intersect_batch.client import item_key
 from intersect_batch.durable import atomic_write, fsync_dir
 from intersect_batch.errors import OutputError
 from intersect_batch.keyset import KeySet
+from intersect_batch.wire import item_key
 
 __all__ = [
     "Checkpoint",

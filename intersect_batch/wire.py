@@ -1,11 +1,14 @@
-"""The API's envelope as typed Structs; items stay raw bytes.
+"""The API's envelope as typed Structs; items stay raw bytes; the dedup key of an item.
 
 Only what the crawler reads is typed (status codes, cost, total_count). Each item is a
 ``msgspec.Raw`` slice of the response, written to disk as the API sent it, so a field
-the API adds tomorrow is never lost.
+the API adds tomorrow is never lost. :func:`item_key` names the referring page an item
+describes, from its bytes, for de-duplication within a job and diffs between runs.
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import msgspec
 
@@ -17,6 +20,7 @@ __all__ = [
     "Task",
     "aisa_error_decoder",
     "envelope_decoder",
+    "item_key",
     "item_key_decoder",
 ]
 
@@ -86,3 +90,30 @@ class ItemKey(msgspec.Struct):
 envelope_decoder = msgspec.json.Decoder(Envelope)
 aisa_error_decoder = msgspec.json.Decoder(AisaError)
 item_key_decoder = msgspec.json.Decoder(ItemKey)
+
+
+_URL_FROM = b'"url_from":"'
+
+
+def _digest(data: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+
+
+def item_key(line: bytes) -> int:
+    """A stable 64-bit key of the referring page an item describes: its first url_from.
+
+    The common case is found by a byte search (the dedup key is on the hot path); a
+    value with escapes, or an item laid out otherwise, is decoded, with the same result.
+    Items with no url_from are keyed by their whole text.
+    """
+    start = line.find(_URL_FROM)
+    if start >= 0:
+        start += len(_URL_FROM)
+        end = line.find(b'"', start)
+        if end > start and b"\\" not in line[start:end]:
+            return _digest(line[start:end])
+    try:
+        url = item_key_decoder.decode(line).url_from()
+    except (msgspec.DecodeError, RecursionError):
+        url = None
+    return _digest(url.encode() if url is not None else line)

@@ -11,10 +11,10 @@ from typing import Any
 import msgspec
 import pytest
 
-from intersect_batch.client import item_key
 from intersect_batch.diff import DiffCounts, diff_job, read_diff_counts
 from intersect_batch.emulator import EmulatorSettings, running_emulator
 from intersect_batch.runner import EXIT_OK
+from intersect_batch.wire import item_key
 from tests.support import fast_settings, manifest, read_lines, run, write_jobs
 
 DAY1 = dt.date(2026, 11, 28)
