@@ -1,6 +1,6 @@
 """Scenario 3: CPU per item on the same recorded responses (1000 realistic items a page).
 
-Ours: ``parse_answer`` (envelope typed, items kept raw) then ``JobStore.commit`` (dedup by
+Ours: ``read_answer`` (envelope typed, items kept raw) then ``JobStore.commit`` (dedup by
 url_from, append, fsync, checkpoint) and ``finalize``: the real path from answer bytes to
 the JSONL file. Against stdlib ``json`` (loads the answer, dumps each item) and the official
 client's pydantic models (its own deserializer, then ``model_dump_json`` per item); both
@@ -23,11 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import DEMO_ENV, SHARED_TARGET, emulator_process, rounded
-from intersect_batch.client import parse_answer
+from intersect_batch.client import Answer, read_answer
 from intersect_batch.layout import RunFolder
+from intersect_batch.scrub import Scrubber
+from intersect_batch.settings import AnswerCaps
 from intersect_batch.store import Counters, JobStore, PageIn
 
-HEADERS = {"Content-Type": "application/json; charset=utf-8"}
+HEADERS = {"content-type": "application/json; charset=utf-8"}
+CAPS = AnswerCaps()
+SCRUBBER = Scrubber([DEMO_ENV["DATAFORSEO_PASSWORD"]])
 
 
 def record_pages(work: Path, *, pages: int, page_size: int, seed: int) -> list[bytes]:
@@ -75,7 +79,7 @@ def ours(bodies: list[bytes], folder: Path, job_id: str) -> int:
     store.open("bench")
     items = 0
     for page, body in enumerate(bodies):
-        fetched = parse_answer(200, body, HEADERS)
+        fetched = read_answer(Answer(200, HEADERS, body), caps=CAPS, scrubber=SCRUBBER)
         store.commit([PageIn(page, fetched.lines, fetched.total_count)], Counters())
         items += len(fetched.lines)
     store.finalize()

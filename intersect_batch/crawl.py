@@ -444,7 +444,14 @@ class _Crawler:
                     job.cost_usd += page.cost
                     self.cost_usd += page.cost
                 elif error is not None:
-                    self.budget.settle(reservation, None if error.maybe_billed else 0.0)
+                    # An answer that said what it cost, or a call that may have been
+                    # billed with no word of the price: then the worst case counts.
+                    if error.cost is not None:
+                        self.budget.settle(reservation, error.cost)
+                        job.cost_usd += error.cost
+                        self.cost_usd += error.cost
+                    else:
+                        self.budget.settle(reservation, None if error.maybe_billed else 0.0)
                 self.slots.release_on_behalf_of(token)
                 self._notify()
             completes = False

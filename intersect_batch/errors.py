@@ -7,11 +7,13 @@ person reading it can act on it::
     ├── UsageError              bad command-line input, missing credentials
     ├── ConfigError             a job config that cannot run (file, job, field, line)
     ├── ApiError                one call's failure, classified (job, offset, codes)
-    │   ├── TransientApiError   worth retrying: network, timeouts, 5xx, 40103 ...
-    │   │   ├── ThrottledApiError   the account's rate or concurrency limit: 40202, 40209, 429
-    │   │   └── UnreachableApiError the API cannot be reached at all: refused, no DNS answer
-    │   ├── JobFatalApiError    this job cannot go on: 40501, 40506, 40000 ...
-    │   └── RunFatalApiError    no job can go on: 40100, 40210, 40203 ...
+    │   ├── TransientApiError   worth retrying: timeouts, cut-short bodies, 5xx, 40103 ...
+    │   │   ├── ThrottledApiError    over the account's limits (40202, 40209, HTTP 429):
+    │   │   │                        pause the run, do not spend the page's attempts
+    │   │   └── UnreachableApiError  the host cannot be reached at all (refused, DNS,
+    │   │                            no route): a streak of them means the run cannot go on
+    │   ├── JobFatalApiError    this job cannot go on: 40501, 40506, 40000, oversized answers
+    │   └── RunFatalApiError    no job can go on: 40100, 40210, 40203, 40400 ...
     ├── OutputError             the output folder cannot be written
     └── LockError               another run holds the output folder
 """
@@ -72,7 +74,15 @@ class ConfigError(IntersectBatchError):
 
 
 class ApiError(IntersectBatchError):
-    """One call failed. Carries the job, the offset and the codes the API answered."""
+    """One call failed. Carries the job, the offset and the codes the API answered.
+
+    ``maybe_billed`` is True when the request may have reached the API and been billed
+    while no decodable answer says what it cost (a timeout after sending, a dropped or
+    cut-short body, an undecodable 200): the caller counts it as spent at the worst case.
+    It is False when the request never left (a refused connection) and when the API's own
+    envelope answered, which states the cost; ``cost`` is then what the answer reported
+    (USD), ``None`` when it said nothing.
+    """
 
     kind = "error"
 
@@ -86,15 +96,16 @@ class ApiError(IntersectBatchError):
         status_code: int | None = None,
         retry_after: float | None = None,
         maybe_billed: bool = False,
+        cost: float | None = None,
     ) -> None:
         self.message = message
-        #: The request may have been billed with no answer saying what it cost.
-        self.maybe_billed = maybe_billed
         self.job_id = job_id
         self.offset = offset
         self.http_status = http_status
         self.status_code = status_code
         self.retry_after = retry_after
+        self.maybe_billed = maybe_billed
+        self.cost = cost
         super().__init__(self.describe())
 
     def describe(self) -> str:
@@ -109,7 +120,7 @@ class ApiError(IntersectBatchError):
         return ": ".join([" ".join(parts), text]) if parts else text
 
     def at(self, *, job_id: str, offset: int) -> ApiError:
-        """The same error, now naming the job and the offset it happened at."""
+        """The same error (same class, every attribute kept), now naming the job and offset."""
         return type(self)(
             self.message,
             job_id=job_id,
@@ -118,6 +129,7 @@ class ApiError(IntersectBatchError):
             status_code=self.status_code,
             retry_after=self.retry_after,
             maybe_billed=self.maybe_billed,
+            cost=self.cost,
         )
 
 
@@ -128,15 +140,19 @@ class TransientApiError(ApiError):
 
 
 class ThrottledApiError(TransientApiError):
-    """The account is over its rate or concurrency limit: the whole run slows down."""
+    """The account is over its per-minute or simultaneous limit: the whole run pauses.
 
-    kind = "throttled"
+    The call is retried once the pause is over, without spending one of the page's
+    attempts (the page did nothing wrong).
+    """
 
 
 class UnreachableApiError(TransientApiError):
-    """The API could not be reached at all (connection refused, no DNS answer)."""
+    """The host could not be reached at all (refused, DNS failure, no route, connect timeout).
 
-    kind = "unreachable"
+    The request never left, so nothing was billed. One is worth a retry; a run-level
+    streak of them means the base URL or the network is wrong.
+    """
 
 
 class JobFatalApiError(ApiError):

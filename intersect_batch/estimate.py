@@ -197,7 +197,9 @@ async def estimate(
                         provider,
                         credentials,
                         {**job.api_params(), "offset": 0, "limit": 1},
-                        settings.timeouts,
+                        timeouts=settings.timeouts,
+                        caps=settings.caps,
+                        scrubber=credentials.scrubber(),
                     )
                 except ApiError as exc:
                     error = exc.at(job_id=job.id, offset=0)

@@ -10,10 +10,12 @@ import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
 from intersect_batch.errors import UsageError
+from intersect_batch.scrub import Scrubber
 
 __all__ = ["ENDPOINT_PATH", "PROVIDERS", "Credentials", "Provider", "resolve_provider"]
 
@@ -24,18 +26,31 @@ _encoder = msgspec.json.Encoder()
 
 
 class Credentials:
-    """A provider's secret, kept out of every repr, log line and error message."""
+    """A provider's secret, kept out of every repr, log line and error message.
 
-    __slots__ = ("_header", "identity")
+    ``secrets`` are the texts a server might echo back (the password, the key,
+    ``login:password``, the login); :meth:`scrubber` hides every form of them.
+    """
 
-    def __init__(self, *, header: str, identity: str) -> None:
+    __slots__ = ("_header", "_scrubber", "_secrets", "identity")
+
+    def __init__(self, *, header: str, identity: str, secrets: tuple[str, ...] = ()) -> None:
         self._header = header
-        #: A non-secret name for the account (the login, or "api key"), safe to log.
+        # Without them, the header itself: hidden whole, with its scheme.
+        self._secrets = secrets or (header,)
+        self._scrubber: Scrubber | None = None
+        #: A name for the account in messages to its owner (the login, or "api key").
         self.identity = identity
 
     def authorization(self) -> str:
         """The value of the Authorization header."""
         return self._header
+
+    def scrubber(self) -> Scrubber:
+        """A :class:`~intersect_batch.scrub.Scrubber` of these credentials (built once)."""
+        if self._scrubber is None:
+            self._scrubber = Scrubber(self._secrets)
+        return self._scrubber
 
     def __repr__(self) -> str:
         return f"Credentials(identity={self.identity!r})"
@@ -71,7 +86,7 @@ class Provider:
                     f"provider {self.name!r} needs an API key: set AISA_API_KEY "
                     "(for cron, in an env file readable only by you)"
                 )
-            return Credentials(header=f"Bearer {key}", identity="api key")
+            return Credentials(header=f"Bearer {key}", identity="api key", secrets=(key,))
         login = environ.get("DATAFORSEO_LOGIN", "")
         password = environ.get("DATAFORSEO_PASSWORD", "")
         missing = [
@@ -84,8 +99,9 @@ class Provider:
                 f"provider {self.name!r} needs API credentials: set {' and '.join(missing)} "
                 "(the API password from the dashboard, not the account password)"
             )
-        token = base64.b64encode(f"{login}:{password}".encode()).decode("ascii")
-        return Credentials(header=f"Basic {token}", identity=login)
+        pair = f"{login}:{password}"
+        token = base64.b64encode(pair.encode()).decode("ascii")
+        return Credentials(header=f"Basic {token}", identity=login, secrets=(pair, password, login))
 
     def body(self, task: dict[str, Any]) -> bytes:
         """The request body for one task: a one-element JSON array on every provider."""
@@ -110,6 +126,30 @@ def resolve_provider(name: str, base_url: str | None = None) -> Provider:
     except KeyError:
         known = ", ".join(sorted(PROVIDERS))
         raise UsageError(f"unknown provider {name!r}; choose one of {known}") from None
-    if base_url is not None and not base_url.startswith(("http://", "https://")):
-        raise UsageError(f"--base-url must start with http:// or https://, got {base_url!r}")
+    if base_url is not None:
+        _check_base_url(base_url)
     return provider.with_base_url(base_url)
+
+
+def _check_base_url(base_url: str) -> None:
+    """A UsageError unless ``base_url`` is a plain http(s) URL: scheme, host, port, path.
+
+    Credentials come from the environment only. A URL holding some (``user:pass@``), a
+    query or a fragment is refused without being echoed: it may hold a secret.
+    """
+    try:
+        parts = urlsplit(base_url)
+        port = parts.port  # a port that is not a number raises here
+    except ValueError:
+        raise UsageError("--base-url is not a valid URL (check its host and port)") from None
+    if "@" in base_url:
+        raise UsageError(
+            "--base-url must not hold credentials (user:password@): set them in the "
+            "environment (DATAFORSEO_LOGIN and DATAFORSEO_PASSWORD, or AISA_API_KEY)"
+        )
+    if parts.query or parts.fragment or "?" in base_url or "#" in base_url:
+        raise UsageError("--base-url must not have a query (?...) or a fragment (#...)")
+    if parts.scheme not in ("http", "https"):
+        raise UsageError(f"--base-url must start with http:// or https://, got {base_url!r}")
+    if not parts.hostname or any(char.isspace() for char in base_url) or port == 0:
+        raise UsageError(f"--base-url needs a host (and a port above 0), got {base_url!r}")

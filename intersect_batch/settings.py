@@ -12,6 +12,7 @@ from pathlib import Path
 from intersect_batch.layout import RunFolder
 
 __all__ = [
+    "AnswerCaps",
     "Limits",
     "ProgressSettings",
     "ReportSettings",
@@ -23,15 +24,18 @@ __all__ = [
 
 @dataclass(frozen=True, kw_only=True)
 class Timeouts:
-    """How long one call may take.
+    """How long one call may take, in seconds.
 
     ``connect=10.0``: opening the connection, short, since the host either answers or not.
-    ``read=150.0``: waiting for the answer; the API gives up on a live call at 120 s
-    (50401), so the read timeout sits above that.
+    ``read=130.0``: the longest wait for the next bytes of the answer; the API gives up on
+    a live call at 120 s (50401), so this never cuts short a call the API still works on.
+    ``deadline=150.0``: the whole call, from sending to the answer's last byte (headers and
+    body): a body that trickles in a byte at a time, each within ``read``, ends here.
     """
 
     connect: float = 10.0
-    read: float = 150.0
+    read: float = 130.0
+    deadline: float = 150.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,6 +123,7 @@ class RunSettings:
     run_date: dt.date = field(default_factory=_today_utc)
     limits: Limits = field(default_factory=Limits)
     timeouts: Timeouts = field(default_factory=Timeouts)
+    caps: AnswerCaps = field(default_factory=lambda: AnswerCaps())
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     budget_usd: float | None = None
     fresh: bool = False
@@ -158,3 +163,33 @@ class ReportSettings:
 
     history: int = 14
     top: int = 25
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnswerCaps:
+    """How much of one answer is read, inflated and quoted, at most.
+
+    ``max_body_bytes=64 MiB``: the body as received (still compressed); reading stops
+    past it and the job fails, naming the size.
+    ``max_inflated_bytes=64 MiB``: the body once inflated (or as received, when it came
+    uncompressed); inflating stops past it, so a small gzip that would inflate to
+    gigabytes costs no more memory than this.
+    ``max_message_chars=500``: outside text (a status message, a gateway's error, a quoted
+    body, an exception string) kept in an error, after scrubbing; the rest is cut, and
+    the cut is marked.
+
+    How the sizes were chosen: an item of the emulator is ~1.2 kB per target it links
+    to, whatever its ``internal_list_limit`` (10 or 1000 give the same bytes: one
+    backlink per target, short lists): 2,470 B on average for 2 targets, 24,250 B for 20.
+    A page of 1000 items is then 2.5 MB for 2 targets and 24.2 MB for 20, the largest
+    page the API can be asked for; gzip (level 1) makes them 0.33 MB and 2.5 MB. 64 MiB
+    is 2.8 times the largest page: room for real items that carry several backlinks per
+    target (67 kB an item on average, ~55 backlinks), while a hostile answer costs the
+    process at most 64 MiB (a 2 GB gzip bomb peaks at ~120 MB RSS in all, a 500 MB body
+    at ~105 MB). Both sizes are one value because an answer sent uncompressed is its
+    own inflated body.
+    """
+
+    max_body_bytes: int = 64 * 2**20
+    max_inflated_bytes: int = 64 * 2**20
+    max_message_chars: int = 500

@@ -22,18 +22,23 @@ __all__ = [
     "SLOWDOWN_CODES",
     "classify",
     "classify_code",
+    "classify_http",
 ]
 
 OK = 20000
 #: "No Search Results": an empty page, not an error.
 NO_RESULTS = 40102
+#: "Not Found" for the path itself: every call of the run goes to the same wrong URL.
+WRONG_PATH = 40400
+#: "Not implemented": asking again gets the same answer.
+NOT_IMPLEMENTED = 50100
 
-#: Worth retrying with back-off.
-TRANSIENT_CODES = frozenset({40103, 40202, 40209, 50000, 50301, 50303, 50304, 50401, 50402})
-#: The account cannot go on: stop the whole run.
-RUN_FATAL_CODES = frozenset({40100, 40104, 40200, 40201, 40203, 40204, 40207, 40210})
 #: The account is over a limit it was told about: the whole run slows down.
 SLOWDOWN_CODES = frozenset({40202, 40209})
+#: Worth retrying with back-off.
+TRANSIENT_CODES = frozenset({40103, 50000, 50301, 50303, 50304, 50401, 50402})
+#: The account cannot go on: stop the whole run.
+RUN_FATAL_CODES = frozenset({40100, 40104, 40200, 40201, 40203, 40204, 40207, 40210, WRONG_PATH})
 
 #: What the user must do after a run-fatal answer.
 RUN_FATAL_ADVICE: dict[int, str] = {
@@ -46,6 +51,7 @@ RUN_FATAL_ADVICE: dict[int, str] = {
     40204: "this API needs a subscription: enable it in the dashboard",
     40207: "whitelist this machine's IP address in the dashboard",
     40210: "add funds to the account, then re-run: finished pages are not paid again",
+    WRONG_PATH: "check --base-url: the API does not know this path",
 }
 
 
@@ -59,21 +65,26 @@ def classify_code(code: int) -> type[ApiError] | None:
         return TransientApiError
     if code in RUN_FATAL_CODES:
         return RunFatalApiError
-    if 40400 <= code < 40500:
-        # Not found / invalid path: every call would hit the same wrong URL.
-        return RunFatalApiError
+    if code == NOT_IMPLEMENTED:
+        return JobFatalApiError
     if 50000 <= code < 60000:
         return TransientApiError
+    # Other 404xx codes (not found) are about what this job asked for, like 40501.
     return JobFatalApiError
 
 
 def classify_http(status: int) -> type[ApiError] | None:
-    """The error class for an HTTP status whose body says nothing more."""
+    """The error class for an HTTP status whose body says nothing more.
+
+    A 404 without an envelope is a wrong base URL: every call of the run would get it.
+    """
     if status == 200:
         return None
     if status in (401, 402, 403, 404):
         return RunFatalApiError
-    if status == 429 or status >= 500 or status == 408:
+    if status == 429:
+        return ThrottledApiError
+    if status >= 500 or status == 408:
         return TransientApiError
     return JobFatalApiError
 

@@ -6,12 +6,14 @@ Tests hand the crawl scripted answers instead (the same seam as httpx's transpor
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 
-from intersect_batch.client import FetchedPage, fetch_page
+from intersect_batch.client import FetchedPage, read_answer, send_task
 from intersect_batch.crawl import Call, Fetch
+from intersect_batch.durable import in_thread
 from intersect_batch.providers import Credentials, Provider
 from intersect_batch.settings import RunSettings
 
@@ -22,14 +24,28 @@ __all__ = ["http_fetch"]
 async def http_fetch(
     provider: Provider, credentials: Credentials, settings: RunSettings
 ) -> AsyncIterator[Fetch]:
-    """A Fetch that POSTs each call to ``provider``; its session closes on exit."""
+    """A Fetch that POSTs each call to ``provider``; its session closes on exit.
+
+    The body is read whole (compressed, capped, under the call's deadline) before the
+    crawler's memory gate is awaited: a body that trickles in holds its own slot until
+    its deadline, never a place in memory that other jobs' pages need. Inflating and
+    decoding happen after the gate, off the event loop.
+    """
     # A few spare connections: a slot is released just before its connection is.
     connector = aiohttp.TCPConnector(limit=settings.limits.concurrency + 4)
+    read = functools.partial(read_answer, caps=settings.caps, scrubber=credentials.scrubber())
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def fetch(call: Call, before_decode: Callable[[], Awaitable[None]]) -> FetchedPage:
-            return await fetch_page(
-                session, provider, credentials, call.task, settings.timeouts, before_decode
+            answer = await send_task(
+                session,
+                provider,
+                credentials,
+                call.task,
+                timeouts=settings.timeouts,
+                caps=settings.caps,
             )
+            await before_decode()
+            return await in_thread(read, answer)
 
         yield fetch

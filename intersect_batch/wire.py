@@ -1,8 +1,9 @@
-"""The API's envelope as typed Structs; items stay raw bytes.
+"""The API's envelope as typed Structs; items stay raw bytes; the dedup key of an item.
 
 Only what the crawler reads is typed (status codes, cost, total_count). Each item is a
 ``msgspec.Raw`` slice of the response, written to disk as the API sent it, so a field
-the API adds tomorrow is never lost.
+the API adds tomorrow is never lost. :func:`item_key` names the referring page an item
+describes, from its bytes, for de-duplication within a job and diffs between runs.
 """
 
 from __future__ import annotations
@@ -113,6 +114,6 @@ def item_key(line: bytes) -> int:
             return _digest(line[start:end])
     try:
         url = item_key_decoder.decode(line).url_from()
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         url = None
     return _digest(url.encode() if url is not None else line)

@@ -19,13 +19,13 @@ from intersect_batch.errors import (
     TransientApiError,
 )
 from intersect_batch.providers import resolve_provider
-from intersect_batch.settings import Timeouts
+from intersect_batch.settings import AnswerCaps, Timeouts
 from intersect_batch.status import classify
 
-TRANSIENT = [40103, 50000, 50301, 50303, 50304, 50401, 50402]
+TRANSIENT = [40103, 50000, 50301, 50303, 50304, 50401, 50402, 50999]
 THROTTLED = [40202, 40209]
-RUN_FATAL = [40100, 40104, 40200, 40201, 40203, 40204, 40207, 40210, 40400, 40401]
-JOB_FATAL = [40000, 40205, 40206, 40501, 40502, 40503, 40506]
+RUN_FATAL = [40100, 40104, 40200, 40201, 40203, 40204, 40207, 40210, 40400]
+JOB_FATAL = [40000, 40205, 40206, 40401, 40402, 40499, 40501, 40502, 40503, 40506, 50100]
 
 
 @pytest.mark.parametrize("code", TRANSIENT)
@@ -34,8 +34,9 @@ def test_transient_codes(code: int) -> None:
 
 
 @pytest.mark.parametrize("code", THROTTLED)
-def test_throttled_codes(code: int) -> None:
+def test_limit_codes_throttle_the_run(code: int) -> None:
     assert classify(200, 20000, code) is ThrottledApiError
+    assert issubclass(ThrottledApiError, TransientApiError)
 
 
 @pytest.mark.parametrize("code", RUN_FATAL)
@@ -54,6 +55,10 @@ def test_job_fatal_codes(code: int) -> None:
     [
         (401, RunFatalApiError),
         (402, RunFatalApiError),
+        (403, RunFatalApiError),
+        # No envelope: the base URL is wrong, and every call of the run would get it.
+        (404, RunFatalApiError),
+        (408, TransientApiError),
         (429, ThrottledApiError),
         (500, TransientApiError),
         (502, TransientApiError),
@@ -68,6 +73,13 @@ def test_http_statuses_without_a_body_code(http: int, expected: type[ApiError]) 
 def test_ok_and_no_results_are_usable() -> None:
     assert classify(200, 20000, 20000) is None
     assert classify(200, 20000, 40102) is None
+
+
+def test_a_404_envelope_is_judged_by_its_code() -> None:
+    # The path is wrong for every call; another 404xx is about what this job asked.
+    assert classify(404, 40400, None) is RunFatalApiError
+    assert classify(404, 20000, 40401) is JobFatalApiError
+    assert classify(429, 20000, 20000) is ThrottledApiError
 
 
 # -- over real HTTP, against answers the emulator does not give ---------------------------
@@ -136,10 +148,18 @@ async def api() -> AsyncIterator[tuple[str, list[bytes]]]:
 
 async def _fetch(base: str) -> Any:
     provider = resolve_provider("dataforseo", base)
-    credentials = provider.credentials({"DATAFORSEO_LOGIN": "a", "DATAFORSEO_PASSWORD": "b"})
+    credentials = provider.credentials(
+        {"DATAFORSEO_LOGIN": "ops@shop.example", "DATAFORSEO_PASSWORD": "0f3c9a77d1e2b4c8"}
+    )
     async with aiohttp.ClientSession() as session:
         return await fetch_page(
-            session, provider, credentials, {"targets": {"1": "a.example"}}, Timeouts()
+            session,
+            provider,
+            credentials,
+            {"targets": {"1": "a.example"}},
+            timeouts=Timeouts(),
+            caps=AnswerCaps(),
+            scrubber=credentials.scrubber(),
         )
 
 
@@ -174,23 +194,32 @@ async def test_answers_are_judged_at_every_level(api: tuple[str, list[bytes]]) -
     base, answers = api
     answers.append(json.dumps(_envelope(40102)).encode())
     page = await _fetch(base)
-    assert page.lines == [] and page.total_count is None
+    # No result: the caller decides whether an empty page is a hole.
+    assert page.lines == [] and page.total_count is None and page.items_count == 0
 
     answers.append(json.dumps(_envelope(40501)).encode())
     with pytest.raises(JobFatalApiError) as job_fatal:
         await _fetch(base)
     assert job_fatal.value.status_code == 40501
+    # The envelope said what the call cost: nothing is unknown about the bill.
+    assert job_fatal.value.maybe_billed is False and job_fatal.value.cost == 0.02003
 
     answers.append(json.dumps(_envelope(items=[TOMORROW_ITEM])).encode()[:-40])
-    with pytest.raises(TransientApiError, match="undecodable"):
+    with pytest.raises(TransientApiError, match="undecodable") as cut:
         await _fetch(base)
+    assert cut.value.maybe_billed is True
 
     answers.append(b'HTTP 401 {"error": {"type": "auth", "message": "bad key"}}')
     with pytest.raises(RunFatalApiError, match="bad key"):
         await _fetch(base)
 
     answers.append(b"HTTP 502 <html>bad gateway</html>")
-    with pytest.raises(TransientApiError):
+    with pytest.raises(TransientApiError, match="HTTP 502: <html>bad gateway</html>") as bad:
+        await _fetch(base)
+    assert bad.value.maybe_billed is True
+
+    answers.append(b"HTTP 404 <html>no such page</html>")
+    with pytest.raises(RunFatalApiError, match="no such page"):
         await _fetch(base)
 
     whole = {"status_code": 40210, "status_message": "Insufficient funds.", "tasks": []}

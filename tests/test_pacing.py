@@ -94,7 +94,7 @@ def test_a_pause_that_begins_while_a_call_waits_for_its_token_holds_it_too() -> 
 def test_the_budget_reserves_the_worst_case_and_settles_the_real_cost() -> None:
     budget = Budget(0.2)
     first = budget.reserve(1000)
-    assert first == pytest.approx(0.05)
+    assert first is not None and first == pytest.approx(0.05)
     assert budget.committed == pytest.approx(0.05)
     budget.settle(first, 0.0215, 50)
     assert budget.spent == pytest.approx(0.0215)
