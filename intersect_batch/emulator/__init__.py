@@ -54,8 +54,9 @@ Limit answers                     DataForSEO: task-level 40202 / 40209 in HTTP 2
                                   HTTP 429 gateway error with Retry-After (seconds until
                                   the oldest call leaves the window; 1 for concurrency) and
                                   X-RateLimit-Limit/-Remaining/-Reset.
-Order of checks                   route, auth, body, rate window, concurrency slot, task
-                                  validation, fault draw, latency sleep, data, balance.
+Order of checks                   route, auth, body, rate window, throttle window,
+                                  concurrency slot, task validation, fault draw (pins
+                                  first), latency sleep, data, hole/item faults, balance.
 Latency                           ``median * exp(spread * z)``, z a standard normal drawn
                                   from the same hash as the faults; slept holding the slot.
                                   Invalid tasks answer without latency.
@@ -63,9 +64,77 @@ Faults                            drawn per valid task from hash(seed, the task 
                                   defaults, incl. offset/limit, times seen before); the first
                                   that fires of drop_connection, http_500, truncated_body,
                                   timeout, internal_error, task_failed, then status_codes
-                                  (ascending code); slow adds to any. A forced 40202/40209
+                                  (ascending code), then no_results, empty_page,
+                                  short_page, echo_credentials, long_message, gzip_bomb,
+                                  huge_body, deep_nesting, trickle, non_object_items,
+                                  pretty_items, multiline_items, huge_total (each knob has
+                                  a hash of its own, so adding one moved no other draw);
+                                  slow adds to any. A forced 40202/40209
                                   answers like the real limit; 401/402/404 codes as whole-
                                   call errors. Truncated and dropped answers are billed.
+                                  A fault that cannot act on the page (a hole outside the
+                                  total, junk items on a page of < 4) answers normally
+                                  and logs no fault.
+Pinned faults (``PinnedFault``,   answered before any draw, also at offset 0, by requests
+``--fault-at``)                   at that offset (and first target). TIMES counts per
+                                  request (task with defaults), like the draws: each job
+                                  meets a pin afresh, retries use it up. Pins matching
+                                  one request take turns in the order given. A status-
+                                  code pin answers like ``status_codes``.
+Holes (never drawn at offset 0;   no_results: task 40102 "No Search Results.", ``result:
+only where offset < total_count)  null``, cost 0, HTTP 200, envelope 20000, tasks_error 1.
+                                  empty_page: 20000, ``items: []``, ``items_count: 0``,
+                                  the true total_count, cost 0.02. short_page: 20000, the
+                                  first ``len(page) // 2`` items of the true page, the
+                                  true total_count, billed for what it holds.
+Sustained throttling              from ``throttle_after`` s after the first authenticated
+                                  call, for ``throttle_for`` s of the handed-in clock,
+                                  every call (valid or not) is refused like the real
+                                  limit: DataForSEO 40202/40209 at task level in HTTP 200
+                                  (extra tasks 40000); AIsa HTTP 429 with Retry-After =
+                                  ceil(seconds left of the window). Cost 0; the call log
+                                  says fault "throttle"; the call counts in the rate
+                                  window.
+echo_credentials                  ``hostile_error_code`` (40501: task level in HTTP 200;
+                                  50000: whole call, HTTP 500; 401/402/404 codes: whole
+                                  call with that status), status_message "Invalid Field:
+                                  'targets'. Request refused for Authorization: <header
+                                  verbatim>; credentials: <login:password, or the key>;
+                                  encoded: <that, URL-encoded (quote, safe='')>." Cost 0.
+long_message                      the same error, its status_message ``long_message_size``
+                                  ASCII characters ("The request could not be processed
+                                  in full. " repeated, cut to size); streamed with a
+                                  Content-Length, never compressed.
+gzip_bomb                         ``Content-Encoding: gzip`` (even without Accept-
+                                  Encoding), Content-Length ~ size / 1000: one gzip member
+                                  inflating to exactly ``gzip_bomb_size`` bytes (spaces,
+                                  then the normal answer, so valid JSON; the answer alone
+                                  if it is longer). Billed as the normal answer. A 1 MiB
+                                  deflate block is made once and repeated; its CRC-32 is
+                                  combined, never computed over the inflated bytes.
+huge_body                         HTTP 200, no Content-Encoding, ``huge_body_size`` bytes:
+                                  spaces, then the normal answer (valid JSON), in 64 KiB
+                                  writes; Content-Length, or chunked without one when
+                                  ``huge_body_chunked``. Billed as the normal answer.
+deep_nesting                      the normal page; its first item ends with
+                                  ``,"nested":`` + ``nesting_depth`` x ``[`` + as many
+                                  ``]`` (an array nesting_depth deep). Not on an empty page.
+trickle                           the normal answer, uncompressed, Content-Length set,
+                                  ``trickle_bytes`` per write, ``trickle_pause`` s apart.
+                                  Server shutdown closes it at once; a client that leaves
+                                  ends it at the next write. Logged when it ends.
+non_object_items                  items n//4, n//2, 3n//4 of an n-item page (n >= 4)
+                                  become ``1``, ``"a"``, ``null``; items_count, total and
+                                  cost unchanged.
+pretty_items / multiline_items    each item re-encoded with a space after every ``:``
+                                  and ``,`` on one line (``{"a": 1, "b": [1, 2]}``), or
+                                  indented by 2 over many lines; the envelope stays
+                                  compact; values unchanged.
+huge_total                        total_count = ``huge_total_count`` (10**9); offset 0
+                                  keeps its true items, any other offset answers ``items:
+                                  []``, items_count 0. Billed per item sent.
+Slot while streaming              the concurrency slot is freed once the answer is made,
+                                  before its bytes go out (a trickle holds no slot).
 Cost                              0.02 + 0.00003 x items, rounded to 8 decimals; errors 0.
                                   AIsa adds ``X-AISA-Price-USD`` (= the cost).
 Balance                           checked when the page is known; a call the balance cannot
@@ -87,12 +156,13 @@ from .app import build_app
 from .cli import main
 from .records import CallRecord
 from .server import RunningEmulator, running_emulator
-from .settings import EmulatorSettings, FaultSettings
+from .settings import EmulatorSettings, FaultSettings, PinnedFault
 
 __all__ = [
     "CallRecord",
     "EmulatorSettings",
     "FaultSettings",
+    "PinnedFault",
     "RunningEmulator",
     "build_app",
     "main",

@@ -18,7 +18,9 @@ from aiohttp import web
 
 from .codes import STATUS_MESSAGES, call_cost, http_status_for
 from .faults import FaultDecider
+from .gzipbomb import gzip_bomb
 from .hashing import digest_int
+from .hostile import LONG_MESSAGE_MARK, LONG_MESSAGE_UNIT, applies, credential_echo, mangle_page
 from .limits import CredentialLimits
 from .query import Query, TaskError, parse_task
 from .records import CallLog, CallRecord, Route, credential_id
@@ -34,6 +36,7 @@ from .schema import (
     Task,
 )
 from .settings import EmulatorSettings
+from .streaming import Padded, write_padded, write_pieces, write_trickle
 
 __all__ = [
     "AISA_PATH",
@@ -50,7 +53,7 @@ LOG_PATH = "/_emulator/log"
 _GZIP_IN_THREAD = 64 * 1024
 _DECODER = msgspec.json.Decoder()
 
-Mode = Literal["normal", "truncate", "drop"]
+Mode = Literal["normal", "truncate", "drop", "trickle", "padded", "bomb"]
 
 
 @dataclass
@@ -82,6 +85,9 @@ class _Answer:
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
     mode: Mode = "normal"
+    padded: Padded | None = None
+    """The streamed body of a "padded" answer (``body`` is then unused)."""
+    chunked: bool = False
 
 
 class Emulator:
@@ -107,6 +113,9 @@ class Emulator:
         self.log = CallLog(settings.log_file)
         self.balance_usd = settings.balance_usd
         self.epoch = 0
+        self.closing = asyncio.Event()
+        """Set when the server starts shutting down: streamed answers stop at once."""
+        self._first_call: float | None = None
         self._tasks_made = 0
         self._basic = (settings.login, settings.password)
 
@@ -159,6 +168,8 @@ class Emulator:
         if not self._authenticate(request, call):
             return self._unauthorized(call)
         assert call.credential is not None
+        if self._first_call is None:
+            self._first_call = call.t  # where a delayed throttling window is measured from
         body = await request.read()
         tasks = self._tasks(body, call)
         if isinstance(tasks, _Answer):
@@ -166,23 +177,36 @@ class Emulator:
         self._note_request(tasks[0], call)
 
         wait = self.limits.admit_rate(call.credential, call.t)
+        throttled = self._throttle_left(call.t)
+        if throttled is not None:
+            call.fault = "throttle"
+            return self._limited(call, tasks, self.settings.faults.throttle_code, throttled)
         if wait is not None:
             return self._limited(call, tasks, 40202, wait)
         if not self.limits.try_enter(call.credential):
             return self._limited(call, tasks, 40209, 1.0)
         try:
-            return await self._in_slot(call, tasks)
+            return await self._in_slot(request, call, tasks)
         finally:
             self.limits.leave(call.credential)
 
-    async def _in_slot(self, call: _Call, tasks: list[Any]) -> _Answer:
+    def _throttle_left(self, now: float) -> float | None:
+        """Seconds left of the sustained-throttling window, if ``now`` is inside it."""
+        f = self.settings.faults
+        if f.throttle_for <= 0 or self._first_call is None:
+            return None
+        start = self._first_call + f.throttle_after
+        end = start + f.throttle_for
+        return end - now if start <= now < end else None
+
+    async def _in_slot(self, request: web.Request, call: _Call, tasks: list[Any]) -> _Answer:
         try:
             query = parse_task(tasks[0])
         except TaskError as exc:
             return self._envelope(call, [self._error_task(tasks[0], exc.code, exc.message)], tasks)
         call.offset, call.limit, call.targets = query.offset, query.limit, query.targets_dict
         call.tag = query.tag
-        draw = self.faults.draw(query.request_key)
+        draw = self.faults.draw(query)
         call.fault = draw.fault
         if draw.delay > 0:
             await asyncio.sleep(draw.delay)
@@ -198,6 +222,8 @@ class Emulator:
                 return self._whole_call_error(call, forced)
             error = self._error_task(query.data, forced, STATUS_MESSAGES.get(forced, "Error."))
             return self._envelope(call, [error], tasks)
+        if draw.fault in ("echo_credentials", "long_message"):
+            return self._hostile_error(request, call, query, tasks, draw.fault)
         return self._success(call, query, tasks, draw.fault)
 
     def _success(self, call: _Call, query: Query, tasks: list[Any], fault: str | None) -> _Answer:
@@ -208,12 +234,19 @@ class Emulator:
             self.epoch += 1
         ids = self.store.select(query, epoch, churn)
         items = self.store.page(query, ids)
+        total = len(ids)
+        if not applies(fault, query.offset, total, len(items)):
+            fault = call.fault = None
+        if fault == "no_results":
+            error = self._error_task(query.data, 40102, STATUS_MESSAGES[40102])
+            return self._envelope(call, [error], tasks)
+        items, total = mangle_page(fault, self.settings.faults, query.offset, items, total)
         cost = call_cost(len(items))
         if self.balance_usd is not None:
             if self.balance_usd < cost - 1e-12:
                 return self._whole_call_error(call, 40210)
             self.balance_usd = round(self.balance_usd - cost, 8)
-        call.items, call.total_count = len(items), len(ids)
+        call.items, call.total_count = len(items), total
         task = self._task(
             20000,
             STATUS_MESSAGES[20000],
@@ -223,7 +256,7 @@ class Emulator:
             result=[
                 Result(
                     targets=query.targets_dict,
-                    total_count=len(ids),
+                    total_count=total,
                     items_count=len(items),
                     items=[msgspec.Raw(b) for b in items],
                 )
@@ -236,6 +269,36 @@ class Emulator:
             answer.mode = "truncate"
         elif fault == "drop_connection":
             answer.mode = "drop"
+        elif fault == "trickle":
+            answer.mode = "trickle"
+        elif fault == "gzip_bomb":
+            answer.mode = "bomb"
+        elif fault == "huge_body":
+            size = self.settings.faults.huge_body_size
+            padding = max(0, size - len(answer.body))
+            answer.mode, answer.padded = "padded", Padded(b"", b" ", padding, answer.body)
+            answer.chunked = self.settings.faults.huge_body_chunked
+        return answer
+
+    def _hostile_error(
+        self, request: web.Request, call: _Call, query: Query, tasks: list[Any], fault: str
+    ) -> _Answer:
+        """An error whose message echoes the credentials, or runs for megabytes."""
+        f = self.settings.faults
+        code = f.hostile_error_code
+        if fault == "echo_credentials":
+            message = credential_echo(request.headers.get("Authorization", ""))
+        else:
+            message = LONG_MESSAGE_MARK
+        if code == 50000 or http_status_for(code) != 200:
+            status = 500 if code == 50000 else None
+            answer = self._whole_call_error(call, code, status=status, message=message)
+        else:
+            answer = self._envelope(call, [self._error_task(query.data, code, message)], tasks)
+        if fault == "long_message":
+            head, _, tail = answer.body.partition(LONG_MESSAGE_MARK.encode())
+            answer.mode = "padded"
+            answer.padded = Padded(head, LONG_MESSAGE_UNIT, f.long_message_size, tail)
         return answer
 
     # -- request parsing -------------------------------------------------------------------
@@ -366,13 +429,15 @@ class Emulator:
         task.time = call.elapsed()
         return task
 
-    def _whole_call_error(self, call: _Call, code: int, status: int | None = None) -> _Answer:
+    def _whole_call_error(
+        self, call: _Call, code: int, status: int | None = None, message: str | None = None
+    ) -> _Answer:
         """An envelope with no tasks: auth, money, path, body and server errors."""
         call.status_code = code
         envelope = Envelope(
             version=API_VERSION,
             status_code=code,
-            status_message=STATUS_MESSAGES.get(code, "Error."),
+            status_message=STATUS_MESSAGES.get(code, "Error.") if message is None else message,
             time=call.elapsed(),
             cost=0.0,
             tasks_count=0,
@@ -450,11 +515,41 @@ class Emulator:
             if request.transport is not None:
                 request.transport.close()
             return response
+        if answer.mode in ("trickle", "padded", "bomb"):
+            return await self._stream(request, answer, headers)
         body = answer.body
         if self.settings.gzip and "gzip" in request.headers.get("Accept-Encoding", "").lower():
             body = await _gzip(body)
             headers["Content-Encoding"] = "gzip"
         return web.Response(status=answer.status, body=body, headers=headers)
+
+    async def _stream(
+        self, request: web.Request, answer: _Answer, headers: dict[str, str]
+    ) -> web.StreamResponse:
+        """Send a hostile answer piece by piece, never compressed by the usual path."""
+        f = self.settings.faults
+        response = web.StreamResponse(status=answer.status, headers=headers)
+        if answer.mode == "trickle":
+            await write_trickle(
+                request,
+                response,
+                answer.body,
+                self.closing,
+                size=f.trickle_bytes,
+                pause=f.trickle_pause,
+            )
+        elif answer.mode == "bomb":
+            bomb = await asyncio.to_thread(gzip_bomb, f.gzip_bomb_size, answer.body)
+            response.headers["Content-Encoding"] = "gzip"
+            response.content_length = len(bomb)
+            await response.prepare(request)
+            await write_pieces(request, response, bomb.pieces(), self.closing)
+        else:
+            assert answer.padded is not None
+            await write_padded(
+                request, response, answer.padded, self.closing, chunked=answer.chunked
+            )
+        return response
 
 
 async def _gzip(body: bytes) -> bytes:
@@ -482,8 +577,12 @@ def build_app(settings: EmulatorSettings) -> web.Application:
     app.router.add_get(LOG_PATH, emulator.call_log)
     app.router.add_route("*", "/{tail:.*}", emulator.other)
 
+    async def stop_streams(app: web.Application) -> None:
+        emulator.closing.set()
+
     async def close_log(app: web.Application) -> None:
         emulator.log.close()
 
+    app.on_shutdown.append(stop_streams)
     app.on_cleanup.append(close_log)
     return app

@@ -16,7 +16,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from .server import running_emulator
-from .settings import FAULT_NAMES, EmulatorSettings, FaultSettings
+from .settings import FAULT_NAMES, EmulatorSettings, FaultSettings, PinnedFault
 
 __all__ = ["main", "serve_until_stopped"]
 
@@ -36,6 +36,53 @@ def _pair(kind: Callable[[str], float], what: str) -> Callable[[str], tuple[str,
             raise argparse.ArgumentTypeError(f"bad value in {text!r}") from None
 
     return parse
+
+
+_FAULT_HELP = {
+    "http_500": "HTTP 500 with the 50000 envelope (AIsa: its gateway error)",
+    "internal_error": "task-level 50000 in an HTTP 200",
+    "timeout": "task-level 50401, answered after --timeout-delay",
+    "task_failed": "task-level 40103",
+    "drop_connection": "headers and half the body, then the connection closes",
+    "truncated_body": "half the body, framed as complete",
+    "slow": "the normal answer, --slow-seconds later",
+    "no_results": "hole: 40102 No Search Results (result null) at an offset inside the total",
+    "empty_page": "hole: 20000 with items [] and the right total_count",
+    "short_page": "hole: 20000 with the first half of the page's items",
+    "echo_credentials": "an error (--hostile-error-code) quoting the Authorization header, "
+    "its decoded secret and that secret URL-encoded",
+    "long_message": "an error (--hostile-error-code) whose message is --long-message-size long",
+    "gzip_bomb": "gzip whatever was asked, inflating to --gzip-bomb-size (spaces, then the answer)",
+    "huge_body": "an uncompressed --huge-body-size body (spaces, then the answer)",
+    "deep_nesting": "the first item gets a field of --nesting-depth nested arrays",
+    "trickle": "the answer --trickle-bytes at a time, --trickle-pause apart",
+    "non_object_items": 'items 1, "a", null in place of three real ones (pages of >= 4)',
+    "pretty_items": 'items on one line with spaces after ":" and ","',
+    "multiline_items": "items indented over many lines",
+    "huge_total": "total_count --huge-total-count; offsets > 0 answer items []",
+}
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def _bytes(text: str) -> int:
+    """A byte count from ``5000000``, ``64K``, ``500M``, ``2G`` (powers of 1024)."""
+    t = text.strip().upper().removesuffix("B").removesuffix("I")
+    number, unit = (t[:-1], t[-1]) if t[-1:] in ("K", "M", "G", "T") else (t, "")
+    try:
+        value = int(number) * _UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a byte count like 500M, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a byte count must be >= 0, got {text!r}")
+    return value
+
+
+def _pin(text: str) -> PinnedFault:
+    """An argparse type for ``OFFSET=KIND[:TIMES][@TARGET]``."""
+    try:
+        return PinnedFault.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,10 +116,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--live-data", type=float, default=d.live_data, metavar="RATE")
     p.add_argument("--no-gzip", action="store_true")
     p.add_argument("--log-file", type=Path, default=None, metavar="PATH")
+    faults = p.add_argument_group(
+        "faults", "each --fault-NAME P is a probability per call, drawn from the seed and the "
+        "request (retries draw afresh); holes are never drawn at offset 0"
+    )  # fmt: skip
     for name in FAULT_NAMES:
         flag = "--fault-" + name.replace("_", "-")
-        p.add_argument(flag, type=float, default=getattr(f, name), metavar="P")
-    p.add_argument(
+        faults.add_argument(
+            flag, type=float, default=getattr(f, name), metavar="P", help=_FAULT_HELP[name]
+        )
+    faults.add_argument(
         "--fault-status",
         type=_pair(float, "CODE"),
         action="append",
@@ -80,8 +133,65 @@ def _parser() -> argparse.ArgumentParser:
         metavar="CODE=P",
         help="answer status CODE with probability P (repeatable)",
     )
-    p.add_argument("--timeout-delay", type=float, default=f.timeout_delay, metavar="S")
-    p.add_argument("--slow-seconds", type=float, default=f.slow_seconds, metavar="S")
+    faults.add_argument(
+        "--fault-at",
+        type=_pin,
+        action="append",
+        default=[],
+        metavar="OFFSET=KIND[:TIMES][@TARGET]",
+        help="requests at OFFSET (whose first target is TARGET) answer KIND, a fault name "
+        "(empty_page, no_results, short_page, gzip_bomb, ...) or a status code, their first "
+        "TIMES times (default: always); pins at one offset take turns (repeatable)",
+    )
+    faults.add_argument("--timeout-delay", type=float, default=f.timeout_delay, metavar="S")
+    faults.add_argument("--slow-seconds", type=float, default=f.slow_seconds, metavar="S")
+    faults.add_argument(
+        "--hostile-error-code",
+        type=int,
+        default=f.hostile_error_code,
+        metavar="CODE",
+        help="the code of echo-credentials and long-message answers: task level in an HTTP "
+        "200, or the whole call for 50000 (HTTP 500) and 401/402/404 codes (default 40501)",
+    )
+    sizes = (
+        ("--long-message-size", _bytes, "BYTES", "characters of a long message (default 5M)"),
+        ("--gzip-bomb-size", _bytes, "BYTES", "what a gzip bomb inflates to (default 2G)"),
+        ("--huge-body-size", _bytes, "BYTES", "bytes of a huge body (default 512M)"),
+        ("--nesting-depth", int, "N", "arrays nested in a deep item (default 100000)"),
+        ("--trickle-bytes", int, "N", "bytes per trickled write (default 16)"),
+        ("--trickle-pause", float, "S", "seconds between trickled writes (default 1.0)"),
+        ("--huge-total-count", int, "N", "total_count of a huge-total answer (default 10**9)"),
+    )
+    for flag, kind, metavar, text in sizes:
+        name = flag.removeprefix("--").replace("-", "_")
+        faults.add_argument(flag, type=kind, default=getattr(f, name), metavar=metavar, help=text)
+    faults.add_argument(
+        "--huge-body-chunked",
+        action="store_true",
+        help="send huge bodies chunked, without a Content-Length",
+    )
+    throttle = p.add_argument_group("sustained throttling (the handed-in clock)")
+    throttle.add_argument(
+        "--throttle-for",
+        type=float,
+        default=f.throttle_for,
+        metavar="S",
+        help="refuse every call for S seconds like the real limit, at cost 0 (0: off)",
+    )
+    throttle.add_argument(
+        "--throttle-after",
+        type=float,
+        default=f.throttle_after,
+        metavar="S",
+        help="open that window S seconds after the first authenticated call (default 0)",
+    )
+    throttle.add_argument(
+        "--throttle-code",
+        type=int,
+        choices=(40202, 40209),
+        default=f.throttle_code,
+        help="40202 (per minute, default) or 40209 (simultaneous); AIsa: HTTP 429",
+    )
     return p
 
 
@@ -95,9 +205,9 @@ def settings_from_args(argv: list[str] | None) -> EmulatorSettings:
             statuses[int(code)] = float(p)
         faults = FaultSettings(
             **{name: getattr(a, "fault_" + name) for name in FAULT_NAMES},
+            **{name: getattr(a, name) for name in _FAULT_SETTINGS_FROM_FLAGS},
             status_codes=statuses,
-            timeout_delay=a.timeout_delay,
-            slow_seconds=a.slow_seconds,
+            pinned=tuple(a.fault_at),
         )
         given = {name: getattr(a, name) for name in _SETTINGS_FROM_FLAGS}
         return EmulatorSettings(
@@ -116,6 +226,13 @@ _SETTINGS_FROM_FLAGS = tuple(
     for f in fields(EmulatorSettings)
     if f.name
     not in ("sizes", "faults", "gzip", "log_file", "clock", "item_cache_size", "query_cache_size")
+)
+
+
+_FAULT_SETTINGS_FROM_FLAGS = tuple(
+    f.name
+    for f in fields(FaultSettings)
+    if f.name not in FAULT_NAMES and f.name not in ("status_codes", "pinned")
 )
 
 

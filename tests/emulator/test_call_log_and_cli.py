@@ -8,12 +8,16 @@ import signal
 import subprocess
 import sys
 import urllib.request
+from dataclasses import fields
+from pathlib import Path
 
 import msgspec
 import pytest
 
-from intersect_batch.emulator import CallRecord
+import intersect_batch.emulator as emulator_pkg
+from intersect_batch.emulator import CallRecord, FaultSettings, PinnedFault
 from intersect_batch.emulator.cli import settings_from_args
+from intersect_batch.emulator.settings import FAULT_NAMES
 
 from .support import BASIC, FakeClock, serve
 
@@ -110,3 +114,80 @@ def test_cli_prints_a_url_that_answers_and_exits_0_on_sigterm(tmp_path):
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+def test_hostile_flags_build_settings():
+    s = settings_from_args(
+        [
+            "--fault-empty-page", "0.1", "--fault-no-results", "0.2", "--fault-short-page", "0.3",
+            "--fault-gzip-bomb", "0.01", "--fault-huge-body", "0.02", "--fault-trickle", "0.03",
+            "--fault-echo-credentials", "0.04", "--fault-long-message", "0.05",
+            "--fault-deep-nesting", "0.06", "--fault-non-object-items", "0.07",
+            "--fault-pretty-items", "0.08", "--fault-multiline-items", "0.09",
+            "--fault-huge-total", "0.1",
+            "--fault-at", "200=empty_page:2", "--fault-at", "0=gzip_bomb@bomb.com",
+            "--fault-at", "40=50301",
+            "--throttle-for", "90", "--throttle-after", "5", "--throttle-code", "40209",
+            "--gzip-bomb-size", "1G", "--huge-body-size", "500M", "--huge-body-chunked",
+            "--long-message-size", "64K", "--nesting-depth", "500", "--trickle-bytes", "4",
+            "--trickle-pause", "0.25", "--huge-total-count", "123456789",
+            "--hostile-error-code", "50000",
+        ]
+    )  # fmt: skip
+    f = s.faults
+    assert (f.empty_page, f.no_results, f.short_page) == (0.1, 0.2, 0.3)
+    assert (f.gzip_bomb, f.huge_body, f.trickle, f.echo_credentials) == (0.01, 0.02, 0.03, 0.04)
+    assert (f.long_message, f.deep_nesting, f.non_object_items) == (0.05, 0.06, 0.07)
+    assert (f.pretty_items, f.multiline_items, f.huge_total) == (0.08, 0.09, 0.1)
+    assert f.pinned == (
+        PinnedFault(offset=200, kind="empty_page", times=2),
+        PinnedFault(offset=0, kind="gzip_bomb", target="bomb.com"),
+        PinnedFault(offset=40, kind=50301),
+    )
+    assert (f.throttle_for, f.throttle_after, f.throttle_code) == (90, 5, 40209)
+    assert (f.gzip_bomb_size, f.huge_body_size) == (1024**3, 500 * 1024**2)
+    assert f.huge_body_chunked and f.long_message_size == 64 * 1024
+    assert (f.nesting_depth, f.trickle_bytes, f.trickle_pause) == (500, 4, 0.25)
+    assert (f.huge_total_count, f.hostile_error_code) == (123456789, 50000)
+    assert settings_from_args([]).faults == FaultSettings()  # every knob off by default
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--fault-at", "200=empty"],
+        ["--fault-at", "200"],
+        ["--fault-at", "x=empty_page"],
+        ["--fault-empty-page", "1.5"],
+        ["--throttle-code", "40100"],
+        ["--gzip-bomb-size", "lots"],
+        ["--nesting-depth", "0"],
+    ],
+)
+def test_bad_hostile_flags_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        settings_from_args(argv)
+    assert exc.value.code == 2
+    assert "intersect-batch emulate" in capsys.readouterr().err
+
+
+def test_every_knob_is_documented_in_help_docstring_choices_and_readme(capsys):
+    with pytest.raises(SystemExit):
+        settings_from_args(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    choices = emulator_pkg.__doc__ or ""
+    for knob in fields(FaultSettings):
+        name = knob.name
+        if name in FAULT_NAMES:
+            flag = "--fault-" + name.replace("_", "-")
+        else:
+            flag = {"status_codes": "--fault-status", "pinned": "--fault-at"}.get(
+                name, "--" + name.replace("_", "-")
+            )
+        assert f"``{name}``" in (FaultSettings.__doc__ or ""), name
+        assert flag in help_text and f"`{flag}" in readme, flag
+    for name in FAULT_NAMES:
+        assert name in choices, name
+    for name in ("throttle", "PinnedFault"):
+        assert name in choices, name

@@ -32,8 +32,9 @@ def test_public_names():
     assert emulator_pkg.__all__ == sorted(emulator_pkg.__all__)
     public = {n for n in dir(emulator_pkg) if not n.startswith("_")}
     modules = {
-        "app", "cli", "codes", "faults", "filters", "graph", "hashing", "limits", "query",
-        "records", "resultset", "schema", "server", "settings", "words", "annotations",
+        "app", "cli", "codes", "faults", "filters", "graph", "gzipbomb", "hashing", "hostile",
+        "limits", "query", "records", "resultset", "schema", "server", "settings", "streaming",
+        "words", "annotations",
     }  # fmt: skip
     assert public - modules == set(emulator_pkg.__all__)
 
