@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
 import msgspec
 from rich.console import Console
 
-__all__ = ["ConsoleHandler", "JsonFormatter", "TextFormatter", "close_logging", "configure_logging"]
+from intersect_batch.scrub import Scrubber, ScrubbingFilter
+
+__all__ = [
+    "ConsoleHandler",
+    "JsonFormatter",
+    "TextFormatter",
+    "close_logging",
+    "configure_logging",
+    "scrubbed_logs",
+]
 
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys()) | {
     "message",
@@ -108,3 +119,22 @@ def close_logging() -> None:
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
         handler.close()
+
+
+@contextlib.contextmanager
+def scrubbed_logs(scrubber: Scrubber) -> Iterator[None]:
+    """While inside, every record the package's handlers write is scrubbed of secrets.
+
+    The last line of defence: texts from outside are scrubbed where they enter, and this
+    catches what a record carries anyway (an exception string, an extra).
+    """
+    logger = logging.getLogger("intersect_batch")
+    scrubbing = ScrubbingFilter(scrubber)
+    handlers = list(logger.handlers)
+    for handler in handlers:
+        handler.addFilter(scrubbing)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(scrubbing)

@@ -30,6 +30,7 @@ from intersect_batch.exitcode import ExitCode, exit_code_for_run
 from intersect_batch.layout import RunFolder
 from intersect_batch.ledger import Ledger, read_ledger
 from intersect_batch.lock import output_lock
+from intersect_batch.logs import scrubbed_logs
 from intersect_batch.manifest import (
     ConfigProblem,
     DiffCounts,
@@ -361,7 +362,7 @@ async def run_batch(
     entries = select_jobs(loaded.jobs, job_ids, patterns)
     credentials = provider.credentials(environ)
     folder = RunFolder(settings.out_dir, settings.run_date)
-    with output_lock(settings.out_dir):
+    with scrubbed_logs(credentials.scrubber()), output_lock(settings.out_dir):
         await in_thread(mark_run_dir, folder)
         if settings.fresh:
             await in_thread(_remove_state, folder)
