@@ -15,12 +15,14 @@ __all__ = ["OPPORTUNITY_COLUMNS", "opportunities_csv", "write_report"]
 
 OPPORTUNITY_COLUMNS = (
     "domain",
+    "hosts",
     "domain_from_rank",
     "pages",
     "targets_linked",
     "targets",
     "example_url_from",
-    "first_seen",
+    "first_seen_by_api",
+    "new_since",
 )
 
 # A spreadsheet runs a cell that starts with one of these as a formula; items are untrusted.
@@ -40,7 +42,13 @@ def _rank(rank: float | None) -> str:
 
 
 def opportunities_csv(job: JobReport) -> bytes:
-    """One row per referring domain, the best first (see ``DomainStats.order``)."""
+    """One row per referring domain, the best first (see ``DomainStats.order``).
+
+    ``domain`` is the registrable domain (``www.x.org`` and ``x.org`` are one row);
+    ``hosts`` the host names its pages were found on; ``first_seen_by_api`` the earliest
+    ``first_seen`` the API reports for its links; ``new_since`` the previous run's date
+    when the domain did not link then, empty otherwise.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(OPPORTUNITY_COLUMNS)
@@ -49,12 +57,14 @@ def opportunities_csv(job: JobReport) -> bytes:
         writer.writerow(
             (
                 _cell(d.domain),
+                _cell(" ".join(d.hosts)),
                 _rank(d.rank),
                 d.pages,
                 d.targets_linked,
                 _cell(" ".join(linked)),
                 _cell(d.example_url),
                 _cell(d.first_seen),
+                _cell(d.new_since),
             )
         )
     return buffer.getvalue().encode()
