@@ -4,36 +4,41 @@ Each job's JSONL file and diff file are streamed once; what is kept is bounded b
 job's referring domains (one small record each, grouped by registrable domain), the
 distinct countries and platform types, and the rank buckets: never the items themselves.
 
-``run.json`` and the manifests are read tolerantly: a field that is missing or of
-another type than expected is left out, never the whole file. Both the run.json that
-totals one invocation at its top level and the one with ``night`` / ``invocation``
-blocks are understood; the blocks win when present.
+``run.json`` and the manifests are read through the report's own views of them
+(:mod:`.runfiles`), tolerantly (:mod:`.tolerant`): both the run.json that totals one
+invocation at its top level and the one with ``night`` / ``invocation`` blocks.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import heapq
-import types
-import typing
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 
 from intersect_batch.diff import DiffCounts, diff_path, earlier_run_dirs, previous_complete_run
 from intersect_batch.durable import jsonl_lines
-from intersect_batch.report.domains import host_of, normal_host, registrable_domain
+from intersect_batch.report.domains import Sites, host_of
+from intersect_batch.report.runfiles import (
+    ConfigErrorView,
+    InvocationView,
+    JobView,
+    NightView,
+    RunJobLine,
+    RunView,
+    Totals,
+)
+from intersect_batch.report.tolerant import decode_tolerantly, read_tolerantly
 
 __all__ = [
     "BUCKETS",
     "MAX_HOSTS",
     "UNKNOWN",
-    "Attention",
     "ConfigErrorView",
     "DomainStats",
     "HistoryPoint",
@@ -47,7 +52,6 @@ __all__ = [
     "Totals",
     "aggregate_changes",
     "aggregate_items",
-    "attention",
     "collect_run",
     "decode_tolerantly",
     "rank_bucket_edges",
@@ -60,298 +64,11 @@ UNKNOWN = "(unknown)"
 MAX_HOSTS = 4
 
 
-# --- Tolerant decoding of the run's own JSON files. ---
-
-S = TypeVar("S", bound=msgspec.Struct)
-
-_raw_object = msgspec.json.Decoder(dict[str, msgspec.Raw])
-_raw_list = msgspec.json.Decoder(list[msgspec.Raw])
-_MISSING = object()
-
-
-def _struct_of(tp: Any) -> type[msgspec.Struct] | None:
-    """The Struct class of ``tp`` or of ``tp | None``, else ``None``."""
-    if isinstance(tp, type) and issubclass(tp, msgspec.Struct):
-        return tp
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        structs = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(structs) == 1:
-            return _struct_of(structs[0])
-    return None
-
-
-def _field_value(tp: Any, raw: msgspec.Raw) -> Any:
-    struct = _struct_of(tp)
-    if struct is not None:
-        if bytes(raw).strip() == b"null":
-            return None
-        value = decode_tolerantly(struct, raw)
-        return _MISSING if value is None else value
-    if typing.get_origin(tp) is list:
-        [inner] = typing.get_args(tp)
-        inner_struct = _struct_of(inner)
-        if inner_struct is not None:
-            try:
-                elements = _raw_list.decode(raw)
-            except msgspec.DecodeError:
-                return _MISSING
-            decoded = (decode_tolerantly(inner_struct, e) for e in elements)
-            return [e for e in decoded if e is not None]
-    try:
-        return msgspec.json.decode(raw, type=tp, strict=False)
-    except msgspec.DecodeError:
-        return _MISSING
-
-
-def decode_tolerantly(cls: type[S], data: bytes | msgspec.Raw) -> S | None:
-    """``data`` (a JSON object) as ``cls``, leaving out each field that does not fit.
-
-    ``None`` when ``data`` is not a JSON object or lacks a required field. Nested Structs
-    and lists of Structs are decoded the same way, element by element.
-    """
-    try:
-        raw = _raw_object.decode(data)
-    except msgspec.DecodeError:
-        return None
-    values: dict[str, Any] = {}
-    for info in msgspec.structs.fields(cls):
-        found = raw.get(info.encode_name)
-        if found is None:
-            continue
-        value = _field_value(info.type, found)
-        if value is not _MISSING:
-            values[info.name] = value
-    try:
-        return cls(**values)
-    except TypeError:  # a required field is missing
-        return None
-
-
-def _read(path: Path, cls: type[S]) -> S | None:
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    return decode_tolerantly(cls, data)
-
-
-# --- What is read of a manifest and of run.json. ---
-
-
-class JobView(msgspec.Struct, kw_only=True):
-    """The part of ``<id>.manifest.json`` a report reads; other fields are ignored."""
-
-    job_id: str
-    status: str
-    reason: str | None = None
-    output: str | None = None
-    request: dict[str, Any] = msgspec.field(default_factory=dict)
-    items_written: int = 0
-    calls: int = 0
-    cost_usd: float = 0.0
-    config_file: str | None = None
-    config_line: int | None = None
-    diff: DiffCounts | None = None
-
-
-class RunJobLine(msgspec.Struct, kw_only=True):
-    """One job's line in run.json."""
-
-    job_id: str
-    status: str = ""
-    reason: str | None = None
-    items: int = 0
-    calls: int = 0
-    cost_usd: float = 0.0
-    config_file: str | None = None
-    config_line: int | None = None
-
-
-class ConfigErrorView(msgspec.Struct, kw_only=True):
-    """One invalid job config, as run.json lists it."""
-
-    file: str = ""
-    message: str = ""
-    job: str | None = None
-    field: str | None = None
-    line: int | None = None
-
-    @property
-    def where(self) -> str:
-        """``file:line`` (or the file alone when the line is unknown)."""
-        return self.file if self.line is None else f"{self.file}:{self.line}"
-
-    def describe(self) -> str:
-        """``file:line: job 'id': field: message``, leaving out what is unknown."""
-        parts = [self.where] if self.file else []
-        if self.job is not None:
-            parts.append(f"job {self.job!r}")
-        if self.field is not None:
-            parts.append(self.field)
-        return ": ".join([*parts, self.message or "invalid"])
-
-
-class NightView(msgspec.Struct, kw_only=True):
-    """run.json's ``night``: every job of the run folder, all invocations of the date."""
-
-    jobs_by_status: dict[str, int] | None = None
-    jobs: int | None = None
-    items: int | None = None
-    calls: int | None = None
-    retries: int | None = None
-    cost_usd: float | None = None
-    new_items: int | None = None
-    lost_items: int | None = None
-    invocations: int | None = None
-
-
-class InvocationView(msgspec.Struct, kw_only=True):
-    """run.json's ``invocation``: what the latest command did."""
-
-    started_at: str | None = None
-    finished_at: str | None = None
-    duration_s: float | None = None
-    jobs_by_status: dict[str, int] | None = None
-    calls: int | None = None
-    retries: int | None = None
-    cost_usd: float | None = None
-    items: int | None = None
-    new_items: int | None = None
-    lost_items: int | None = None
-    calls_per_minute: float | None = None
-    jobs_run: int | None = None
-    throttled_s: float | None = None
-
-
-class RunView(msgspec.Struct, kw_only=True):
-    """The part of ``run.json`` a report reads, in either of its shapes.
-
-    The older shape totals the latest invocation at the top level (``calls``,
-    ``cost_usd``...); the newer one has a ``night`` and an ``invocation`` block.
-    """
-
-    run_date: str
-    version: str | None = None
-    exit_code: int | None = None
-    needs_attention: bool | None = None
-    stop_reason: str | None = None
-    night: NightView | None = None
-    invocation: InvocationView | None = None
-    jobs: list[RunJobLine] = msgspec.field(default_factory=list)
-    config_errors: list[ConfigErrorView] = msgspec.field(default_factory=list)
-    # The older shape's top level: what the latest invocation did.
-    started_at: str | None = None
-    finished_at: str | None = None
-    duration_s: float | None = None
-    jobs_by_status: dict[str, int] | None = None
-    calls: int | None = None
-    retries: int | None = None
-    items: int | None = None
-    cost_usd: float | None = None
-    calls_per_minute: float | None = None
-    new_items: int | None = None
-    lost_items: int | None = None
-
-    def night_totals(self) -> Totals | None:
-        """The run date as a whole, when run.json totals it (``None`` otherwise)."""
-        night = self.night
-        if night is None:
-            return None
-        return Totals(
-            scope="night",
-            jobs_by_status=night.jobs_by_status,
-            jobs=night.jobs,
-            items=night.items,
-            new_items=night.new_items,
-            lost_items=night.lost_items,
-            calls=night.calls,
-            retries=night.retries,
-            cost_usd=night.cost_usd,
-            invocations=night.invocations,
-        )
-
-    def invocation_totals(self) -> Totals | None:
-        """What the latest invocation did: the ``invocation`` block, else the top level."""
-        inv = self.invocation
-        if inv is not None:
-            return Totals(
-                scope="invocation",
-                jobs_by_status=inv.jobs_by_status,
-                items=inv.items,
-                new_items=inv.new_items,
-                lost_items=inv.lost_items,
-                calls=inv.calls,
-                retries=inv.retries,
-                cost_usd=inv.cost_usd,
-                duration_s=inv.duration_s,
-                calls_per_minute=inv.calls_per_minute,
-                jobs_run=inv.jobs_run,
-                throttled_s=inv.throttled_s,
-                started_at=inv.started_at,
-                finished_at=inv.finished_at,
-            )
-        top = Totals(
-            scope="invocation",
-            jobs_by_status=self.jobs_by_status,
-            items=self.items,
-            new_items=self.new_items,
-            lost_items=self.lost_items,
-            calls=self.calls,
-            retries=self.retries,
-            cost_usd=self.cost_usd,
-            duration_s=self.duration_s,
-            calls_per_minute=self.calls_per_minute,
-            started_at=self.started_at,
-            finished_at=self.finished_at,
-        )
-        return None if top.is_empty() else top
-
-    def date_items(self) -> int | None:
-        """The items the run date holds: the night's, else the only figure there is."""
-        if self.night is not None and self.night.items is not None:
-            return self.night.items
-        return self.items
-
-    def date_cost(self) -> float | None:
-        """The run date's spend: the night's, else the only figure there is."""
-        if self.night is not None and self.night.cost_usd is not None:
-            return self.night.cost_usd
-        return self.cost_usd
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Totals:
-    """One labelled group of run figures: the night's (``scope="night"``) or the latest
-    invocation's (``scope="invocation"``). ``None``: run.json does not say."""
-
-    scope: str
-    jobs_by_status: dict[str, int] | None = None
-    jobs: int | None = None
-    items: int | None = None
-    new_items: int | None = None
-    lost_items: int | None = None
-    calls: int | None = None
-    retries: int | None = None
-    cost_usd: float | None = None
-    duration_s: float | None = None
-    calls_per_minute: float | None = None
-    invocations: int | None = None
-    jobs_run: int | None = None
-    throttled_s: float | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
-
-    def is_empty(self) -> bool:
-        """True when not one figure is known."""
-        return all(
-            getattr(self, f.name) is None for f in dataclasses.fields(self) if f.name != "scope"
-        )
-
-
 # --- What is decoded of an item: only the fields the report uses (items are untrusted). ---
 
 
-class _Backlink(msgspec.Struct):
+# gc=False: the decoded items hold no cycles, and a pass decodes hundreds of thousands.
+class _Backlink(msgspec.Struct, gc=False):
     url_from: str | None = None
     domain_from: str | None = None
     domain_from_rank: float | None = None
@@ -362,11 +79,11 @@ class _Backlink(msgspec.Struct):
     first_seen: str | None = None
 
 
-class _Item(msgspec.Struct):
+class _Item(msgspec.Struct, gc=False):
     page_intersection: dict[str, list[_Backlink] | None] | None = None
 
 
-class _Change(msgspec.Struct):
+class _Change(msgspec.Struct, gc=False):
     change: str
     key: str | None = None
     item: _Item | None = None
@@ -378,43 +95,53 @@ _change_decoder = msgspec.json.Decoder(_Change)
 
 @dataclass(slots=True)
 class _Page:
-    """One referring page, as the first backlink (and all of them) describe it."""
+    """One referring page, as its backlinks (one per target it links to) describe it."""
 
-    host: str | None
-    url: str | None
-    rank: float | None
-    page_rank: float | None
-    first_seen: str | None
-    mask: int
-    country: str | None
-    platforms: set[str]
-    dofollow: bool
+    host: str | None = None
+    url: str | None = None
+    rank: float | None = None
+    page_rank: float | None = None
+    first_seen: str | None = None
+    mask: int = 0
+    country: str | None = None
+    platforms: set[str] | None = None
+    dofollow: bool = False
 
 
 def _page(item: _Item, key: str | None = None) -> _Page:
-    backlinks: list[_Backlink] = []
-    mask = 0
+    page = _Page()
+    first = True
     for number, links in (item.page_intersection or {}).items():
         if not links:
             continue
-        backlinks.extend(links)
         if number.isdigit() and 1 <= int(number) <= 64:
-            mask |= 1 << (int(number) - 1)
-    # The referring page is the same for every target: the first backlink describes it.
-    first = backlinks[0] if backlinks else _Backlink()
-    url = next((b.url_from for b in backlinks if b.url_from), None) or key
-    host = first.domain_from or (host_of(url) if url else None)
-    return _Page(
-        host=host,
-        url=url,
-        rank=next((b.domain_from_rank for b in backlinks if b.domain_from_rank is not None), None),
-        page_rank=next((b.page_from_rank for b in backlinks if b.page_from_rank is not None), None),
-        first_seen=min((b.first_seen for b in backlinks if b.first_seen), default=None),
-        mask=mask,
-        country=first.domain_from_country,
-        platforms={p for b in backlinks for p in (b.domain_from_platform_type or ())},
-        dofollow=any(b.dofollow for b in backlinks),
-    )
+            page.mask |= 1 << (int(number) - 1)
+        for b in links:
+            # The referring page is the same for every target: the first backlink
+            # describes it; later ones only fill what it lacks.
+            if first:
+                first = False
+                page.host, page.country = b.domain_from, b.domain_from_country
+            if page.url is None and b.url_from:
+                page.url = b.url_from
+            if page.rank is None:
+                page.rank = b.domain_from_rank
+            if page.page_rank is None:
+                page.page_rank = b.page_from_rank
+            if b.first_seen and (page.first_seen is None or b.first_seen < page.first_seen):
+                page.first_seen = b.first_seen
+            if b.domain_from_platform_type:
+                if page.platforms is None:
+                    page.platforms = set(b.domain_from_platform_type)
+                else:
+                    page.platforms.update(b.domain_from_platform_type)
+            if b.dofollow:
+                page.dofollow = True
+    if page.url is None:
+        page.url = key
+    if page.host is None and page.url:
+        page.host = host_of(page.url)
+    return page
 
 
 # --- Aggregates. ---
@@ -451,8 +178,8 @@ class DomainStats:
         rank = 0.0 if self.rank is None else -self.rank
         return (self.rank is None, rank, -self.targets_linked, -self.pages, self.domain)
 
-    def add(self, page: _Page) -> None:
-        """Count one more page of the domain."""
+    def add(self, page: _Page, host: str | None) -> None:
+        """Count one more page of the domain, found on ``host``."""
         self.pages += 1
         self.targets_mask |= page.mask
         if page.rank is not None and (self.rank is None or page.rank > self.rank):
@@ -464,7 +191,6 @@ class DomainStats:
             self.example_url, self.example_page_rank = page.url, page.page_rank
         if page.first_seen and (self.first_seen is None or page.first_seen < self.first_seen):
             self.first_seen = page.first_seen
-        host = normal_host(page.host) if page.host else None
         if host is not None and host not in self.hosts:
             if len(self.hosts) < MAX_HOSTS:
                 self.hosts.append(host)
@@ -472,12 +198,12 @@ class DomainStats:
                 self.more_hosts = True
 
 
-def _add(domains: dict[str, DomainStats], page: _Page) -> None:
-    name = (registrable_domain(page.host) if page.host else "") or UNKNOWN
-    stats = domains.get(name)
+def _add(domains: dict[str, DomainStats], page: _Page, sites: Sites) -> None:
+    host, name = sites(page.host) if page.host else (None, "")
+    stats = domains.get(name or UNKNOWN)
     if stats is None:
-        stats = domains[name] = DomainStats(name)
-    stats.add(page)
+        stats = domains[name or UNKNOWN] = DomainStats(name or UNKNOWN)
+    stats.add(page, host)
 
 
 @dataclass(slots=True)
@@ -552,21 +278,6 @@ class HistoryPoint:
     cost_usd: float
 
 
-@dataclass(frozen=True, slots=True)
-class Attention:
-    """One thing of the run a person must look at: an invalid config, a job that did not
-    complete, a run that stopped."""
-
-    #: ``"stopped"``, ``"invalid"``, ``"failed"`` or ``"partial"``.
-    kind: str
-    message: str
-    job_id: str | None = None
-    #: ``file:line`` of the job's config, when known.
-    where: str | None = None
-    #: True when the job has a section of its own in the report.
-    has_section: bool = False
-
-
 @dataclass(slots=True)
 class RunReport:
     """Everything shown about a run folder."""
@@ -607,6 +318,7 @@ def _targets(request: Mapping[str, Any]) -> dict[str, str]:
 def aggregate_items(report: JobReport, path: Path) -> None:
     """Stream a job's JSONL file once into ``report``'s bounded aggregates."""
     report.has_items = True
+    sites = Sites()
     report.rank_buckets = [0] * BUCKETS
     for line in jsonl_lines(path):
         try:
@@ -625,7 +337,7 @@ def aggregate_items(report: JobReport, path: Path) -> None:
             report.platforms[platform] += 1
         if page.dofollow:
             report.dofollow_items += 1
-        _add(report.domains, page)
+        _add(report.domains, page, sites)
 
 
 def aggregate_changes(report: JobReport, path: Path) -> None:
@@ -637,6 +349,7 @@ def aggregate_changes(report: JobReport, path: Path) -> None:
     ``gone`` when no page of it links any more.
     """
     report.has_changes = True
+    sites = Sites()
     for line in jsonl_lines(path):
         try:
             change = _change_decoder.decode(line)
@@ -651,7 +364,7 @@ def aggregate_changes(report: JobReport, path: Path) -> None:
             groups = report.lost_domains
         else:
             continue
-        _add(groups, _page(change.item or _Item(), change.key))
+        _add(groups, _page(change.item or _Item(), change.key), sites)
     since = report.since
     for name, new in report.new_domains.items():
         now = report.domains.get(name)
@@ -700,7 +413,7 @@ def _changes(run_dir: Path, date: dt.date | None, report: JobReport) -> None:
 
 def collect_run(run_dir: Path, *, history: int = 14) -> RunReport:
     """Gather a run folder's report: every job's aggregates and the last ``history`` runs."""
-    run = _read(run_dir / "run.json", RunView)
+    run = read_tolerantly(run_dir / "run.json", RunView)
     run_date = run.run_date if run is not None else run_dir.name
     try:
         date = dt.date.fromisoformat(run_dir.name)
@@ -712,7 +425,7 @@ def collect_run(run_dir: Path, *, history: int = 14) -> RunReport:
 
     jobs: list[JobReport] = []
     for job_id in _job_ids(run_dir, run):
-        view = _read(run_dir / f"{job_id}.manifest.json", JobView)
+        view = read_tolerantly(run_dir / f"{job_id}.manifest.json", JobView)
         if view is None:
             continue
         exclude = view.request.get("exclude_targets") or []
@@ -729,7 +442,7 @@ def collect_run(run_dir: Path, *, history: int = 14) -> RunReport:
             aggregate_items(report, output)
         _changes(run_dir, date, report)
         for _, folder in folders:
-            past = _read(folder / f"{job_id}.manifest.json", JobView)
+            past = read_tolerantly(folder / f"{job_id}.manifest.json", JobView)
             if past is not None:
                 report.history.append(
                     HistoryPoint(folder.name, past.status, past.items_written, past.cost_usd)
@@ -738,73 +451,9 @@ def collect_run(run_dir: Path, *, history: int = 14) -> RunReport:
 
     points: list[HistoryPoint] = []
     for _, folder in folders:
-        summary = run if folder == run_dir else _read(folder / "run.json", RunView)
+        summary = run if folder == run_dir else read_tolerantly(folder / "run.json", RunView)
         if summary is not None:
             status = "complete" if summary.exit_code == 0 else "needs attention"
             items, cost = summary.date_items(), summary.date_cost()
             points.append(HistoryPoint(folder.name, status, items or 0, cost or 0.0))
     return RunReport(run_dir=run_dir, run_date=run_date, run=run, jobs=jobs, history=points)
-
-
-def _where(file: str | None, line: int | None) -> str | None:
-    if not file:
-        return None
-    return file if line is None else f"{file}:{line}"
-
-
-def attention(report: RunReport) -> list[Attention]:
-    """What needs a person: the stop reason, invalid configs, jobs that did not complete.
-
-    Invalid configs come from run.json's ``config_errors`` and from its job lines whose
-    status is ``invalid`` (each job once); jobs that did not complete from their manifests
-    and from run.json's job lines.
-    """
-    run = report.run
-    found: list[Attention] = []
-    if run is not None and run.stop_reason:
-        found.append(Attention(kind="stopped", message=run.stop_reason))
-    errors = run.config_errors if run is not None else []
-    named = {e.job for e in errors if e.job is not None}
-    for error in errors:
-        message = error.message if error.field is None else f"{error.field}: {error.message}"
-        found.append(
-            Attention(
-                kind="invalid", message=message or "invalid", job_id=error.job, where=error.where
-            )
-        )
-    sections = {job.job_id: job for job in report.jobs}
-    found.extend(
-        Attention(
-            kind="invalid",
-            message=line.reason or "invalid config",
-            job_id=line.job_id,
-            where=_where(line.config_file, line.config_line),
-        )
-        for line in (run.jobs if run is not None else [])
-        if line.status == "invalid" and line.job_id not in named
-    )
-    unfinished: dict[str, Attention] = {}
-    for job in report.jobs:
-        if job.view.status != "complete":
-            line = job.line
-            unfinished[job.job_id] = Attention(
-                kind=job.view.status or "partial",
-                message=job.view.reason or (line.reason if line else None) or job.view.status,
-                job_id=job.job_id,
-                where=_where(job.view.config_file, job.view.config_line)
-                or (_where(line.config_file, line.config_line) if line else None),
-                has_section=True,
-            )
-    for line in run.jobs if run is not None else []:
-        if line.job_id in unfinished or line.job_id in sections:
-            continue
-        if line.status in ("failed", "partial"):
-            unfinished[line.job_id] = Attention(
-                kind=line.status,
-                message=line.reason or line.status,
-                job_id=line.job_id,
-                where=_where(line.config_file, line.config_line),
-            )
-    order = {"failed": 0, "partial": 1}
-    found.extend(sorted(unfinished.values(), key=lambda a: order.get(a.kind, 2)))
-    return found
