@@ -61,7 +61,10 @@ th[data-sort] button::after { content: " \\2195"; color: var(--muted); font-weig
 th[aria-sort="ascending"] button::after { content: " \\25B2"; color: var(--ink); }
 th[aria-sort="descending"] button::after { content: " \\25BC"; color: var(--ink); }
 td.num, th.num { text-align: right; }
-td.url { max-width: 420px; overflow-wrap: anywhere; }
+/* Numbers and dates take the width they need; names and links get the rest. */
+td.num, th.num, td.date { width: 1%; white-space: nowrap; }
+/* break-word, not anywhere: the link column asks for a whole URL's width first. */
+td.url { overflow-wrap: break-word; word-break: normal; }
 td.domain { overflow-wrap: anywhere; }
 .charts { display: flex; flex-wrap: wrap; gap: 8px 24px; }
 .charts figure { margin: 0; flex: 1 1 300px; min-width: 0; }
@@ -91,10 +94,11 @@ code { background: var(--bg); padding: 0 4px; border-radius: 4px; overflow-wrap:
   table.reflow tr { display: grid; grid-template-columns: repeat(3, minmax(0, 1fr));
     gap: 2px 10px; padding: 8px 0; border-bottom: 1px solid var(--line); }
   table.reflow td { display: block; border: 0; padding: 0; text-align: left; min-width: 0;
-    max-width: none; }
+    max-width: none; width: auto; white-space: normal; }
   table.reflow td::before { content: attr(data-label); display: block; color: var(--muted);
     font-size: 11px; }
   table.reflow td.wide { grid-column: 1 / -1; }
+  table.reflow td.url { overflow-wrap: anywhere; }
   table.reflow td.lead { font-weight: 600; }
   table.reflow td.lead::before, table.reflow td.pos { display: none; }
 }

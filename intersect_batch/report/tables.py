@@ -120,7 +120,7 @@ def domains_table(job: JobReport, rows: list[DomainStats]) -> str:
         *_targets_column(job),
         ("pages", "num", "desc", _pages_cell),
         ("example page", "url wide", "", _example_cell),
-        ("first seen by the API", "", "asc", first_seen),
+        ("first seen by the API", "date", "asc", first_seen),
     ]
 
     def attrs(d: DomainStats) -> str:
