@@ -30,17 +30,54 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "LEDGER_JSON",
     "LOCK_NAME",
+    "MANIFEST_SUFFIX",
     "MARKER_NAME",
+    "METRICS_PROM",
+    "REPORT_HTML",
+    "RUN_JSON",
+    "STATE_DIR",
     "RunFolder",
+    "diff_name",
     "earlier_runs",
+    "job_ids_in",
     "lock_path",
+    "manifest_name",
+    "opportunities_name",
+    "result_name",
     "run_date_of",
 ]
 
 LOCK_NAME = ".intersect-batch.lock"
 MARKER_NAME = ".intersect-batch-run"
+RUN_JSON = "run.json"
+REPORT_HTML = "report.html"
+METRICS_PROM = "metrics.prom"
+LEDGER_JSON = ".ledger.json"
+STATE_DIR = ".state"
+MANIFEST_SUFFIX = ".manifest.json"
 _DATE_NAME = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def result_name(job_id: str) -> str:
+    """A job's result file's name."""
+    return f"{job_id}.jsonl"
+
+
+def manifest_name(job_id: str) -> str:
+    """A job's manifest's name."""
+    return f"{job_id}{MANIFEST_SUFFIX}"
+
+
+def diff_name(job_id: str) -> str:
+    """A job's diff file's name."""
+    return f"{job_id}.diff.jsonl"
+
+
+def opportunities_name(job_id: str) -> str:
+    """A job's opportunities CSV's name."""
+    return f"{job_id}.opportunities.csv"
 
 
 @dataclass(frozen=True)
@@ -70,41 +107,41 @@ class RunFolder:
 
     def result(self, job_id: str) -> Path:
         """The complete result, one item a line (exists only when the job is complete)."""
-        return self.path / f"{job_id}.jsonl"
+        return self.path / result_name(job_id)
 
     def manifest(self, job_id: str) -> Path:
         """The job's manifest."""
-        return self.path / f"{job_id}.manifest.json"
+        return self.path / manifest_name(job_id)
 
     def diff(self, job_id: str) -> Path:
         """The new and lost items since the job's last complete run."""
-        return self.path / f"{job_id}.diff.jsonl"
+        return self.path / diff_name(job_id)
 
     def opportunities(self, job_id: str) -> Path:
         """The report's CSV of referring domains."""
-        return self.path / f"{job_id}.opportunities.csv"
+        return self.path / opportunities_name(job_id)
 
     # -- the run --------------------------------------------------------------------------
 
     @property
     def run_json(self) -> Path:
         """The run's summary."""
-        return self.path / "run.json"
+        return self.path / RUN_JSON
 
     @property
     def report(self) -> Path:
         """The HTML report."""
-        return self.path / "report.html"
+        return self.path / REPORT_HTML
 
     @property
     def metrics(self) -> Path:
         """The default place of the Prometheus text file."""
-        return self.path / "metrics.prom"
+        return self.path / METRICS_PROM
 
     @property
     def ledger(self) -> Path:
         """The run date's spend and calls, over every invocation."""
-        return self.path / ".ledger.json"
+        return self.path / LEDGER_JSON
 
     @property
     def marker(self) -> Path:
@@ -116,7 +153,7 @@ class RunFolder:
     @property
     def state(self) -> Path:
         """Where the progress of unfinished jobs is kept."""
-        return self.path / ".state"
+        return self.path / STATE_DIR
 
     def part(self, job_id: str) -> Path:
         """The job's durable pages, in order, until it is complete."""
@@ -136,12 +173,16 @@ class RunFolder:
 
     def job_ids(self) -> list[str]:
         """The ids of the jobs that have a manifest here, sorted."""
-        suffix = ".manifest.json"
-        try:
-            names = [p.name for p in self.path.iterdir() if p.name.endswith(suffix)]
-        except OSError:
-            return []
-        return sorted(name.removesuffix(suffix) for name in names)
+        return job_ids_in(self.path)
+
+
+def job_ids_in(folder: Path) -> list[str]:
+    """The ids of the jobs that have a manifest in ``folder``, sorted."""
+    try:
+        names = [p.name for p in folder.iterdir() if p.name.endswith(MANIFEST_SUFFIX)]
+    except OSError:
+        return []
+    return sorted(name.removesuffix(MANIFEST_SUFFIX) for name in names)
 
 
 def lock_path(out_dir: Path) -> Path:

@@ -71,12 +71,9 @@ def test_saturation_is_a_ratio_to_the_binding_limit(results: tuple[dict[str, Any
         # a test's business (make bench judges it against its goal).
         assert _positive(run["ratio"]), run
         assert run["bound_per_minute"] <= run["rate_per_minute"]
-    bindings = {
-        run["binding_limit"]
-        for name, run in data["scenarios"]["1-saturation"].items()
-        if name != "scenario_wall_s"
-    }
-    assert bindings == {"rate", "concurrency"}
+        # Which limit binds depends on the latencies the machine measured: reported,
+        # not asserted.
+        assert run["binding_limit"] in {"rate", "concurrency"}
 
 
 def test_peers_are_timed_or_skipped_with_a_reason(results: tuple[dict[str, Any], str]):

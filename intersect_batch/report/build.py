@@ -8,6 +8,7 @@ from pathlib import Path
 
 from intersect_batch.durable import atomic_write
 from intersect_batch.errors import UsageError
+from intersect_batch.layout import REPORT_HTML, RUN_JSON, job_ids_in, opportunities_name
 from intersect_batch.report.data import DomainStats, JobReport, collect_run
 from intersect_batch.report.page import render_page
 
@@ -15,12 +16,14 @@ __all__ = ["OPPORTUNITY_COLUMNS", "opportunities_csv", "write_report"]
 
 OPPORTUNITY_COLUMNS = (
     "domain",
+    "hosts",
     "domain_from_rank",
     "pages",
     "targets_linked",
     "targets",
     "example_url_from",
-    "first_seen",
+    "first_seen_by_api",
+    "new_since",
 )
 
 # A spreadsheet runs a cell that starts with one of these as a formula; items are untrusted.
@@ -40,7 +43,13 @@ def _rank(rank: float | None) -> str:
 
 
 def opportunities_csv(job: JobReport) -> bytes:
-    """One row per referring domain, the best first (see ``DomainStats.order``)."""
+    """One row per referring domain, the best first (see ``DomainStats.order``).
+
+    ``domain`` is the registrable domain (``www.x.org`` and ``x.org`` are one row);
+    ``hosts`` the host names its pages were found on; ``first_seen_by_api`` the earliest
+    ``first_seen`` the API reports for its links; ``new_since`` the previous run's date
+    when the domain did not link then, empty otherwise.
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(OPPORTUNITY_COLUMNS)
@@ -49,12 +58,14 @@ def opportunities_csv(job: JobReport) -> bytes:
         writer.writerow(
             (
                 _cell(d.domain),
+                _cell(" ".join(d.hosts)),
                 _rank(d.rank),
                 d.pages,
                 d.targets_linked,
                 _cell(" ".join(linked)),
                 _cell(d.example_url),
                 _cell(d.first_seen),
+                _cell(d.new_since),
             )
         )
     return buffer.getvalue().encode()
@@ -71,16 +82,16 @@ def write_report(run_dir: Path, *, history: int = 14, top: int = 25) -> Path:
     Raises :class:`~intersect_batch.errors.UsageError` when ``run_dir`` is not a run folder
     (no ``*.manifest.json`` and no ``run.json``), ``OSError`` when a file cannot be written.
     """
-    if not (run_dir / "run.json").is_file() and not any(run_dir.glob("*.manifest.json")):
+    if not (run_dir / RUN_JSON).is_file() and not job_ids_in(run_dir):
         raise UsageError(f"{run_dir}: not a run folder (no run.json, no *.manifest.json)")
     report = collect_run(run_dir, history=history)
     for job in report.jobs:
         if job.has_items:
             atomic_write(
-                run_dir / f"{job.job_id}.opportunities.csv",
+                run_dir / opportunities_name(job.job_id),
                 opportunities_csv(job),
                 sync_dir=False,
             )
-    path = run_dir / "report.html"
+    path = run_dir / REPORT_HTML
     atomic_write(path, render_page(report, top=top).encode())
     return path

@@ -1,8 +1,12 @@
 """The figures of a report, gathered from a run folder's files alone.
 
-Each job's JSONL file is streamed once; what is kept is bounded by the job's referring
-domains (one small record each), the distinct countries and platform types, and the
-rank buckets: never the items themselves.
+Each job's JSONL file and diff file are streamed once; what is kept is bounded by the
+job's referring domains (one small record each, grouped by registrable domain), the
+distinct countries and platform types, and the rank buckets: never the items themselves.
+
+``run.json`` and the manifests are read through the report's own views of them
+(:mod:`.runfiles`), tolerantly (:mod:`.tolerant`): both the run.json that totals one
+invocation at its top level and the one with ``night`` / ``invocation`` blocks.
 """
 
 from __future__ import annotations
@@ -17,36 +21,63 @@ from typing import Any
 
 import msgspec
 
-from intersect_batch.diff import (
-    DiffCounts,
-    previous_complete_run,
-    read_diff_counts,
-)
+from intersect_batch.diff import DiffCounts, previous_complete_run
 from intersect_batch.durable import jsonl_lines
-from intersect_batch.layout import RunFolder, earlier_runs
+from intersect_batch.layout import (
+    RUN_JSON,
+    RunFolder,
+    diff_name,
+    earlier_runs,
+    job_ids_in,
+    manifest_name,
+    result_name,
+)
+from intersect_batch.report.domains import Sites, host_of
+from intersect_batch.report.runfiles import (
+    ConfigErrorView,
+    InvocationView,
+    JobView,
+    NightView,
+    RunJobLine,
+    RunView,
+    Totals,
+)
+from intersect_batch.report.tolerant import decode_tolerantly, read_tolerantly
 
 __all__ = [
     "BUCKETS",
+    "MAX_HOSTS",
     "UNKNOWN",
+    "ConfigErrorView",
     "DomainStats",
     "HistoryPoint",
+    "InvocationView",
     "JobReport",
     "JobView",
+    "NightView",
+    "RunJobLine",
     "RunReport",
     "RunView",
+    "Totals",
+    "aggregate_changes",
     "aggregate_items",
     "collect_run",
+    "decode_tolerantly",
     "rank_bucket_edges",
     "top_domains",
 ]
 
 UNKNOWN = "(unknown)"
 
+#: Host names remembered per referring domain (``www.x.org``, ``x.org``, ``blog.x.org``...).
+MAX_HOSTS = 4
 
-# --- What is decoded: only the fields the report uses (items are untrusted text). ---
+
+# --- What is decoded of an item: only the fields the report uses (items are untrusted). ---
 
 
-class _Backlink(msgspec.Struct):
+# gc=False: the decoded items hold no cycles, and a pass decodes hundreds of thousands.
+class _Backlink(msgspec.Struct, gc=False):
     url_from: str | None = None
     domain_from: str | None = None
     domain_from_rank: float | None = None
@@ -57,68 +88,69 @@ class _Backlink(msgspec.Struct):
     first_seen: str | None = None
 
 
-class _Item(msgspec.Struct):
+class _Item(msgspec.Struct, gc=False):
     page_intersection: dict[str, list[_Backlink] | None] | None = None
 
 
-class JobView(msgspec.Struct, kw_only=True):
-    """The part of ``<id>.manifest.json`` a report reads; other fields are ignored."""
-
-    job_id: str
-    status: str
-    reason: str | None = None
-    output: str | None = None
-    request: dict[str, Any] = msgspec.field(default_factory=dict)
-    items_written: int = 0
-    calls: int = 0
-    cost_usd: float = 0.0
-    diff: DiffCounts | None = None
-
-
-class _JobLineView(msgspec.Struct):
-    job_id: str
-    status: str = ""
-    items: int = 0
-    cost_usd: float = 0.0
-
-
-class _NightView(msgspec.Struct, kw_only=True):
-    jobs_by_status: dict[str, int] = msgspec.field(default_factory=dict)
-    calls: int = 0
-    items: int = 0
-    cost_usd: float = 0.0
-
-
-class _InvocationView(msgspec.Struct, kw_only=True):
-    duration_s: float | None = None
-
-
-class RunView(msgspec.Struct, kw_only=True):
-    """The part of ``run.json`` a report reads (the night's totals where there are any)."""
-
-    run_date: str
-    exit_code: int | None = None
-    duration_s: float | None = None
-    jobs_by_status: dict[str, int] = msgspec.field(default_factory=dict)
-    calls: int = 0
-    items: int = 0
-    cost_usd: float = 0.0
-    jobs: list[_JobLineView] = msgspec.field(default_factory=list)
-    night: _NightView | None = None
-    invocation: _InvocationView | None = None
-
-    def __post_init__(self) -> None:
-        if self.night is not None:
-            self.jobs_by_status = self.night.jobs_by_status
-            self.calls, self.items = self.night.calls, self.night.items
-            self.cost_usd = self.night.cost_usd
-        if self.invocation is not None:
-            self.duration_s = self.invocation.duration_s
+class _Change(msgspec.Struct, gc=False):
+    change: str
+    key: str | None = None
+    item: _Item | None = None
 
 
 _item_decoder = msgspec.json.Decoder(_Item)
-_job_decoder = msgspec.json.Decoder(JobView)
-_run_decoder = msgspec.json.Decoder(RunView)
+_change_decoder = msgspec.json.Decoder(_Change)
+
+
+@dataclass(slots=True)
+class _Page:
+    """One referring page, as its backlinks (one per target it links to) describe it."""
+
+    host: str | None = None
+    url: str | None = None
+    rank: float | None = None
+    page_rank: float | None = None
+    first_seen: str | None = None
+    mask: int = 0
+    country: str | None = None
+    platforms: set[str] | None = None
+    dofollow: bool = False
+
+
+def _page(item: _Item, key: str | None = None) -> _Page:
+    page = _Page()
+    first = True
+    for number, links in (item.page_intersection or {}).items():
+        if not links:
+            continue
+        if number.isdigit() and 1 <= int(number) <= 64:
+            page.mask |= 1 << (int(number) - 1)
+        for b in links:
+            # The referring page is the same for every target: the first backlink
+            # describes it; later ones only fill what it lacks.
+            if first:
+                first = False
+                page.host, page.country = b.domain_from, b.domain_from_country
+            if page.url is None and b.url_from:
+                page.url = b.url_from
+            if page.rank is None:
+                page.rank = b.domain_from_rank
+            if page.page_rank is None:
+                page.page_rank = b.page_from_rank
+            if b.first_seen and (page.first_seen is None or b.first_seen < page.first_seen):
+                page.first_seen = b.first_seen
+            if b.domain_from_platform_type:
+                if page.platforms is None:
+                    page.platforms = set(b.domain_from_platform_type)
+                else:
+                    page.platforms.update(b.domain_from_platform_type)
+            if b.dofollow:
+                page.dofollow = True
+    if page.url is None:
+        page.url = key
+    if page.host is None and page.url:
+        page.host = host_of(page.url)
+    return page
 
 
 # --- Aggregates. ---
@@ -126,7 +158,7 @@ _run_decoder = msgspec.json.Decoder(RunView)
 
 @dataclass(slots=True)
 class DomainStats:
-    """One referring domain of a job: its best rank, its pages, the targets it links to."""
+    """One referring domain (a registrable domain: ``www.x.org`` and ``x.org`` are one)."""
 
     domain: str
     rank: float | None = None
@@ -135,7 +167,15 @@ class DomainStats:
     targets_mask: int = 0
     example_url: str | None = None
     example_page_rank: float | None = None
+    #: The earliest ``first_seen`` of its backlinks: when the API first saw a link.
     first_seen: str | None = None
+    #: Up to :data:`MAX_HOSTS` host names its pages were found on, in the order met.
+    hosts: list[str] = field(default_factory=list)
+    more_hosts: bool = False
+    #: The previous run's date when the domain did not link then (a new domain).
+    new_since: str | None = None
+    #: In the lost list: no page of the domain links any more.
+    gone: bool = False
 
     @property
     def targets_linked(self) -> int:
@@ -146,6 +186,33 @@ class DomainStats:
         """Ascending order puts the best first: rank, then targets linked, pages, name."""
         rank = 0.0 if self.rank is None else -self.rank
         return (self.rank is None, rank, -self.targets_linked, -self.pages, self.domain)
+
+    def add(self, page: _Page, host: str | None) -> None:
+        """Count one more page of the domain, found on ``host``."""
+        self.pages += 1
+        self.targets_mask |= page.mask
+        if page.rank is not None and (self.rank is None or page.rank > self.rank):
+            self.rank = page.rank
+        if page.url is not None and (
+            self.example_url is None
+            or (page.page_rank is not None and (self.example_page_rank or -1.0) < page.page_rank)
+        ):
+            self.example_url, self.example_page_rank = page.url, page.page_rank
+        if page.first_seen and (self.first_seen is None or page.first_seen < self.first_seen):
+            self.first_seen = page.first_seen
+        if host is not None and host not in self.hosts:
+            if len(self.hosts) < MAX_HOSTS:
+                self.hosts.append(host)
+            else:
+                self.more_hosts = True
+
+
+def _add(domains: dict[str, DomainStats], page: _Page, sites: Sites) -> None:
+    host, name = sites(page.host) if page.host else (None, "")
+    stats = domains.get(name or UNKNOWN)
+    if stats is None:
+        stats = domains[name or UNKNOWN] = DomainStats(name or UNKNOWN)
+    stats.add(page, host)
 
 
 @dataclass(slots=True)
@@ -166,12 +233,39 @@ class JobReport:
     countries: Counter[str] = field(default_factory=Counter)
     platforms: Counter[str] = field(default_factory=Counter)
     diff: DiffCounts | None = None
+    #: True once the diff file was read into ``new_domains`` and ``lost_domains``.
+    has_changes: bool = False
+    new_pages: int = 0
+    lost_pages: int = 0
+    #: The diff's new (and lost) referring pages, grouped by referring domain.
+    new_domains: dict[str, DomainStats] = field(default_factory=dict)
+    lost_domains: dict[str, DomainStats] = field(default_factory=dict)
     history: list[HistoryPoint] = field(default_factory=list)
+    #: run.json's line for the job, when there is one.
+    line: RunJobLine | None = None
 
     @property
     def job_id(self) -> str:
         """The job's id."""
         return self.view.job_id
+
+    @property
+    def since(self) -> str | None:
+        """The run date the job's diff compares with, when there is a diff."""
+        diff = self.diff
+        if diff is None or diff.skipped is not None:
+            return None
+        return diff.previous_run
+
+    @property
+    def links_all_targets(self) -> bool:
+        """True when every referring domain links to every target (nothing to tell apart)."""
+        full = len(self.targets)
+        return all(
+            d.targets_linked >= full
+            for group in (self.domains, self.new_domains, self.lost_domains)
+            for d in group.values()
+        )
 
     def linked_targets(self, domain: DomainStats) -> list[str]:
         """The targets a referring domain links to, as the job's request names them."""
@@ -185,7 +279,7 @@ class JobReport:
 
 @dataclass(frozen=True, slots=True)
 class HistoryPoint:
-    """A job's (or a run's) figures on one run date."""
+    """A job's (or a run date's) figures on one run date."""
 
     run_date: str
     status: str
@@ -233,57 +327,60 @@ def _targets(request: Mapping[str, Any]) -> dict[str, str]:
 def aggregate_items(report: JobReport, path: Path) -> None:
     """Stream a job's JSONL file once into ``report``'s bounded aggregates."""
     report.has_items = True
+    sites = Sites()
     report.rank_buckets = [0] * BUCKETS
-    domains = report.domains
     for line in jsonl_lines(path):
         try:
             item = _item_decoder.decode(line)
         except msgspec.DecodeError:
             report.unreadable_lines += 1
             continue
+        page = _page(item)
         report.items += 1
-        backlinks: list[_Backlink] = []
-        mask = 0
-        for number, links in (item.page_intersection or {}).items():
-            if not links:
-                continue
-            backlinks.extend(links)
-            if number.isdigit() and 1 <= int(number) <= 64:
-                mask |= 1 << (int(number) - 1)
-        # The referring page is the same for every target: the first backlink describes it.
-        first = backlinks[0] if backlinks else _Backlink()
-        rank = next((b.domain_from_rank for b in backlinks if b.domain_from_rank is not None), None)
-        if rank is None:
+        if page.rank is None:
             report.unranked += 1
         else:
-            report.rank_buckets[_bucket(rank, report.rank_scale)] += 1
-        report.countries[first.domain_from_country or UNKNOWN] += 1
-        platforms = {p for b in backlinks for p in (b.domain_from_platform_type or ())}
-        for platform in platforms or {UNKNOWN}:
+            report.rank_buckets[_bucket(page.rank, report.rank_scale)] += 1
+        report.countries[page.country or UNKNOWN] += 1
+        for platform in page.platforms or {UNKNOWN}:
             report.platforms[platform] += 1
-        if any(b.dofollow for b in backlinks):
+        if page.dofollow:
             report.dofollow_items += 1
+        _add(report.domains, page, sites)
 
-        name = first.domain_from or UNKNOWN
-        stats = domains.get(name)
-        if stats is None:
-            stats = domains[name] = DomainStats(name)
-        stats.pages += 1
-        stats.targets_mask |= mask
-        if rank is not None and (stats.rank is None or rank > stats.rank):
-            stats.rank = rank
-        page_rank = next(
-            (b.page_from_rank for b in backlinks if b.page_from_rank is not None), None
-        )
-        url = next((b.url_from for b in backlinks if b.url_from), None)
-        if url is not None and (
-            stats.example_url is None
-            or (page_rank is not None and (stats.example_page_rank or -1.0) < page_rank)
-        ):
-            stats.example_url, stats.example_page_rank = url, page_rank
-        for b in backlinks:
-            if b.first_seen and (stats.first_seen is None or b.first_seen < stats.first_seen):
-                stats.first_seen = b.first_seen
+
+def aggregate_changes(report: JobReport, path: Path) -> None:
+    """Stream a job's diff file once into ``report.new_domains`` / ``report.lost_domains``.
+
+    Call it after :func:`aggregate_items`: a referring domain is then marked new
+    (``new_since``) when every page it has tonight is new and none of its pages was lost,
+    that is when it did not link at all on the previous run; a lost one is marked
+    ``gone`` when no page of it links any more.
+    """
+    report.has_changes = True
+    sites = Sites()
+    for line in jsonl_lines(path):
+        try:
+            change = _change_decoder.decode(line)
+        except msgspec.DecodeError:
+            report.unreadable_lines += 1
+            continue
+        if change.change == "new":
+            report.new_pages += 1
+            groups = report.new_domains
+        elif change.change == "lost":
+            report.lost_pages += 1
+            groups = report.lost_domains
+        else:
+            continue
+        _add(groups, _page(change.item or _Item(), change.key), sites)
+    since = report.since
+    for name, new in report.new_domains.items():
+        now = report.domains.get(name)
+        if now is not None and now.pages == new.pages and name not in report.lost_domains:
+            new.new_since = now.new_since = since or "the previous run"
+    for name, lost in report.lost_domains.items():
+        lost.gone = report.has_items and name not in report.domains
 
 
 def top_domains(report: JobReport, count: int) -> list[DomainStats]:
@@ -291,15 +388,8 @@ def top_domains(report: JobReport, count: int) -> list[DomainStats]:
     return heapq.nsmallest(count, report.domains.values(), key=DomainStats.order)
 
 
-def _read(path: Path, decoder: msgspec.json.Decoder[Any]) -> Any:
-    try:
-        return decoder.decode(path.read_bytes())
-    except (OSError, msgspec.DecodeError):
-        return None
-
-
 def _job_ids(run_dir: Path, run: RunView | None) -> list[str]:
-    on_disk = sorted(p.name.removesuffix(".manifest.json") for p in run_dir.glob("*.manifest.json"))
+    on_disk = job_ids_in(run_dir)
     if run is None:
         return on_disk
     listed = [line.job_id for line in run.jobs if line.job_id in on_disk]
@@ -311,24 +401,32 @@ def _rank_scale(request: Mapping[str, Any]) -> int:
     return 100 if request.get("rank_scale") == "one_hundred" else 1000
 
 
-def _diff(run_dir: Path, date: dt.date | None, view: JobView) -> DiffCounts | None:
-    """The manifest's diff counts; else those of the diff file, dated like diff_job does."""
-    if view.diff is not None:
-        return view.diff
-    counts = read_diff_counts(run_dir / f"{view.job_id}.diff.jsonl")
-    if counts is None:
-        return None
-    found = (
-        None
-        if date is None
-        else previous_complete_run(RunFolder(run_dir.parent, date), view.job_id)
-    )
-    return DiffCounts(previous_run=found[0].name if found else None, new=counts[0], lost=counts[1])
+def _changes(run_dir: Path, date: dt.date | None, report: JobReport) -> None:
+    """Read the job's diff file, when the manifest does not say there is none."""
+    view = report.view
+    if view.status != "complete" or (view.diff is not None and view.diff.skipped is not None):
+        return
+    path = run_dir / diff_name(view.job_id)
+    if not path.is_file():
+        return
+    if report.diff is None:
+        # An older manifest without diff counts: date the diff the way diff_job does.
+        found = (
+            None
+            if date is None
+            else previous_complete_run(RunFolder(run_dir.parent, date), view.job_id)
+        )
+        report.diff = DiffCounts(previous_run=found[0].name if found else None)
+    aggregate_changes(report, path)
+    if view.diff is None:
+        report.diff = DiffCounts(
+            previous_run=report.diff.previous_run, new=report.new_pages, lost=report.lost_pages
+        )
 
 
 def collect_run(run_dir: Path, *, history: int = 14) -> RunReport:
     """Gather a run folder's report: every job's aggregates and the last ``history`` runs."""
-    run = _read(run_dir / "run.json", _run_decoder)
+    run = read_tolerantly(run_dir / RUN_JSON, RunView)
     run_date = run.run_date if run is not None else run_dir.name
     try:
         date = dt.date.fromisoformat(run_dir.name)
@@ -340,10 +438,11 @@ def collect_run(run_dir: Path, *, history: int = 14) -> RunReport:
         else []
     )
     folders = [*reversed(earlier), (date, run_dir)]
+    lines = {line.job_id: line for line in run.jobs} if run is not None else {}
 
     jobs: list[JobReport] = []
     for job_id in _job_ids(run_dir, run):
-        view = _read(run_dir / f"{job_id}.manifest.json", _job_decoder)
+        view = read_tolerantly(run_dir / manifest_name(job_id), JobView)
         if view is None:
             continue
         exclude = view.request.get("exclude_targets") or []
@@ -352,13 +451,15 @@ def collect_run(run_dir: Path, *, history: int = 14) -> RunReport:
             targets=_targets(view.request),
             exclude_targets=[str(e) for e in exclude] if isinstance(exclude, list) else [],
             rank_scale=_rank_scale(view.request),
-            diff=_diff(run_dir, date, view),
+            diff=view.diff,
+            line=lines.get(job_id),
         )
-        output = run_dir / (view.output or f"{job_id}.jsonl")
+        output = run_dir / (view.output or result_name(job_id))
         if view.status == "complete" and output.is_file():
             aggregate_items(report, output)
+        _changes(run_dir, date, report)
         for _, folder in folders:
-            past = _read(folder / f"{job_id}.manifest.json", _job_decoder)
+            past = read_tolerantly(folder / manifest_name(job_id), JobView)
             if past is not None:
                 report.history.append(
                     HistoryPoint(folder.name, past.status, past.items_written, past.cost_usd)
@@ -367,8 +468,9 @@ def collect_run(run_dir: Path, *, history: int = 14) -> RunReport:
 
     points: list[HistoryPoint] = []
     for _, folder in folders:
-        summary = run if folder == run_dir else _read(folder / "run.json", _run_decoder)
+        summary = run if folder == run_dir else read_tolerantly(folder / RUN_JSON, RunView)
         if summary is not None:
             status = "complete" if summary.exit_code == 0 else "needs attention"
-            points.append(HistoryPoint(folder.name, status, summary.items, summary.cost_usd))
+            items, cost = summary.date_items(), summary.date_cost()
+            points.append(HistoryPoint(folder.name, status, items or 0, cost or 0.0))
     return RunReport(run_dir=run_dir, run_date=run_date, run=run, jobs=jobs, history=points)

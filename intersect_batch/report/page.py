@@ -1,136 +1,53 @@
 """The report as one self-contained HTML page: inline CSS, inline SVG, a little inline JS.
 
 Nothing is fetched: a Content-Security-Policy forbids every external load, so the page
-opens from disk anywhere. All text that came from items or manifests is escaped.
+opens from disk anywhere. All text that came from items or manifests is escaped. The
+page fits a phone: charts scale to their card, and on a narrow screen every table turns
+into one labelled block per row, so no column (the example page least of all) is pushed
+off the screen.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from html import escape
+from urllib.parse import quote
 
+from intersect_batch.layout import opportunities_name
+from intersect_batch.report.assets import CSP, CSS, GUARD_JS, SORT_JS
+from intersect_batch.report.attention import Attention, attention
 from intersect_batch.report.data import (
     UNKNOWN,
     DomainStats,
+    HistoryPoint,
     JobReport,
     RunReport,
+    Totals,
     rank_bucket_edges,
     top_domains,
 )
-from intersect_batch.report.svg import bar_chart, column_chart, number
+from intersect_batch.report.fmt import money, seconds, short_date, short_money
+from intersect_batch.report.svg import bar_chart, column_chart
+from intersect_batch.report.tables import (
+    diff_cells,
+    domains_table,
+    jobs_table,
+    lost_table,
+    new_table,
+)
 
-__all__ = ["render_page"]
+__all__ = ["LOST_ROWS", "render_page"]
 
 #: Categories drawn per distribution chart; the rest are summed as "other".
 CATEGORIES = 10
 
-_CSP = (
-    "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
-    "img-src data:; base-uri 'none'; form-action 'none'"
-)
-
-_CSS = """
-:root { --ink:#1f2328; --muted:#656d76; --line:#d0d7de; --bg:#f6f8fa; --bar:#2f81f7;
-  --new:#1a7f37; --lost:#cf222e; --warn:#9a6700; }
-* { box-sizing: border-box; }
-body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
-  color: var(--ink); margin: 0; background: #fff; }
-header, main { max-width: 1240px; margin: 0 auto; padding: 0 24px; }
-header { padding-top: 20px; }
-h1 { font-size: 22px; margin: 0 0 4px; }
-h2 { font-size: 18px; margin: 0 0 6px; }
-h3 { font-size: 14px; margin: 14px 0 6px; color: var(--muted); font-weight: 600; }
-section { border: 1px solid var(--line); border-radius: 8px; padding: 16px; margin: 16px 0; }
-.muted, .chart .muted { color: var(--muted); fill: var(--muted); }
-.cards { display: flex; flex-wrap: wrap; gap: 10px; margin: 8px 0; }
-.card { background: var(--bg); border-radius: 6px; padding: 8px 12px; min-width: 110px; }
-.card .k { display: block; font-size: 12px; color: var(--muted); }
-.card .v { font-size: 18px; font-weight: 600; font-variant-numeric: tabular-nums; }
-.new { color: var(--new); } .lost { color: var(--lost); } .warn { color: var(--warn); }
-table { border-collapse: collapse; width: 100%; font-variant-numeric: tabular-nums; }
-th, td { text-align: left; padding: 4px 8px; border-bottom: 1px solid var(--line);
-  vertical-align: top; }
-th { background: var(--bg); font-weight: 600; white-space: nowrap; }
-th[data-sort] { cursor: pointer; }
-th[aria-sort="ascending"]::after { content: " \\25B2"; }
-th[aria-sort="descending"]::after { content: " \\25BC"; }
-td.num, th.num { text-align: right; }
-td.url { max-width: 420px; overflow-wrap: anywhere; }
-.charts { display: flex; flex-wrap: wrap; gap: 8px 24px; }
-.charts figure { margin: 0; }
-figcaption { font-size: 12px; font-weight: 600; color: var(--muted); margin: 6px 0 2px; }
-.chart text { font-size: 11px; fill: var(--ink); }
-.chart text.value, .chart text.tick { fill: var(--muted); font-size: 10px; }
-.chart rect { fill: var(--bar); }
-.chart .axis { stroke: var(--line); }
-.status-complete { color: var(--new); } .status-failed { color: var(--lost); }
-.status-partial { color: var(--warn); }
-code { background: var(--bg); padding: 0 4px; border-radius: 4px; }
-"""
-
-# Installed first, so that any later failure (or a blocked load) is written into the DOM:
-# a headless browser's --dump-dom then shows it, and a test can assert there is none.
-_GUARD_JS = """
-(function () {
-  var seen = [];
-  function note(text) {
-    seen.push(String(text));
-    document.documentElement.setAttribute("data-errors", seen.join(" | "));
-  }
-  window.addEventListener("error", function (e) { note(e.message || "error"); });
-  window.addEventListener("unhandledrejection", function (e) { note(e.reason); });
-  document.addEventListener("securitypolicyviolation", function (e) {
-    note("blocked " + e.violatedDirective + " " + e.blockedURI);
-  });
-  // The page never opens a dialog; one would stall a headless browser, so record it.
-  ["alert", "confirm", "prompt"].forEach(function (name) {
-    window[name] = function (text) { note(name + "(" + text + ")"); };
-  });
-  var original = console.error;
-  console.error = function () {
-    note(Array.prototype.join.call(arguments, " "));
-    return original.apply(console, arguments);
-  };
-})();
-"""
-
-# Click a column heading to sort its table; numbers sort by their data-value.
-_SORT_JS = """
-(function () {
-  function value(row, i) {
-    var cell = row.cells[i];
-    var raw = cell.getAttribute("data-value");
-    return raw === null ? cell.textContent.trim().toLowerCase() : parseFloat(raw);
-  }
-  document.querySelectorAll("table.sortable").forEach(function (table) {
-    table.querySelectorAll("th[data-sort]").forEach(function (th) {
-      th.addEventListener("click", function () {
-        var i = th.cellIndex;
-        var up = th.getAttribute("aria-sort") !== "ascending";
-        table.querySelectorAll("th").forEach(function (h) { h.removeAttribute("aria-sort"); });
-        th.setAttribute("aria-sort", up ? "ascending" : "descending");
-        var body = table.tBodies[0];
-        var rows = Array.prototype.slice.call(body.rows);
-        rows.sort(function (a, b) {
-          var x = value(a, i), y = value(b, i);
-          var c = x < y ? -1 : x > y ? 1 : 0;
-          return up ? c : -c;
-        });
-        rows.forEach(function (r) { body.appendChild(r); });
-      });
-    });
-  });
-  document.documentElement.setAttribute("data-ready", "yes");
-})();
-"""
+#: Rows of the "lost since" table: shorter than the others, what left matters less.
+LOST_ROWS = 10
 
 
-def _money(value: float) -> str:
-    return f"${value:,.4f}"
-
-
-def _short_money(value: float) -> str:
-    return f"${value:,.2f}" if value >= 10 else f"${value:.3f}"
+def _statuses(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "none"
 
 
 def _card(key: str, value: str, *, name: str, css: str = "") -> str:
@@ -157,86 +74,126 @@ def _top_categories(counts: Counter[str]) -> list[tuple[str, float]]:
     return rows
 
 
-def _link(url: str | None) -> str:
-    if not url:
-        return ""
-    text = escape(url)
-    # Only web links become clickable: an item could carry a javascript: or data: URL.
-    if url.lower().startswith(("http://", "https://")):
-        return f'<a href="{text}" rel="noopener noreferrer nofollow">{text}</a>'
-    return text
+# --- Sections. ---
 
 
-def _rank_text(rank: float | None) -> str:
-    return "" if rank is None else number(rank)
+def _gap_heading(job: JobReport, shown: int) -> str:
+    how_many = f"the top {shown}" if shown < len(job.domains) else f"all {shown}"
+    if not job.exclude_targets:
+        return f"Referring domains by domain rank: {how_many}"
+    names = list(job.targets.values())
+    mode = job.view.request.get("intersection_mode")
+    if len(names) > 4:
+        targets = f"{'some' if mode == 'partial' else 'all'} of the {len(names)} targets"
+    elif len(names) == 1:
+        targets = names[0]
+    else:
+        targets = f"{'some' if mode == 'partial' else 'all'} of {', '.join(names)}"
+    excluded = ", ".join(job.exclude_targets)
+    return f"Link gap, {how_many} referring domains: they link to {targets} but not to {excluded}"
 
 
-def _domains_table(job: JobReport, rows: list[DomainStats]) -> str:
-    total = len(job.targets)
-    head = (
-        '<table class="sortable domains"><thead><tr>'
-        '<th class="num" data-sort>#</th><th data-sort>domain</th>'
-        '<th class="num" data-sort>domain rank</th><th class="num" data-sort>targets linked</th>'
-        '<th class="num" data-sort>pages</th><th>example page</th><th data-sort>first seen</th>'
-        "</tr></thead><tbody>"
+def _changes_part(job: JobReport, top: int) -> list[str]:
+    since = job.since
+    if not job.has_changes or since is None:
+        return []
+    jid = escape(job.job_id)
+    when = escape(since)
+    parts: list[str] = []
+    new = sorted(job.new_domains.values(), key=DomainStats.order)
+    new_whole = sum(1 for d in new if d.new_since is not None)
+    parts.append(
+        f'<h3 data-heading="new-since">New since {when}: {len(new):,} referring domains '
+        f"with {job.new_pages:,} new pages ({new_whole:,} of them new domains)</h3>"
+        if new
+        else f'<h3 data-heading="new-since">New since {when}</h3>'
+        '<p class="muted">No new referring page.</p>'
     )
-    body = []
-    for i, d in enumerate(rows, start=1):
-        linked = job.linked_targets(d)
-        rank = "" if d.rank is None else _attr_num(d.rank)
-        body.append(
-            f'<tr data-domain="{escape(d.domain)}">'
-            f'<td class="num" data-value="{i}">{i}</td>'
-            f"<td>{escape(d.domain)}</td>"
-            f'<td class="num" data-value="{rank or -1}">{escape(_rank_text(d.rank))}</td>'
-            f'<td class="num" data-value="{d.targets_linked}" title="{escape(", ".join(linked))}">'
-            f"{d.targets_linked} of {total}</td>"
-            f'<td class="num" data-value="{d.pages}">{d.pages:,}</td>'
-            f'<td class="url">{_link(d.example_url)}</td>'
-            f"<td>{escape(d.first_seen or '')}</td></tr>"
+    if new:
+        parts.append(new_table(job, new[:top]))
+        if len(new) > top:
+            parts.append(
+                f'<p class="muted" data-more="new">and {len(new) - top:,} more referring '
+                f"domains with new pages: every new page is in <code>{jid}.diff.jsonl</code>, "
+                f"new domains have <code>new_since</code> set in the CSV.</p>"
+            )
+    lost = sorted(job.lost_domains.values(), key=DomainStats.order)
+    rows = min(LOST_ROWS, top)
+    if lost:
+        gone = sum(1 for d in lost if d.gone)
+        parts.append(
+            f'<h3 data-heading="lost-since">Lost since {when}: {len(lost):,} referring domains '
+            f"with {job.lost_pages:,} pages ({gone:,} of them gone entirely)</h3>"
         )
-    return head + "".join(body) + "</tbody></table>"
+        parts.append(lost_table(job, lost[:rows]))
+        if len(lost) > rows:
+            parts.append(
+                f'<p class="muted" data-more="lost">and {len(lost) - rows:,} more: every lost '
+                f"page is in <code>{jid}.diff.jsonl</code>.</p>"
+            )
+    return parts
 
 
-def _attr_num(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-def _diff_cells(job: JobReport) -> tuple[str, str, str]:
-    diff = job.diff
-    if diff is None:
-        return "", "", "no diff"
-    if diff.skipped is not None:
-        return "", "", diff.skipped
-    since = f"since {diff.previous_run}" if diff.previous_run else ""
-    return str(diff.new), str(diff.lost), since
-
-
-def _jobs_table(report: RunReport) -> str:
-    rows = []
-    for job in report.jobs:
-        new, lost, note = _diff_cells(job)
-        view = job.view
-        items = job.items if job.has_items else view.items_written
-        rows.append(
-            f'<tr data-job="{escape(job.job_id)}">'
-            f'<td><a href="#job-{escape(job.job_id)}">{escape(job.job_id)}</a></td>'
-            f'<td class="status-{escape(view.status)}">{escape(view.status)}</td>'
-            f'<td class="num" data-value="{items}">{items:,}</td>'
-            f'<td class="num new" data-value="{new or 0}">{new and "+" + new}</td>'
-            f'<td class="num lost" data-value="{lost or 0}">{lost and "−" + lost}</td>'
-            f'<td class="muted">{escape(note)}</td>'
-            f'<td class="num" data-value="{_attr_num(view.cost_usd)}">{_money(view.cost_usd)}</td>'
-            "</tr>"
+def _history_charts(points: Sequence[HistoryPoint], *, what: str, name: str) -> list[str]:
+    """Items and spend over the run dates: only a chart that has something to show."""
+    if len(points) < 2:  # one column compares nothing
+        return []
+    n = len(points)
+    figures = []
+    if any(p.items for p in points):
+        figures.append(
+            _figure(
+                f"Items over the last {n} {what}s",
+                column_chart(
+                    f"items per {what}",
+                    [(short_date(p.run_date), float(p.items)) for p in points],
+                    width=560,
+                ),
+                name=f"{name}-items",
+            )
         )
-    return (
-        '<table class="sortable jobs"><thead><tr><th data-sort>job</th><th data-sort>status</th>'
-        '<th class="num" data-sort>items</th><th class="num" data-sort>new</th>'
-        '<th class="num" data-sort>lost</th><th>compared with</th>'
-        '<th class="num" data-sort>cost</th></tr></thead><tbody>'
-        + "".join(rows)
-        + "</tbody></table>"
-    )
+    if any(p.cost_usd for p in points):
+        figures.append(
+            _figure(
+                f"Spend over the last {n} {what}s",
+                column_chart(
+                    f"spend per {what}",
+                    [(short_date(p.run_date), p.cost_usd) for p in points],
+                    fmt=short_money,
+                    width=560,
+                ),
+                name=f"{name}-cost",
+            )
+        )
+    return ['<div class="charts">', *figures, "</div>"] if figures else []
+
+
+def _distribution_part(job: JobReport) -> list[str]:
+    rank_rows: list[tuple[str, float]] = [
+        (f"{lo}–{hi}", float(n))
+        for (lo, hi), n in zip(rank_bucket_edges(job.rank_scale), job.rank_buckets, strict=True)
+    ]
+    if job.unranked:
+        rank_rows.append(("unranked", float(job.unranked)))
+    return [
+        '<div class="charts">',
+        _figure(
+            f"Pages by domain rank (0–{job.rank_scale})",
+            column_chart("pages by domain rank", rank_rows, width=560),
+            name="rank",
+        ),
+        _figure(
+            "Pages by country",
+            bar_chart("pages by country", _top_categories(job.countries)),
+            name="country",
+        ),
+        _figure(
+            "Pages by platform type",
+            bar_chart("pages by platform type", _top_categories(job.platforms)),
+            name="platform",
+        ),
+        "</div>",
+    ]
 
 
 def _job_section(job: JobReport, top: int) -> str:
@@ -246,23 +203,23 @@ def _job_section(job: JobReport, top: int) -> str:
     parts = [
         f'<section class="job" id="job-{jid}" data-job="{jid}">',
         f'<h2>{jid} <small class="status-{escape(view.status)}">{escape(view.status)}</small></h2>',
-        f'<p class="muted">targets: {targets}',
+        f'<p class="muted targets">targets: {targets}',
     ]
     if job.exclude_targets:
         excluded = ", ".join(escape(t) for t in job.exclude_targets)
         parts.append(f"<br>excluding pages that link to: {excluded}")
     parts.append("</p>")
     if view.reason:
-        parts.append(f'<p class="warn">{escape(view.reason)}</p>')
+        parts.append(f'<p class="warn" data-reason>{escape(view.reason)}</p>')
 
-    new, lost, note = _diff_cells(job)
+    new, lost, note = diff_cells(job)
     items = job.items if job.has_items else view.items_written
     cards = [
         _card("items", f"{items:,}", name="items"),
-        _card("new", f"+{new}" if new else "–", name="new", css="new"),
-        _card("lost", f"−{lost}" if lost else "–", name="lost", css="lost"),
+        _card("new pages", f"+{new}" if new else "–", name="new", css="new"),
+        _card("lost pages", f"−{lost}" if lost else "–", name="lost", css="lost"),
         _card("compared with", note, name="compared"),
-        _card("cost", _money(view.cost_usd), name="cost"),
+        _card("cost", money(view.cost_usd), name="cost"),
         _card("calls", f"{view.calls:,}", name="calls"),
     ]
     if job.has_items:
@@ -272,125 +229,131 @@ def _job_section(job: JobReport, top: int) -> str:
     if job.unreadable_lines:
         parts.append(f'<p class="warn">{job.unreadable_lines:,} lines could not be read.</p>')
 
-    if job.has_items:
-        if job.exclude_targets:
-            heading = (
-                f"Link-gap opportunities: the top {top} referring domains that link to the "
-                f"targets but not to {', '.join(job.exclude_targets)}"
-            )
-        else:
-            heading = f"Top {top} referring domains by domain rank"
-        parts.append(f"<h3>{escape(heading)}</h3>")
+    parts.extend(_changes_part(job, top))
+    if job.has_items and job.items:
         best = top_domains(job, top)
-        parts.append(_domains_table(job, best) if best else '<p class="muted">no items</p>')
+        parts.append(f'<h3 data-heading="top">{escape(_gap_heading(job, len(best)))}</h3>')
+        parts.append(domains_table(job, best))
+        csv_name = opportunities_name(job.job_id)
         parts.append(
-            f'<p class="muted">All {len(job.domains):,} referring domains: '
-            f"<code>{jid}.opportunities.csv</code></p>"
+            f'<p class="muted">All {len(job.domains):,} referring domains, for a spreadsheet: '
+            f'<a href="{escape(quote(csv_name))}" download data-csv>{escape(csv_name)}</a></p>'
         )
-        rank_rows: list[tuple[str, float]] = [
-            (f"{lo}–{hi}", float(n))
-            for (lo, hi), n in zip(rank_bucket_edges(job.rank_scale), job.rank_buckets, strict=True)
-        ]
-        if job.unranked:
-            rank_rows.append(("unranked", float(job.unranked)))
-        parts.append('<div class="charts">')
-        parts.append(
-            _figure(
-                f"Pages by domain rank (0–{job.rank_scale})",
-                column_chart("pages by domain rank", rank_rows, width=560),
-                name="rank",
-            )
-        )
-        parts.append(
-            _figure(
-                "Pages by country",
-                bar_chart("pages by country", _top_categories(job.countries)),
-                name="country",
-            )
-        )
-        parts.append(
-            _figure(
-                "Pages by platform type",
-                bar_chart("pages by platform type", _top_categories(job.platforms)),
-                name="platform",
-            )
-        )
-        parts.append("</div>")
+        parts.extend(_distribution_part(job))
+    elif job.has_items:
+        parts.append('<p class="muted" data-empty>No referring page this run.</p>')
     else:
         parts.append('<p class="muted">No items file: the job did not complete this run.</p>')
-
-    if job.history:
-        parts.append('<div class="charts">')
-        parts.append(
-            _figure(
-                f"Items over the last {len(job.history)} runs",
-                column_chart(
-                    "items per run", [(p.run_date[5:], float(p.items)) for p in job.history]
-                ),
-                name="history-items",
-            )
-        )
-        parts.append(
-            _figure(
-                f"Spend over the last {len(job.history)} runs",
-                column_chart(
-                    "spend per run",
-                    [(p.run_date[5:], p.cost_usd) for p in job.history],
-                    fmt=_short_money,
-                ),
-                name="history-cost",
-            )
-        )
-        parts.append("</div>")
+    parts.extend(_history_charts(job.history, what="run", name="history"))
     parts.append("</section>")
     return "".join(parts)
 
 
+def _totals(totals: Totals, title: str, note: str) -> str:
+    cards: list[str] = []
+    t = totals
+    if t.jobs_by_status is not None:
+        cards.append(_card("jobs", _statuses(t.jobs_by_status), name="jobs"))
+    elif t.jobs is not None:
+        cards.append(_card("jobs", f"{t.jobs:,}", name="jobs"))
+    if t.jobs_run is not None:
+        cards.append(_card("jobs run", f"{t.jobs_run:,}", name="jobs-run"))
+    if t.items is not None:
+        cards.append(_card("items", f"{t.items:,}", name="items"))
+    if t.new_items is not None or t.lost_items is not None:
+        value = f"+{t.new_items or 0:,} / −{t.lost_items or 0:,}"
+        cards.append(_card("new / lost pages", value, name="new-lost"))
+    if t.calls is not None:
+        cards.append(_card("calls", f"{t.calls:,}", name="calls"))
+    if t.calls_per_minute is not None:
+        cards.append(_card("calls per minute", f"{t.calls_per_minute:,.1f}", name="rate"))
+    if t.retries is not None:
+        cards.append(_card("retries", f"{t.retries:,}", name="retries"))
+    if t.cost_usd is not None:
+        cards.append(_card("cost", money(t.cost_usd), name="cost"))
+    if t.duration_s is not None:
+        cards.append(_card("duration", seconds(t.duration_s), name="duration"))
+    if t.throttled_s is not None:
+        cards.append(_card("paused by the API's limits", seconds(t.throttled_s), name="throttled"))
+    if t.invocations is not None:
+        cards.append(_card("invocations", f"{t.invocations:,}", name="invocations"))
+    extra = f' <span class="muted">{escape(note)}</span>' if note else ""
+    return (
+        f'<div class="totals" data-totals="{escape(t.scope)}"><h3>{escape(title)}{extra}</h3>'
+        f'<div class="cards">{"".join(cards)}</div></div>'
+    )
+
+
+def _attention_item(a: Attention) -> str:
+    labels = {
+        "stopped": "run stopped",
+        "invalid": "invalid config",
+        "failed": "failed",
+        "partial": "partial",
+    }
+    badge = f'<span class="badge {escape(a.kind)}">{escape(labels.get(a.kind, a.kind))}</span>'
+    parts = [badge]
+    if a.where:
+        parts.append(f"<code>{escape(a.where)}</code>")
+    if a.job_id is not None:
+        name = escape(a.job_id)
+        job = f'<a href="#job-{name}">{name}</a>' if a.has_section else f"<strong>{name}</strong>"
+        parts.append(f"job {job}:")
+    message = a.message
+    if a.job_id is not None:
+        # Errors name their job already; the list names it once.
+        message = message.removeprefix(f"job {a.job_id!r}").lstrip(": ")
+    parts.append(escape(message or a.kind))
+    job_attr = "" if a.job_id is None else f' data-job="{escape(a.job_id)}"'
+    return f'<li data-attention="{escape(a.kind)}"{job_attr}>{" ".join(parts)}</li>'
+
+
 def _run_section(report: RunReport) -> str:
     run = report.run
-    parts = ['<section id="run"><h2>Run</h2><div class="cards">']
-    if run is not None:
-        statuses = ", ".join(f"{n} {escape(s)}" for s, n in sorted(run.jobs_by_status.items()))
-        parts.append(_card("jobs", statuses or "none", name="jobs"))
-        parts.append(_card("items", f"{run.items:,}", name="items"))
-        parts.append(_card("calls", f"{run.calls:,}", name="calls"))
-        parts.append(_card("cost", _money(run.cost_usd), name="cost"))
-        if run.duration_s is not None:
-            parts.append(_card("duration", f"{run.duration_s:,.1f} s", name="duration"))
-        if run.exit_code is not None:
-            parts.append(_card("exit status", str(run.exit_code), name="exit"))
+    if run is None:
+        head = ""
+    elif run.exit_code == 0 and not run.needs_attention:
+        head = ' <small class="status-complete">all complete, exit status 0</small>'
     else:
-        parts.append(_card("run.json", "missing", name="run"))
-    parts.append("</div>")
-    if report.history:
-        n = len(report.history)
-        parts.append('<div class="charts">')
-        parts.append(
-            _figure(
-                f"Spend over the last {n} runs",
-                column_chart(
-                    "spend per run",
-                    [(p.run_date[5:], p.cost_usd) for p in report.history],
-                    fmt=_short_money,
-                    width=560,
-                ),
-                name="run-history-cost",
+        code = "" if run.exit_code is None else f", exit status {run.exit_code}"
+        head = f' <small class="status-failed">needs attention{escape(code)}</small>'
+    parts = [f'<section id="run"><h2>Run {escape(report.run_date)}{head}</h2>']
+    if run is not None:
+        night = run.night_totals()
+        invocation = run.invocation_totals()
+        if night is not None:
+            parts.append(_totals(night, "The night", "every job of the run date, all invocations"))
+        if invocation is not None:
+            when = ""
+            if invocation.started_at and invocation.finished_at:
+                when = f"{invocation.started_at} to {invocation.finished_at}"
+            parts.append(_totals(invocation, "Latest invocation", when))
+        if night is None:
+            parts.append(
+                '<p class="muted" data-note="no-night">run.json does not total the night '
+                "(its format predates that); the jobs table below covers every job of the "
+                "run date.</p>"
             )
-        )
+    else:
         parts.append(
-            _figure(
-                f"Items over the last {n} runs",
-                column_chart(
-                    "items per run",
-                    [(p.run_date[5:], float(p.items)) for p in report.history],
-                    width=560,
-                ),
-                name="run-history-items",
-            )
+            '<div class="cards">'
+            + _card("run.json", "missing or unreadable", name="run")
+            + "</div>"
         )
-        parts.append("</div>")
+
+    items = attention(report)
+    if items:
+        parts.append(
+            '<div class="attention" id="attention"><h3>Needs attention</h3><ul>'
+            + "".join(_attention_item(a) for a in items)
+            + "</ul></div>"
+        )
+    elif run is not None and run.exit_code == 0:
+        parts.append('<p class="ok" data-attention="none">Every job is complete.</p>')
+
+    parts.extend(_history_charts(report.history, what="run date", name="run-history"))
     parts.append("<h3>Jobs</h3>")
-    parts.append(_jobs_table(report) if report.jobs else '<p class="muted">no jobs</p>')
+    parts.append(jobs_table(report) if report.jobs else '<p class="muted">no jobs</p>')
     parts.append("</section>")
     return "".join(parts)
 
@@ -402,11 +365,11 @@ def render_page(report: RunReport, *, top: int = 25) -> str:
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title>"
-        f"<script>{_GUARD_JS}</script><style>{_CSS}</style></head>"
+        f"<script>{GUARD_JS}</script><style>{CSS}</style></head>"
         f"<body><header><h1>{escape(title)}</h1>"
-        f'<p class="muted">{escape(str(report.run_dir))}</p></header>'
-        f"<main>{''.join(body)}</main><script>{_SORT_JS}</script></body></html>\n"
+        f'<p class="muted path">{escape(str(report.run_dir))}</p></header>'
+        f"<main>{''.join(body)}</main><script>{SORT_JS}</script></body></html>\n"
     )

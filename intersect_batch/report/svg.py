@@ -1,17 +1,24 @@
 """Inline SVG bar charts: drawn in Python, so the report needs no script to show a figure.
 
 Every bar carries its label and value as ``data-label`` / ``data-value`` attributes and a
-``<title>`` tooltip; every text that came from data is escaped.
+``<title>`` tooltip; every text that came from data is escaped. A chart is drawn on a
+``width``-wide canvas (its viewBox) and scales to its container, never wider than that
+width: on a phone the whole chart shrinks instead of running off the screen.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from html import escape
 
 __all__ = ["bar_chart", "column_chart", "number"]
 
 Rows = Sequence[tuple[str, float]]
+
+#: A generous width of one character of a chart's small text, in viewBox units: labels
+#: further apart than their width times this do not overlap.
+_CHAR_WIDTH = 6.5
 
 
 def number(value: float) -> str:
@@ -25,11 +32,19 @@ def _attr(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
+def _open(kind: str, title: str, width: int, height: int) -> str:
+    # No height attribute: the height follows the width through the viewBox's ratio.
+    return (
+        f'<svg class="chart {kind}" role="img" aria-label="{escape(title)}" width="100%" '
+        f'viewBox="0 0 {width} {height}" preserveAspectRatio="xMinYMin meet" '
+        f'style="max-width:{width}px">'
+    )
+
+
 def _empty(title: str, width: int) -> str:
     return (
-        f'<svg class="chart empty" role="img" aria-label="{escape(title)}: no data" '
-        f'width="{width}" height="40" viewBox="0 0 {width} 40">'
-        f'<text x="{width // 2}" y="24" text-anchor="middle" class="muted">no data</text></svg>'
+        _open("empty", f"{title}: no data", width, 40)
+        + f'<text x="{width // 2}" y="24" text-anchor="middle" class="muted">no data</text></svg>'
     )
 
 
@@ -49,10 +64,7 @@ def bar_chart(
     area = width - label_width - value_w
     peak = max(value for _, value in rows) or 1.0
     height = top * 2 + row_h * len(rows)
-    parts = [
-        f'<svg class="chart bars" role="img" aria-label="{escape(title)}" width="{width}" '
-        f'height="{height}" viewBox="0 0 {width} {height}">'
-    ]
+    parts = [_open("bars", title, width, height)]
     for i, (label, value) in enumerate(rows):
         y = top + i * row_h
         bar = max(1.0, area * value / peak) if value > 0 else 0.0
@@ -77,17 +89,23 @@ def column_chart(
     width: int = 420,
     height: int = 180,
 ) -> str:
-    """A vertical column chart: one column per ``(label, value)``, left to right."""
+    """A vertical column chart: one column per ``(label, value)``, left to right.
+
+    When the columns are too narrow for every label, every n-th column is labelled,
+    counted from the last (the latest run's column is always labelled); each column
+    keeps its full label and value in its tooltip.
+    """
     if not rows:
         return _empty(title, width)
     top, bottom, side = 18, 34, 6
     area_h = height - top - bottom
     slot = (width - 2 * side) / len(rows)
+    widest = max(max(len(label), len(fmt(value))) for label, value in rows)
+    every = max(1, math.ceil(widest * _CHAR_WIDTH / slot))
     col_w = min(48.0, max(4.0, slot * 0.7))
     peak = max(value for _, value in rows) or 1.0
     parts = [
-        f'<svg class="chart columns" role="img" aria-label="{escape(title)}" width="{width}" '
-        f'height="{height}" viewBox="0 0 {width} {height}">',
+        _open("columns", title, width, height),
         f'<line x1="{side}" x2="{width - side}" y1="{top + area_h}" y2="{top + area_h}" '
         'class="axis"/>',
     ]
@@ -96,14 +114,19 @@ def column_chart(
         x = side + i * slot + (slot - col_w) / 2
         cx = side + i * slot + slot / 2
         y = top + area_h - h
+        texts = ""
+        if (len(rows) - 1 - i) % every == 0:
+            texts = (
+                f'<text x="{cx:.1f}" y="{y - 4:.1f}" text-anchor="middle" class="value">'
+                f"{escape(fmt(value))}</text>"
+                f'<text x="{cx:.1f}" y="{top + area_h + 14}" text-anchor="middle" class="tick">'
+                f"{escape(label)}</text>"
+            )
         parts.append(
             f'<g class="bar" data-label="{escape(label)}" data-value="{_attr(value)}">'
             f"<title>{escape(label)}: {escape(fmt(value))}</title>"
             f'<rect x="{x:.1f}" y="{y:.1f}" width="{col_w:.1f}" height="{h:.1f}" rx="2"/>'
-            f'<text x="{cx:.1f}" y="{y - 4:.1f}" text-anchor="middle" class="value">'
-            f"{escape(fmt(value))}</text>"
-            f'<text x="{cx:.1f}" y="{top + area_h + 14}" text-anchor="middle" class="tick">'
-            f"{escape(label)}</text></g>"
+            f"{texts}</g>"
         )
     parts.append("</svg>")
     return "".join(parts)
