@@ -211,9 +211,13 @@ def _validate(config_dir: Path) -> int:
     loaded = load_jobs(config_dir)
     for error in loaded.errors:
         print(f"error: {error.describe()}", file=sys.stderr)
+    # Warnings are about jobs that run as written: they never change the exit status.
+    for warning in loaded.warnings:
+        print(f"warning: {warning.describe()}", file=sys.stderr)
     print(
         f"{len(loaded.jobs)} valid job(s) in {len(loaded.files)} file(s), "
         f"{len(loaded.errors)} error(s)"
+        + (f", {len(loaded.warnings)} warning(s)" if loaded.warnings else "")
     )
     if not loaded.files:
         return ExitCode.USAGE

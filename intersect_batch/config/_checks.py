@@ -1,6 +1,7 @@
-"""Checks msgspec cannot express: target spelling, filter grammar, order rules.
+"""Checks msgspec cannot express: target spelling, filter grammar, order rules, ids.
 
 Each check returns problems as (field path, message); the loader adds file, job and line.
+Values are quoted through ``excerpt``: capped and escaped, whatever the file holds.
 """
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ._excerpt import excerpt
 from ._model import (
     FILTER_JOINERS,
     FILTER_OPERATORS,
     LIST_OPERATORS,
     MAX_FILTER_CONDITIONS,
     ORDER_DIRECTIONS,
+    RESERVED_ID_SUFFIXES,
     UNPREFIXED_FIELDS,
     JobConfig,
 )
@@ -26,66 +29,95 @@ Problem = tuple[FieldPath, str]
 _LABEL = r"[^\W_](?:[\w-]{0,61}[^\W_])?"
 _HOST_RE = re.compile(rf"^{_LABEL}(?:\.{_LABEL})+$")
 _FIELD_RE = re.compile(r"^(?:([0-9]+)\.)?([a-z_][a-z0-9_]*)$")
+_SPACE = re.compile(r"\s")
+_HOST_END = re.compile(r"[/?#]")
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _HOW = "write a domain like 'example.com' or a page URL like 'https://example.com/pricing'"
 _OPERATOR_HINTS = {"==": "=", "!=": "<>", "eq": "=", "ne": "<>", "not in": "not_in"}
+# "1.rank desc", "1.rank:desc", "1.rank , DESC": a field and a direction, badly joined.
+_ORDER_MISTAKE = re.compile(
+    r"\s*((?:[0-9]+\.)?[a-z_][a-z0-9_]*)\s*(?:[,:]\s*|\s+)((?i:asc|desc))\s*"
+)
 
 
-def check_job(cfg: JobConfig) -> tuple[dict[str, str], list[Problem]]:
-    """The targets keyed "1".."N", and every problem of the job (none: it can run)."""
+def check_job(cfg: JobConfig) -> tuple[dict[str, str], list[Problem], list[Problem]]:
+    """The targets keyed "1".."N", every problem of the job (none: it can run), and warnings.
+
+    A warning is about something that runs but may not do what was meant.
+    """
     problems: list[Problem] = []
+    warnings: list[Problem] = []
+    problems += _check_id(cfg.id)
     targets, paths = _normalize_targets(cfg.targets, problems)
     numbers = set(targets) or None  # None: the targets are unusable, skip number checks
-    labels: dict[str, str] = {}
-    for path, value in zip(paths, targets.values(), strict=True):
-        labels.setdefault(_canonical(value), format_path(path))
-    if cfg.exclude_targets is not None:
+    if cfg.exclude_targets:
+        labels: dict[str, str] = {}
+        for path, value in zip(paths, targets.values(), strict=True):
+            labels.setdefault(_canonical(value), format_path(path))
         problems += _check_excludes(cfg.exclude_targets, labels)
     if cfg.filters is not None:
-        problems += _check_filters(cfg.filters, numbers)
+        problems += _check_filters(cfg.filters, numbers, warnings)
     if cfg.order_by is not None:
-        problems += _check_order_by(cfg.order_by, numbers)
-    return targets, problems
+        problems += _check_order_by(cfg.order_by, numbers, warnings)
+    return targets, problems, warnings
+
+
+def _check_id(job_id: str) -> list[Problem]:
+    for suffix in RESERVED_ID_SUFFIXES:
+        if job_id.endswith(suffix):
+            stem = job_id.removesuffix(suffix)
+            return [
+                (
+                    ("id",),
+                    f"an id may not end in {suffix!r}: the run folder writes the changes of "
+                    f"a job {stem!r} to '{stem}{suffix}.jsonl', the same name as this job's "
+                    f"results; choose another id, like {excerpt(stem + suffix.replace('.', '-'))}",
+                )
+            ]
+    return []
 
 
 def target_problem(value: str, *, wildcard: bool = False) -> str | None:
     """Why a target is not spelled the way the API wants it, or None."""
     if not value.strip():
         return f"empty target; {_HOW}"
-    if value != value.strip() or any(char.isspace() for char in value):
-        return f"{value!r} contains spaces; remove them"
+    if _SPACE.search(value):
+        return f"{excerpt(value)} contains spaces; remove them"
     if "://" in value:
         return _url_problem(value, wildcard=wildcard)
     if value.lower().startswith(("http:", "https:", "//")):
-        return f"{value!r} is not a valid URL; write a page as 'https://example.com/page'"
-    host = re.split(r"[/?#]", value, maxsplit=1)[0]
+        return f"{excerpt(value)} is not a valid URL; write a page as 'https://example.com/page'"
+    host = _HOST_END.split(value, maxsplit=1)[0]
     rest = value[len(host) :]
     if rest not in ("", "/"):
         return (
-            f"{value!r} is a page without a scheme; write its full URL, e.g. 'https://{value}' "
-            f"(or just the domain {host!r})"
+            f"{excerpt(value)} is a page without a scheme; write its full URL, "
+            f"e.g. {excerpt('https://' + value)} (or just the domain {excerpt(host)})"
         )
     if host.lower().startswith("www.") or rest:
         fixed = host[4:] if host.lower().startswith("www.") else host
-        return f"{value!r}: write domains without 'www.' and without '/': {fixed!r}"
+        return f"{excerpt(value)}: write domains without 'www.' and without '/': {excerpt(fixed)}"
     if "*" in host:
-        return f"{value!r}: '*' is only allowed in page URLs, like 'https://example.com/blog/*'"
+        return (
+            f"{excerpt(value)}: '*' is only allowed in page URLs, like 'https://example.com/blog/*'"
+        )
     if not _HOST_RE.match(host):
-        return f"{value!r} is not a valid domain; {_HOW}"
+        return f"{excerpt(value)} is not a valid domain; {_HOW}"
     return None
 
 
 def _url_problem(value: str, *, wildcard: bool) -> str | None:
     scheme, _, rest = value.partition("://")
-    host = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    host = _HOST_END.split(rest, maxsplit=1)[0]
     if scheme.lower() not in ("http", "https"):
         return (
-            f"{value!r}: only http:// and https:// URLs are accepted; "
-            f"for a whole domain write it without a scheme: {host!r}"
+            f"{excerpt(value)}: only http:// and https:// URLs are accepted; "
+            f"for a whole domain write it without a scheme: {excerpt(host)}"
         )
     if "*" in host or not _HOST_RE.match(host.rsplit(":", 1)[0] if ":" in host else host):
-        return f"{value!r} has no valid host; write a page as 'https://example.com/page'"
+        return f"{excerpt(value)} has no valid host; write a page as 'https://example.com/page'"
     if "*" in value and not wildcard:
-        return f"{value!r}: '*' is only allowed in exclude_targets"
+        return f"{excerpt(value)}: '*' is only allowed in exclude_targets"
     return None
 
 
@@ -106,7 +138,7 @@ def _normalize_targets(
         bad = [key for key in targets if not re.fullmatch(r"[1-9][0-9]*", key)]
         if bad:
             problems.append(
-                (("targets", bad[0]), f"key {bad[0]!r} is not a target number; use 1..N")
+                (("targets", bad[0]), f"key {excerpt(bad[0])} is not a target number; use 1..N")
             )
             return {}, []
         numbers = sorted(int(key) for key in targets)
@@ -134,7 +166,7 @@ def _normalize_targets(
         key = _canonical(value)
         if key in first_seen:
             problems.append(
-                (path, f"{value!r} is listed twice (also {format_path(first_seen[key])})")
+                (path, f"{excerpt(value)} is listed twice (also {format_path(first_seen[key])})")
             )
         else:
             first_seen[key] = path
@@ -152,13 +184,16 @@ def _check_excludes(excludes: Sequence[str], target_labels: dict[str, str]) -> l
             problems.append((path, problem))
         elif key in first_seen:
             problems.append(
-                (path, f"{value!r} is listed twice (also exclude_targets[{first_seen[key]}])")
+                (
+                    path,
+                    f"{excerpt(value)} is listed twice (also exclude_targets[{first_seen[key]}])",
+                )
             )
         elif key in target_labels:
             problems.append(
                 (
                     path,
-                    f"{value!r} is also a target ({target_labels[key]}); "
+                    f"{excerpt(value)} is also a target ({target_labels[key]}); "
                     "no page could link to it and not link to it",
                 )
             )
@@ -167,22 +202,33 @@ def _check_excludes(excludes: Sequence[str], target_labels: dict[str, str]) -> l
     return problems
 
 
-def _check_field_name(name: Any, numbers: set[str] | None, path: FieldPath) -> list[Problem]:
+def _check_field_name(
+    name: Any, numbers: set[str] | None, path: FieldPath, warnings: list[Problem]
+) -> list[Problem]:
     if not isinstance(name, str):
-        return [(path, f"a field name must be a string like '1.rank', got {name!r}")]
+        return [(path, f"a field name must be a string like '1.rank', got {excerpt(name)}")]
     match = _FIELD_RE.match(name)
     if match is None:
-        return [(path, f"{name!r} is not a field name; write it like '1.rank'")]
+        return [(path, f"{excerpt(name)} is not a field name; write it like '1.rank'")]
     number, field = match.groups()
     if number is None:
-        if field in UNPREFIXED_FIELDS:
-            return []
-        return [(path, f"{name!r} needs the number of the target it is about, e.g. '1.{field}'")]
+        if field not in UNPREFIXED_FIELDS:
+            # The API's reference page writes its examples this way ("rank,desc") without
+            # saying which target such a field is about.
+            warnings.append(
+                (
+                    path,
+                    f"{excerpt(name)} has no target number: the API may apply it to target 1 "
+                    "or reject the task with 40501 (which costs nothing); "
+                    f"write '1.{field}' to say which target it is about",
+                )
+            )
+        return []
     if numbers is not None and number not in numbers:
         return [
             (
                 path,
-                f"{name!r} refers to target {number}, but this job has "
+                f"{excerpt(name)} refers to target {number}, but this job has "
                 f"{len(numbers)} target{'s' if len(numbers) != 1 else ''} (1..{len(numbers)})",
             )
         ]
@@ -193,9 +239,11 @@ def _is_condition(node: list[Any]) -> bool:
     return bool(node) and isinstance(node[0], str) and node[0] not in FILTER_JOINERS
 
 
-def _check_filters(filters: list[Any], numbers: set[str] | None) -> list[Problem]:
+def _check_filters(
+    filters: list[Any], numbers: set[str] | None, warnings: list[Problem]
+) -> list[Problem]:
     problems: list[Problem] = []
-    count = _walk_filter(filters, ("filters",), numbers, problems)
+    count = _walk_filter(filters, ("filters",), numbers, problems, warnings)
     if count > MAX_FILTER_CONDITIONS:
         problems.insert(
             0,
@@ -208,11 +256,15 @@ def _check_filters(filters: list[Any], numbers: set[str] | None) -> list[Problem
 
 
 def _walk_filter(
-    node: list[Any], path: FieldPath, numbers: set[str] | None, problems: list[Problem]
+    node: list[Any],
+    path: FieldPath,
+    numbers: set[str] | None,
+    problems: list[Problem],
+    warnings: list[Problem],
 ) -> int:
     """Checks a condition or a group; returns how many conditions it holds."""
     if _is_condition(node):
-        problems.extend(_check_condition(node, path, numbers))
+        problems.extend(_check_condition(node, path, numbers, warnings))
         return 1
     if not node and len(path) > 1:
         problems.append((path, "an empty group; remove it or add a condition"))
@@ -222,33 +274,44 @@ def _walk_filter(
         item_path = (*path, index)
         if index % 2 == 1:
             if item not in FILTER_JOINERS:
-                hint = "; write it in lower case" if str(item).lower() in FILTER_JOINERS else ""
+                hint = (
+                    "; write it in lower case"
+                    if isinstance(item, str) and item.lower() in FILTER_JOINERS
+                    else ""
+                )
                 problems.append(
-                    (item_path, f"expected 'and' or 'or' between conditions, got {item!r}{hint}")
+                    (
+                        item_path,
+                        f"expected 'and' or 'or' between conditions, got {excerpt(item)}{hint}",
+                    )
                 )
             continue
         if isinstance(item, list):
-            count += _walk_filter(item, item_path, numbers, problems)
+            count += _walk_filter(item, item_path, numbers, problems, warnings)
         elif item in FILTER_JOINERS:
-            problems.append((item_path, f"expected a condition, got a second joiner {item!r}"))
+            problems.append(
+                (item_path, f"expected a condition, got a second joiner {excerpt(item)}")
+            )
         else:
             problems.append(
-                (item_path, f"expected a condition [field, operator, value], got {item!r}")
+                (item_path, f"expected a condition [field, operator, value], got {excerpt(item)}")
             )
     if node and len(node) % 2 == 0 and isinstance(node[-1], str):
-        problems.append((path, f"ends with {node[-1]!r}: a condition must follow it"))
+        problems.append((path, f"ends with {excerpt(node[-1])}: a condition must follow it"))
     return count
 
 
-def _check_condition(node: list[Any], path: FieldPath, numbers: set[str] | None) -> list[Problem]:
+def _check_condition(
+    node: list[Any], path: FieldPath, numbers: set[str] | None, warnings: list[Problem]
+) -> list[Problem]:
     if len(node) != 3:
         return [(path, f"a condition is [field, operator, value], got {len(node)} elements")]
     name, operator, value = node
-    problems = _check_field_name(name, numbers, (*path, 0))
+    problems = _check_field_name(name, numbers, (*path, 0), warnings)
     if operator not in FILTER_OPERATORS:
-        hint = _OPERATOR_HINTS.get(str(operator).lower())
+        hint = _OPERATOR_HINTS.get(operator.lower()) if isinstance(operator, str) else None
         advice = f"use {hint!r}" if hint else f"use one of: {', '.join(FILTER_OPERATORS)}"
-        problems.append(((*path, 1), f"unknown operator {operator!r}; {advice}"))
+        problems.append(((*path, 1), f"unknown operator {excerpt(operator)}; {advice}"))
         return problems
     values = value if isinstance(value, list) else [value]
     if operator in LIST_OPERATORS and not isinstance(value, list):
@@ -262,33 +325,58 @@ def _check_condition(node: list[Any], path: FieldPath, numbers: set[str] | None)
     return problems
 
 
-def _check_order_by(rules: Sequence[str], numbers: set[str] | None) -> list[Problem]:
+def _check_order_by(
+    rules: Sequence[str], numbers: set[str] | None, warnings: list[Problem]
+) -> list[Problem]:
     problems: list[Problem] = []
     for index, rule in enumerate(rules):
         path: FieldPath = ("order_by", index)
         field, comma, direction = rule.partition(",")
-        if not comma:
-            problems.append((path, f"{rule!r} needs a direction: '{rule},asc' or '{rule},desc'"))
+        if comma and direction in ORDER_DIRECTIONS:
+            problems += _check_field_name(field, numbers, path, warnings)
             continue
-        if direction not in ORDER_DIRECTIONS:
+        likely = _ORDER_MISTAKE.fullmatch(rule)
+        if likely is not None:
+            # A space or a colon for the comma, spaces, upper case: the intent is clear.
+            fixed = f"{likely.group(1)},{likely.group(2).lower()}"
             problems.append(
                 (
                     path,
-                    f"{rule!r}: the direction must be 'asc' or 'desc' "
-                    f"(written 'field,desc', no spaces), got {direction!r}",
+                    f"{excerpt(rule)}: write it {fixed!r} (the field, a comma, then 'asc' or "
+                    "'desc' in lower case, no spaces)",
                 )
             )
-            continue
-        problems += _check_field_name(field, numbers, path)
+        elif not comma:
+            problems.append(
+                (
+                    path,
+                    f"{excerpt(rule)} needs a direction: "
+                    f"{excerpt(rule + ',asc')} or {excerpt(rule + ',desc')}",
+                )
+            )
+        else:
+            problems.append(
+                (
+                    path,
+                    f"{excerpt(rule)}: the direction must be 'asc' or 'desc' "
+                    f"(written 'field,desc', no spaces), got {excerpt(direction)}",
+                )
+            )
     return problems
 
 
 def format_path(path: FieldPath) -> str:
-    """``filters[0][1]``, ``targets.2``: the way a user finds a value in the YAML."""
+    """``filters[0][1]``, ``targets.2``: the way a user finds a value in the YAML.
+
+    A key that is not a plain name (it came from the file: spaces, control characters,
+    a thousand characters) is shown quoted and capped: ``['a\\nb']``.
+    """
     text = ""
     for segment in path:
         if isinstance(segment, int):
             text += f"[{segment}]"
+        elif not _PLAIN_KEY.fullmatch(segment):
+            text += f"[{excerpt(segment)}]"
         else:
             text += f".{segment}" if text else segment
     return text

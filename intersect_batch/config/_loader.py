@@ -2,30 +2,51 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import gc
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
-import msgspec.yaml
 import yaml
 
 from ..errors import ConfigError
-from ._checks import FieldPath, check_job, format_path
+from ._checks import FieldPath, Problem, check_job, format_path
+from ._excerpt import excerpt, label
+from ._limits import ConfigLimits
 from ._model import CHOICES, ID_PATTERN, JOB_FIELDS, Job, JobConfig, JobDefaults
+from ._parse import (
+    FileProblem,
+    ValueProblem,
+    compose,
+    construct,
+    duplicate_key,
+    kind_of,
+    read_text,
+    scalar_value,
+)
+from ._warning import ConfigWarning
 
 __all__ = ["JobEntry", "LoadResult", "load_jobs"]
 
 YAML_SUFFIXES = (".yaml", ".yml")
 _FILE_DROPPED = "no job of this file was loaded"
+# Past this many, a job's problems are summed up: a list of a million bad filter
+# elements must not print a million lines.
+_MAX_PROBLEMS_PER_JOB = 20
 _UNKNOWN_HINTS = {
     "limit": "the API's limit per call is 'page_size'",
     "offset": "offsets are chosen by the crawler; to stop early use 'max_items'",
     "target": "did you mean 'targets'?",
 }
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
+_STR_TAG = "tag:yaml.org,2002:str"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_MAP_TAG = "tag:yaml.org,2002:map"
 _PATH_TOKEN = re.compile(r"\.([^.\[]+)|\[(\d+)\]|\[\.\.\.\]")
 
 
@@ -40,11 +61,15 @@ class JobEntry:
 
 @dataclass(frozen=True)
 class LoadResult:
-    """What a config folder holds: the jobs that can run, and every problem found."""
+    """What a config folder holds: the jobs that can run, every problem, and warnings.
+
+    A warning is about a job that loads and runs but may not do what was meant.
+    """
 
     jobs: list[JobEntry]
     errors: list[ConfigError]
     files: list[Path]
+    warnings: list[ConfigWarning] = field(default_factory=list)
 
 
 class _FileShape(msgspec.Struct, forbid_unknown_fields=True):
@@ -54,53 +79,91 @@ class _FileShape(msgspec.Struct, forbid_unknown_fields=True):
     defaults: dict[str, Any] | None = None
 
 
-def load_jobs(config_dir: Path) -> LoadResult:
+@dataclass
+class _Folder:
+    """What the files of one folder add up to, as they are loaded one by one."""
+
+    limits: ConfigLimits
+    entries: list[JobEntry] = field(default_factory=list)
+    errors: list[ConfigError] = field(default_factory=list)
+    warnings: list[ConfigWarning] = field(default_factory=list)
+    ids: dict[str, list[tuple[Path, int | None]]] = field(default_factory=dict)
+    job_count: int = 0
+    over_limit: bool = False
+
+
+def load_jobs(config_dir: Path, *, limits: ConfigLimits | None = None) -> LoadResult:
     """Every job of the folder's *.yaml / *.yml files (sorted by name, not recursive).
 
     Never raises for a bad config: each problem is a ConfigError in ``errors``, and an
-    invalid job or file never keeps the others from loading. A single file may be given
-    instead of a folder.
+    invalid job or file never keeps the others from loading; the one exception is a
+    folder with more jobs than ``limits.max_jobs``, of which no job loads. A single file
+    may be given instead of a folder. ``limits``: how much is read (``ConfigLimits()``).
     """
+    folder = _Folder(limits or ConfigLimits())
     files, error = _find_files(config_dir)
     if error is not None:
         return LoadResult(jobs=[], errors=[error], files=[])
-    entries: list[JobEntry] = []
-    errors: list[ConfigError] = []
-    ids: dict[str, list[tuple[Path, int | None]]] = {}
-    for path in files:
-        _FileLoader(path, entries, errors, ids).load()
-    for job_id, places in ids.items():
+    with _gc_paused():
+        for path in files:
+            _FileLoader(path, folder).load()
+            if folder.over_limit:
+                return LoadResult(
+                    jobs=[], errors=folder.errors, files=files, warnings=folder.warnings
+                )
+    for job_id, places in folder.ids.items():
         if len(places) > 1:
             spots = [f"{file}:{line}" for file, line in places]
             where = ", ".join(spots[:-1]) + f" and {spots[-1]}"
             file, line = places[-1]
-            errors.append(
+            folder.errors.append(
                 ConfigError(
                     f"the id is used {len(places)} times ({where}); ids name the output "
                     "files, so each must be unique across the folder: none of these jobs will run",
                     file=str(file),
-                    job=job_id,
+                    job=label(job_id),
                     field="id",
                     line=line,
                 )
             )
-    entries = [entry for entry in entries if len(ids[entry.job.id]) == 1]
-    return LoadResult(jobs=entries, errors=errors, files=files)
+    entries = [entry for entry in folder.entries if len(folder.ids[entry.job.id]) == 1]
+    return LoadResult(jobs=entries, errors=folder.errors, files=files, warnings=folder.warnings)
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    # Parsing a large file makes hundreds of thousands of small objects and no cycles
+    # (YAML aliases are refused); the cycle collector's passes over that growing graph
+    # would double the load time and find nothing.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _find_files(config_dir: Path) -> tuple[list[Path], ConfigError | None]:
+    """The folder's job files; a named entry that is not a regular file is kept (and refused
+    when read), so that a folder, FIFO or broken link called ``*.yaml`` is reported."""
     where = str(config_dir)
-    if config_dir.is_file():
-        return [config_dir], None
-    if not config_dir.exists():
-        return [], ConfigError("no such folder; give the folder of job files", file=where)
-    if not config_dir.is_dir():
-        return [], ConfigError("not a folder or a file", file=where)
-    files = sorted(
-        path
-        for path in config_dir.iterdir()
-        if path.suffix.lower() in YAML_SUFFIXES and not path.name.startswith(".") and path.is_file()
-    )
+    try:
+        if config_dir.is_file():
+            return [config_dir], None
+        if not config_dir.exists():
+            return [], ConfigError("no such folder; give the folder of job files", file=where)
+        if not config_dir.is_dir():
+            return [], ConfigError("not a folder or a file", file=where)
+        files = sorted(
+            path
+            for path in config_dir.iterdir()
+            if path.suffix.lower() in YAML_SUFFIXES and not path.name.startswith(".")
+        )
+    except OSError as exc:
+        return [], ConfigError(
+            f"cannot list the folder: {exc.strerror or type(exc).__name__}", file=where
+        )
     if not files:
         return [], ConfigError(
             "no job files here: expected *.yaml or *.yml files with a 'jobs:' list",
@@ -110,20 +173,14 @@ def _find_files(config_dir: Path) -> tuple[list[Path], ConfigError | None]:
 
 
 class _FileLoader:
-    """Loads one file, appending to the run's entries, errors and id registry."""
+    """Loads one file, adding to the folder's entries, errors, warnings and id registry."""
 
-    def __init__(
-        self,
-        path: Path,
-        entries: list[JobEntry],
-        errors: list[ConfigError],
-        ids: dict[str, list[tuple[Path, int | None]]],
-    ) -> None:
+    def __init__(self, path: Path, folder: _Folder) -> None:
         self.path = path
-        self.entries = entries
-        self.errors = errors
-        self.ids = ids
+        self.folder = folder
         self.root: yaml.Node | None = None
+        # A warning about a value from 'defaults:' is said once per file, not per job.
+        self.defaults_warned: set[tuple[FieldPath, str]] = set()
 
     def error(
         self,
@@ -132,13 +189,25 @@ class _FileLoader:
         yaml_path: FieldPath = (),
         field: str | None = None,
         job: str | None = None,
+        line: int | None = None,
     ) -> None:
-        self.errors.append(
+        self.folder.errors.append(
             ConfigError(
                 message,
                 file=str(self.path),
-                job=job,
+                job=None if job is None else label(job),
                 field=field,
+                line=self.line(yaml_path) if line is None else line,
+            )
+        )
+
+    def warn(self, message: str, *, yaml_path: FieldPath, job: str | None) -> None:
+        self.folder.warnings.append(
+            ConfigWarning(
+                message=message,
+                file=str(self.path),
+                job=None if job is None else label(job),
+                field=_field_of(yaml_path) or None,
                 line=self.line(yaml_path),
             )
         )
@@ -191,46 +260,91 @@ class _FileLoader:
         except msgspec.ValidationError as exc:
             self.validation_error(exc, defaults, scope="defaults")
             return
-        for index, raw_job in enumerate(shape.jobs):
-            self.load_job(index, raw_job, defaults)
+        if not self.within_job_limit(len(shape.jobs)):
+            return
+        for index, job in enumerate(shape.jobs):
+            raw_job = self.build_job(index, job) if isinstance(job, yaml.Node) else job
+            if raw_job is not _UNBUILT:
+                self.load_job(index, raw_job, defaults)
 
-    def read(self) -> Any:
+    def read(self) -> dict[Any, Any] | None:
+        """The file's top-level mapping, its 'jobs:' left as nodes; None after an error."""
+        limits = self.folder.limits
         try:
-            data = self.path.read_bytes()
-            self.root = yaml.compose(data.decode("utf-8-sig"), Loader=yaml.SafeLoader)
-            raw = msgspec.yaml.decode(data)
-        except OSError as exc:
-            self.error(f"cannot read the file: {exc.strerror or exc}")
+            self.root = root = compose(read_text(self.path, limits), limits)
+        except FileProblem as problem:
+            self.error(f"{problem.message}; {_FILE_DROPPED}", line=problem.line)
             return None
-        except UnicodeDecodeError:
-            self.error(f"not UTF-8 text; {_FILE_DROPPED}")
-            return None
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            problem = exc.problem or exc.context or "invalid YAML"
-            if exc.context and exc.context_mark and exc.context_mark is not mark:
-                problem += f" ({exc.context} at line {exc.context_mark.line + 1})"
-            self.errors.append(
-                ConfigError(
-                    f"YAML syntax error: {problem}; {_FILE_DROPPED}",
-                    file=str(self.path),
-                    line=None if mark is None else mark.line + 1,
-                )
-            )
-            return None
-        except (yaml.YAMLError, msgspec.DecodeError) as exc:
-            self.error(f"invalid YAML: {exc}; {_FILE_DROPPED}")
-            return None
-        if raw is None:
+        if root is None:
             self.error("the file is empty; expected a 'jobs:' list")
-        elif not isinstance(raw, dict):
+            return None
+        if not isinstance(root, yaml.MappingNode) or root.tag != _MAP_TAG:
+            # Not the shape of a job file: say what it is, never what it holds.
             self.error(
                 f"expected a mapping with 'jobs:' (and optionally 'defaults:') at the top, "
-                f"got {_kind(raw)}; {_FILE_DROPPED}"
+                f"got {kind_of(root)}; {_FILE_DROPPED}"
             )
-        else:
-            return raw
-        return None
+            return None
+        # The top level may be some other file that parses as a mapping (each line of
+        # /etc/shadow is a YAML key): only the job file's own words are quoted from it.
+        raw: dict[Any, Any] = {}
+        try:
+            twice = duplicate_key(root, quote=_top_level_key)
+            if twice is not None:
+                raise twice
+            for key_node, value_node in root.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _STR_TAG:
+                    raise ValueProblem(
+                        f"a top-level key must be a name like 'jobs', got {kind_of(key_node)}",
+                        key_node,
+                    )
+                key = key_node.value
+                if key == "jobs" and value_node.tag == _SEQ_TAG:
+                    # Each job is built on its own: a bad value drops its job, not the file.
+                    raw[key] = list(value_node.value)
+                elif key in _FileShape.__struct_fields__:
+                    raw[key] = construct(value_node)
+                else:
+                    raw[key] = None  # msgspec names the unknown key; its value is not read
+        except ValueProblem as problem:
+            self.error(f"{problem.message}; {_FILE_DROPPED}", line=problem.line)
+            return None
+        return raw
+
+    def within_job_limit(self, count: int) -> bool:
+        folder = self.folder
+        folder.job_count += count
+        if folder.job_count <= folder.limits.max_jobs:
+            return True
+        folder.over_limit = True
+        self.error(
+            f"this file's {count:,} jobs bring the folder to {folder.job_count:,} jobs, over "
+            f"the limit of {folder.limits.max_jobs:,} (ConfigLimits.max_jobs); no job of the "
+            "folder was loaded: split the jobs over several folders",
+            yaml_path=("jobs",),
+            field="jobs",
+        )
+        return False
+
+    def build_job(self, index: int, node: yaml.Node) -> Any:
+        """The job's value, or _UNBUILT after an error that names the job."""
+        try:
+            return construct(node)
+        except ValueProblem as problem:
+            job_id = scalar_value(node, "id")
+            if job_id is not None:
+                self.folder.ids.setdefault(job_id, []).append(
+                    (self.path, self.line(("jobs", index)))
+                )
+            inner = None if problem.node is None else _path_to(node, problem.node)
+            located: FieldPath = ("jobs", index, *(inner or ()))
+            self.error(
+                problem.message,
+                field=_field_of(located) or format_path(located),
+                job=job_id,
+                line=problem.line,
+            )
+            return _UNBUILT
 
     def load_job(self, index: int, raw_job: Any, defaults: dict[str, Any]) -> None:
         job_path: FieldPath = ("jobs", index)
@@ -244,7 +358,7 @@ class _FileLoader:
         job_id = raw_job.get("id") if isinstance(raw_job.get("id"), str) else None
         line = self.line(job_path)
         if job_id is not None:
-            self.ids.setdefault(job_id, []).append((self.path, line))
+            self.folder.ids.setdefault(job_id, []).append((self.path, line))
         merged = {**defaults, **raw_job}
         targets = merged.get("targets")
         if isinstance(targets, dict):
@@ -263,14 +377,23 @@ class _FileLoader:
         except msgspec.ValidationError as exc:
             self.validation_error(exc, merged, scope="job", job=job_id, locate=where)
             return
-        targets_map, problems = check_job(cfg)
-        for path, message in problems:
+        targets_map, problems, warnings = check_job(cfg)
+        for path, message in warnings:
+            self.job_warning(message, where(path), job_id)
+        for path, message in _capped(problems):
             located = where(path)
             self.error(message, yaml_path=located, field=_field_of(located), job=job_id)
         if problems:
             return
         job = Job(**{**msgspec.structs.asdict(cfg), "targets": targets_map})
-        self.entries.append(JobEntry(job=job, file=self.path, line=line))
+        self.folder.entries.append(JobEntry(job=job, file=self.path, line=line))
+
+    def job_warning(self, message: str, located: FieldPath, job_id: str | None) -> None:
+        if located[:1] != ("defaults",):
+            self.warn(message, yaml_path=located, job=job_id)
+        elif (located, message) not in self.defaults_warned:
+            self.defaults_warned.add((located, message))
+            self.warn(message, yaml_path=located, job=None)
 
     def validation_error(
         self,
@@ -283,14 +406,22 @@ class _FileLoader:
     ) -> None:
         """Turns msgspec's message and ``$.a[0]`` path into a ConfigError with a line."""
         text = str(exc)
-        message, _, dollar = text.partition(" - at `$")
+        # The path is msgspec's, at the end; a key may hold anything, so split from there.
+        message, at, dollar = text.rpartition(" - at `$")
+        if not at:
+            message, dollar = text, ""
         path = _parse_path(dollar.rstrip("`"), raw)
-        unknown = re.fullmatch(r"Object contains unknown field `(.*)`", message)
-        missing = re.fullmatch(r"Object missing required field `(.*)`", message)
+        unknown = re.fullmatch(r"Object contains unknown field `(.*)`", message, re.DOTALL)
+        missing = re.fullmatch(r"Object missing required field `(.*)`", message, re.DOTALL)
+        field_shown = True
         if unknown:
             name = unknown.group(1)
             path = (*path, name)
-            message = f"unknown field {name!r}{_unknown_hint(name, scope)}"
+            if scope == "file" and _top_level_key(name) is None:
+                field_shown = False
+                message = "an unknown top-level key" + _unknown_hint("", scope)
+            else:
+                message = f"unknown field {excerpt(name)}{_unknown_hint(name, scope)}"
         elif missing:
             # Not in the YAML: the line is the one of the mapping it is missing from.
             path = (*path, missing.group(1))
@@ -303,7 +434,8 @@ class _FileLoader:
             located = locate(path)
         else:
             located = ("defaults", *path) if scope == "defaults" else path
-        self.error(message, yaml_path=located, field=_field_of(located) or None, job=job)
+        field = (_field_of(located) or None) if field_shown else None
+        self.error(message, yaml_path=located, field=field, job=job)
 
 
 def _field_of(located: FieldPath) -> str:
@@ -351,33 +483,51 @@ def _polish(message: str, path: FieldPath, raw: Any) -> str:
     name = next((segment for segment in reversed(path) if isinstance(segment, str)), "")
     if message.startswith("Expected `str` matching regex") and name == "id":
         return (
-            f"{value!r} is not a valid id: use lower-case letters, digits, '.', '_' and '-', "
-            f"starting with a letter or digit ({ID_PATTERN})"
+            f"{excerpt(value)} is not a valid id: use lower-case letters, digits, '.', '_' "
+            f"and '-', starting with a letter or digit ({ID_PATTERN})"
         )
-    if message.startswith("Invalid enum value") and name in CHOICES:
-        return f"{message}; use one of: {', '.join(map(repr, CHOICES[name]))}"
+    if message.startswith("Invalid enum value"):
+        # msgspec quotes the value in full; quote it the capped way instead.
+        choices = f"; use one of: {', '.join(map(repr, CHOICES[name]))}" if name in CHOICES else ""
+        return f"Invalid enum value {excerpt(value)}{choices}"
     if re.fullmatch(r"Expected `(array|object)` of length [<>]= \d+", message):
         return f"{message}, got {len(value)}"
     if re.fullmatch(r"Expected `str` of length [<>]= \d+", message):
         return f"{message}, got {len(value)} characters"
     if re.fullmatch(r"Expected `(int|float)` [<>]=? \d+", message):
-        return f"{message}, got {value!r}"
+        return f"{message}, got {excerpt(value)}"
     if message.startswith("Expected `object | array`") and name == "targets":
         return f"{message}; write a list, like: targets: [example.com, example.org]"
     return message
+
+
+def _top_level_key(name: str) -> str | None:
+    """A top-level key quoted, if it is (close to) one of the job file's words; else None."""
+    if not _NAME.fullmatch(name):
+        return None
+    ours = (*_FileShape.__struct_fields__, *JOB_FIELDS)
+    if name in ours or difflib.get_close_matches(name, ours, n=1):
+        return excerpt(name)
+    return None
 
 
 def _unknown_hint(name: str, scope: Literal["file", "defaults", "job"]) -> str:
     if scope == "file":
         if name in JOB_FIELDS:
             return "; job fields go under 'jobs:' (or 'defaults:')"
-        close = difflib.get_close_matches(name, _FileShape.__struct_fields__, n=1)
+        close = (
+            difflib.get_close_matches(name, _FileShape.__struct_fields__, n=1)
+            if len(name) <= 64
+            else []
+        )
         guess = f"did you mean {close[0]!r}? " if close else ""
         return f"; {guess}the top level holds 'jobs:' and optionally 'defaults:'"
     if name == "id" and scope == "defaults":
         return "; each job needs its own id"
     if name in _UNKNOWN_HINTS:
         return "; " + _UNKNOWN_HINTS[name]
+    if len(name) > 64:  # no field name is that long; spare difflib the work
+        return ""
     close = difflib.get_close_matches(name, JOB_FIELDS, n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
 
@@ -385,3 +535,36 @@ def _unknown_hint(name: str, scope: Literal["file", "defaults", "job"]) -> str:
 def _kind(value: Any) -> str:
     kinds = {list: "a list", str: "a string", int: "a number", float: "a number"}
     return kinds.get(type(value), type(value).__name__)
+
+
+_UNBUILT = object()
+
+
+def _capped(problems: list[Problem]) -> list[Problem]:
+    """At most _MAX_PROBLEMS_PER_JOB problems, the last one counting those left out."""
+    if len(problems) <= _MAX_PROBLEMS_PER_JOB:
+        return problems
+    shown = problems[: _MAX_PROBLEMS_PER_JOB - 1]
+    left = len(problems) - len(shown)
+    return [*shown, (problems[len(shown)][0], f"... and {left:,} more problems in this job")]
+
+
+def _path_to(root: yaml.Node, target: yaml.Node) -> FieldPath | None:
+    """Where ``target`` sits below ``root``: ('filters', 0, 2); a key: its own name."""
+    if root is target:
+        return ()
+    if isinstance(root, yaml.SequenceNode):
+        for index, child in enumerate(root.value):
+            found = _path_to(child, target)
+            if found is not None:
+                return (index, *found)
+    elif isinstance(root, yaml.MappingNode):
+        for key, value in root.value:
+            name = key.value if isinstance(key, yaml.ScalarNode) else "?"
+            if key is target:
+                # A list or mapping as a key has no name: the mapping it is in stands for it.
+                return (name,) if isinstance(key, yaml.ScalarNode) else ()
+            found = _path_to(value, target)
+            if found is not None:
+                return (name, *found)
+    return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from typing import Annotated, Any, Literal, get_args
 
 import msgspec
@@ -20,6 +21,25 @@ MAX_TAG_LENGTH = 255
 MAX_ID_LENGTH = 100
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+# The names a run folder gives each job, in the folder and in its .state/ folder. Two ids
+# share a file only when one of these suffixes ends with another of the same folder
+# ('.diff.jsonl' ends with '.jsonl': job 'x.diff' writes 'x.diff.jsonl', which is job
+# 'x's diff), so the difference ('.diff') may not end an id. No id can reach the run's
+# own files: run.json, report.html and metrics.prom end in no job suffix, and ids never
+# start with '.' (.state/, the lock, the marker).
+JOB_FILE_SUFFIXES = (".jsonl", ".manifest.json", ".diff.jsonl", ".opportunities.csv")
+JOB_STATE_SUFFIXES = (".part", ".checkpoint.json", ".spool")
+RESERVED_ID_SUFFIXES: tuple[str, ...] = tuple(
+    sorted(
+        {
+            longer.removesuffix(shorter)
+            for group in (JOB_FILE_SUFFIXES, JOB_STATE_SUFFIXES)
+            for longer in group
+            for shorter in group
+            if longer != shorter and longer.endswith(shorter)
+        }
+    )
+)
 FILTER_OPERATORS = (
     "regex",
     "not_regex",
@@ -45,7 +65,9 @@ ORDER_DIRECTIONS = ("asc", "desc")
 
 # Shown to editors through the JSON Schema only; the loader checks these itself so that
 # its messages can say how to fix the value.
-_FIELD_PATTERN = r"(?:[1-9][0-9]?\.[a-z_][a-z0-9_]*|intersections_count)"
+# A field without a target number ("rank") is accepted with a warning, as the API's
+# reference page writes it so.
+_FIELD_PATTERN = r"(?:[1-9][0-9]?\.)?[a-z_][a-z0-9_]*"
 _TARGET_PATTERN = r"^(?:https?://[^\s/]+(?:/\S*)?|(?!www\.)[^\s/:?#*]+)$"
 _ORDER_PATTERN = rf"^{_FIELD_PATTERN},(?:asc|desc)$"
 
@@ -63,8 +85,16 @@ JobId = Annotated[
     Meta(
         pattern=ID_PATTERN,
         max_length=MAX_ID_LENGTH,
-        description="Unique across the config folder; names the output file <id>.jsonl.",
+        description=(
+            "Unique across the config folder; names the output file <id>.jsonl. "
+            "May not end in " + ", ".join(map(repr, RESERVED_ID_SUFFIXES)) + "."
+        ),
         examples=["crm-link-gap"],
+        extra_json_schema={
+            "not": {
+                "pattern": "(?:" + "|".join(map(re.escape, RESERVED_ID_SUFFIXES)) + ")$",
+            }
+        },
     ),
 ]
 # No min_length here: the loader's own check says how to write an empty target.
