@@ -357,6 +357,8 @@ async def run_batch(
     loaded = await in_thread(load_jobs, config_dir)
     for error in loaded.errors:
         log.error("invalid config: %s", error.describe(), extra={"file": error.file})
+    for warning in loaded.warnings:
+        log.warning("config: %s", warning.describe(), extra={"file": warning.file})
     if not loaded.jobs:
         raise UsageError(f"no valid job in {config_dir}: nothing to run")
     entries = select_jobs(loaded.jobs, job_ids, patterns)
