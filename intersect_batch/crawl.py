@@ -111,6 +111,8 @@ class CrawlJob:
     page_size: int
     max_items: int | None
     fingerprint: str
+    #: The total_count of the job's last complete run of the same request, if any.
+    previous_total: int | None = None
 
 
 class CallError(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -159,7 +161,13 @@ class JobFinal:
     finished_at: str
     duration_s: float
     output: Path | None
+    #: The total_count this run found, when it jumped past the last run's by a factor.
+    plan_jump: int | None = None
 
+
+#: A total_count this many times the last run's (and PLAN_JUMP_PAGES pages more) is flagged.
+PLAN_JUMP_FACTOR = 10
+PLAN_JUMP_PAGES = 10
 
 StopKind = Literal["run_fatal", "throttled", "unreachable", "budget", "signal", "cap"]
 
@@ -252,6 +260,7 @@ class _Job:
     checkpoint: Checkpoint | None = None
     output: Path | None = None
     ended: bool = False
+    plan_jump: int | None = None
 
     @property
     def job_id(self) -> str:
@@ -301,6 +310,7 @@ class _Crawler:
             for key, spec in enumerate(jobs)
         ]
         self.in_flight = 0
+        self.calls_started = 0
         self.calls = 0
         self.retries = 0
         self.cost_usd = 0.0
@@ -378,6 +388,16 @@ class _Crawler:
                 self.slots.release_on_behalf_of(token)
                 return
             job = self.jobs[decision.job]
+            cap = self.settings.max_calls
+            if cap and self.calls_started >= cap:
+                self.slots.release_on_behalf_of(token)
+                self.schedule.unsent(job.key, decision.page)
+                self._stop(
+                    "cap",
+                    f"the safety cap of {cap} calls for one run is reached (--max-calls); "
+                    "raise it if the jobs really need more",
+                )
+                return
             reservation = await self._reserve(decision.limit)
             if reservation is None:
                 self.slots.release_on_behalf_of(token)
@@ -396,6 +416,7 @@ class _Crawler:
                 )
                 return
             self.in_flight += 1
+            self.calls_started += 1
             calls.start_soon(self._call, job, decision, token, reservation)
 
     async def _reserve(self, limit: int) -> float | None:
@@ -500,6 +521,7 @@ class _Crawler:
             return False
         if verdict == "drop":
             return False
+        self._check_plan(job, page.total_count)
         try:
             checkpoint = await job.writer.write(
                 PageIn(send.page, page.lines, page.total_count), job.counters()
@@ -573,6 +595,23 @@ class _Crawler:
                     f"{self.settings.limits.concurrency}) to what the account allows"
                 )
             self._stop(outcome.kind, reason)
+
+    def _check_plan(self, job: _Job, total: int | None) -> None:
+        """Flag a job whose total_count jumped by orders of magnitude since its last run."""
+        previous = job.spec.previous_total
+        if total is None or previous is None or job.plan_jump is not None:
+            return
+        size = job.spec.page_size
+        pages, before = -(-total // size), -(-previous // size)
+        if pages > PLAN_JUMP_FACTOR * max(1, before) and pages > before + PLAN_JUMP_PAGES:
+            job.plan_jump = total
+            log.warning(
+                "total_count jumped from %d at the last complete run to %d: %d pages planned",
+                previous,
+                total,
+                pages,
+                extra={"job": job.job_id},
+            )
 
     def _end(self, job: _Job, status: Literal["failed"], reason: str | None) -> None:
         """A job failed: say so now, not at the end of the run."""
@@ -677,6 +716,7 @@ class _Crawler:
             finished_at=_now_iso(),
             duration_s=time.monotonic() - job.started,
             output=job.output if status == "complete" else None,
+            plan_jump=job.plan_jump,
         )
 
     async def finish(self) -> list[JobFinal]:

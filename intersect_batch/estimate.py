@@ -9,10 +9,8 @@ fetch them again.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 import aiohttp
 import anyio
@@ -21,8 +19,8 @@ import msgspec
 from intersect_batch.client import fetch_page
 from intersect_batch.config import JobEntry
 from intersect_batch.errors import ApiError, RunFatalApiError, UnreachableApiError
-from intersect_batch.layout import RunFolder, earlier_runs
-from intersect_batch.manifest import is_complete, read_manifest
+from intersect_batch.layout import RunFolder
+from intersect_batch.manifest import is_complete, previous_total
 from intersect_batch.pacing import Pacer, price
 from intersect_batch.plan import fingerprint, items_wanted, page_count
 from intersect_batch.providers import Credentials, Provider
@@ -81,17 +79,6 @@ def _progress(folder: RunFolder, entry: JobEntry, print_: str) -> tuple[bool, in
     if checkpoint.fingerprint != print_ or checkpoint.finalized:
         return False, 0
     return False, checkpoint.pages
-
-
-def previous_total(out_dir: Path, before: dt.date, job_id: str, print_: str) -> int | None:
-    """The total_count of the newest run of the same job and request before ``before``."""
-    for folder in earlier_runs(out_dir, before):
-        manifest = read_manifest(folder.manifest(job_id))
-        if manifest is not None and manifest.fingerprint == print_:
-            last = manifest.total_count.last
-            if last is not None:
-                return last
-    return None
 
 
 def _exact(entry: JobEntry, total: int, source: str, on_disk: int) -> Estimate:

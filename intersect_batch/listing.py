@@ -10,7 +10,7 @@ from pathlib import Path
 import msgspec
 
 from intersect_batch.config import LoadResult, load_jobs
-from intersect_batch.estimate import previous_total
+from intersect_batch.manifest import previous_total
 from intersect_batch.plan import fingerprint, page_count, select_jobs
 
 __all__ = ["JobListing", "Listing", "list_jobs"]

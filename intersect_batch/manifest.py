@@ -7,6 +7,7 @@ ended (:class:`~intersect_batch.crawl.JobFinal`) and its diff, and written once.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -15,7 +16,7 @@ import msgspec
 
 from intersect_batch.crawl import CallError, JobFinal
 from intersect_batch.durable import atomic_write, open_nofollow
-from intersect_batch.layout import RunFolder
+from intersect_batch.layout import RunFolder, earlier_runs
 
 __all__ = [
     "CallError",
@@ -27,10 +28,12 @@ __all__ = [
     "JobManifest",
     "JobStatus",
     "NightTotals",
+    "PlanJump",
     "RunSummary",
     "TotalCount",
     "build_manifest",
     "is_complete",
+    "previous_total",
     "read_manifest",
     "write_json",
 ]
@@ -71,6 +74,13 @@ class HoleRecord(msgspec.Struct, kw_only=True):
     attempts: int
 
 
+class PlanJump(msgspec.Struct, kw_only=True):
+    """A total_count far above the last complete run's: the pages planned jumped."""
+
+    previous_total: int
+    total: int
+
+
 class JobManifest(msgspec.Struct, kw_only=True):
     """``<id>.manifest.json``: everything about one job's run date."""
 
@@ -102,6 +112,8 @@ class JobManifest(msgspec.Struct, kw_only=True):
     warnings: list[str] = msgspec.field(default_factory=list)
     #: New and lost items since the last complete run (complete jobs only).
     diff: DiffCounts | None = None
+    #: Set when total_count jumped by orders of magnitude since the last complete run.
+    plan_jump: PlanJump | None = None
 
 
 class ConfigProblem(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -238,6 +250,11 @@ def build_manifest(
         ],
         warnings=list(final.warnings),
         diff=diff if final.status == "complete" else None,
+        plan_jump=(
+            PlanJump(previous_total=job.previous_total, total=final.plan_jump)
+            if final.plan_jump is not None and job.previous_total is not None
+            else None
+        ),
     )
 
 
@@ -274,3 +291,14 @@ def read_manifest(path: Path) -> JobManifest | None:
             return _manifest_decoder.decode(handle.read())
     except (OSError, msgspec.DecodeError):
         return None
+
+
+def previous_total(out_dir: Path, before: dt.date, job_id: str, print_: str) -> int | None:
+    """The total_count of the newest run of the same job and request before ``before``."""
+    for folder in earlier_runs(out_dir, before):
+        manifest = read_manifest(folder.manifest(job_id))
+        if manifest is not None and manifest.fingerprint == print_:
+            last = manifest.total_count.last
+            if last is not None:
+                return last
+    return None

@@ -12,7 +12,21 @@ import msgspec
 from intersect_batch.config import JobEntry
 from intersect_batch.errors import UsageError
 
-__all__ = ["fingerprint", "items_wanted", "page_count", "page_limit", "select_jobs"]
+__all__ = [
+    "fingerprint",
+    "items_wanted",
+    "page_count",
+    "page_limit",
+    "safety_cap",
+    "select_jobs",
+]
+
+#: The automatic --max-calls is this many times the calls the jobs' last runs needed...
+SAFETY_FACTOR = 3
+#: ...counting this many calls for a job with no history and no max_items...
+UNKNOWN_JOB_CALLS = 1000
+#: ...and never fewer than this.
+SAFETY_FLOOR = 1000
 
 
 def items_wanted(total_count: int, max_items: int | None) -> int:
@@ -65,3 +79,14 @@ def select_jobs(
     if not chosen:
         raise UsageError(f"--match {' '.join(patterns)} selects no job")
     return chosen
+
+
+def safety_cap(expected_calls: Sequence[int | None]) -> int:
+    """The automatic cap on one run's calls, from each job's expected calls (None: unknown).
+
+    Three times what the last runs needed, a job with no history counted as a thousand
+    calls (a million items at the largest page), and at least a thousand in all: room for
+    real growth, while a total_count gone wild stops long before it empties the account.
+    """
+    calls = sum(UNKNOWN_JOB_CALLS if n is None else n for n in expected_calls)
+    return max(SAFETY_FLOOR, SAFETY_FACTOR * calls)

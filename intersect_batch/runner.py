@@ -9,8 +9,10 @@ report and retention. Exit statuses: :mod:`intersect_batch.exitcode`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import random
+import resource
 import shutil
 import signal
 from collections import Counter
@@ -41,10 +43,11 @@ from intersect_batch.manifest import (
     RunSummary,
     build_manifest,
     is_complete,
+    previous_total,
     read_manifest,
     write_json,
 )
-from intersect_batch.plan import fingerprint, select_jobs
+from intersect_batch.plan import fingerprint, page_count, safety_cap, select_jobs
 from intersect_batch.providers import Provider
 from intersect_batch.report import write_report
 from intersect_batch.retention import mark_run_dir, prune_runs
@@ -60,6 +63,10 @@ __all__ = [
 
 log = logging.getLogger("intersect_batch")
 
+#: Open files a run needs besides one connection per call in flight: the writers' files,
+#: the logs, the loop, spare connections.
+OPEN_FILES_SPARE = 64
+
 
 @dataclass(frozen=True)
 class RunOutcome:
@@ -70,17 +77,81 @@ class RunOutcome:
     message: str
 
 
-def crawl_job(entry: JobEntry) -> CrawlJob:
-    """What the crawl needs of a job config."""
+def crawl_job(entry: JobEntry, folder: RunFolder) -> CrawlJob:
+    """What the crawl needs of a job config, with its last complete run's total_count."""
     job = entry.job
     params = job.api_params()
+    print_ = fingerprint(params, job.page_size, job.max_items)
     return CrawlJob(
         job_id=job.id,
         params=params,
         page_size=job.page_size,
         max_items=job.max_items,
-        fingerprint=fingerprint(params, job.page_size, job.max_items),
+        fingerprint=print_,
+        previous_total=previous_total(folder.out_dir, folder.date, job.id, print_),
     )
+
+
+def _plan_jobs(
+    entries: Sequence[JobEntry], folder: RunFolder, fresh: bool
+) -> tuple[list[CrawlJob], list[JobManifest]]:
+    """The jobs to crawl, and the manifests of those already complete for the date."""
+    todo: list[CrawlJob] = []
+    done: list[JobManifest] = []
+    for entry in entries:
+        job = crawl_job(entry, folder)
+        manifest = None if fresh else is_complete(folder, job.job_id, job.fingerprint)
+        if manifest is not None:
+            done.append(manifest)
+        else:
+            todo.append(job)
+    return todo, done
+
+
+def fit_open_files(settings: RunSettings) -> RunSettings:
+    """Settings whose concurrency the process's open-file limit (``ulimit -n``) allows.
+
+    Each call in flight holds a connection, and the writers, logs and the loop need a
+    few dozen more: the soft limit is raised as far as the hard one allows, and when
+    that is not enough the concurrency is lowered, with a warning that says why.
+    """
+    needed = settings.limits.concurrency + OPEN_FILES_SPARE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return settings
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    if soft >= needed:
+        return settings
+    fitted = max(1, soft - OPEN_FILES_SPARE)
+    log.warning(
+        "--concurrency %d needs about %d open files and ulimit -n allows %d: using %d "
+        "(raise the limit with ulimit -n)",
+        settings.limits.concurrency,
+        needed,
+        soft,
+        fitted,
+    )
+    limits = dataclasses.replace(settings.limits, concurrency=fitted)
+    return dataclasses.replace(settings, limits=limits)
+
+
+def _expected_calls(job: CrawlJob) -> int | None:
+    if job.previous_total is not None:
+        return page_count(job.previous_total, job.page_size, job.max_items)
+    if job.max_items is not None:
+        return page_count(job.max_items, job.page_size, job.max_items)
+    return None
+
+
+def with_safety_cap(settings: RunSettings, jobs: Sequence[CrawlJob]) -> RunSettings:
+    """The settings with ``max_calls`` resolved: the automatic cap when it is None."""
+    if settings.max_calls is not None:
+        return settings
+    cap = safety_cap([_expected_calls(job) for job in jobs])
+    return dataclasses.replace(settings, max_calls=cap)
 
 
 def config_problems(errors: Sequence[ConfigError]) -> list[ConfigProblem]:
@@ -304,6 +375,7 @@ def _summary(
             "fresh": settings.fresh,
             "pages_ahead": settings.pages_ahead,
             "drift_threshold": settings.drift_threshold,
+            "max_calls": settings.max_calls,
         },
     )
 
@@ -363,6 +435,7 @@ async def run_batch(
         raise UsageError(f"no valid job in {config_dir}: nothing to run")
     entries = select_jobs(loaded.jobs, job_ids, patterns)
     credentials = provider.credentials(environ)
+    settings = fit_open_files(settings)
     folder = RunFolder(settings.out_dir, settings.run_date)
     with scrubbed_logs(credentials.scrubber()), output_lock(settings.out_dir):
         await in_thread(mark_run_dir, folder)
@@ -370,16 +443,11 @@ async def run_batch(
             await in_thread(_remove_state, folder)
         ledger = await in_thread(night_ledger, folder)
         night = _Night(folder, settings, {entry.job.id: entry for entry in entries})
-        todo: list[CrawlJob] = []
-        for entry in entries:
-            job = crawl_job(entry)
-            done = None if settings.fresh else is_complete(folder, job.job_id, job.fingerprint)
-            if done is not None:
-                night.manifests[job.job_id] = done
-                night.skipped.add(job.job_id)
-                log.info("job already complete: skipped", extra={"job": job.job_id})
-            else:
-                todo.append(job)
+        todo, done = await in_thread(_plan_jobs, entries, folder, settings.fresh)
+        for manifest in done:
+            night.manifests[manifest.job_id] = manifest
+            night.skipped.add(manifest.job_id)
+            log.info("job already complete: skipped", extra={"job": manifest.job_id})
         log.info(
             "run starting",
             extra={
@@ -388,6 +456,7 @@ async def run_batch(
                 "provider": provider.name,
             },
         )
+        settings = with_safety_cap(settings, todo)
         crawl_args = {
             "folder": folder,
             "settings": settings,

@@ -117,6 +117,9 @@ class RunSettings:
     ``drift_threshold=0.05``: a job whose total_count moved more than this share between
     its first and its last page is flagged in its manifest.
     ``grace=30.0``: seconds in-flight calls get to finish after SIGINT / SIGTERM.
+    ``max_calls=None``: a safety cap on the calls of one run (also without a budget), so
+    that a total_count gone wild cannot run up a bill; None lets the runner choose it
+    (:func:`intersect_batch.plan.safety_cap`), 0 means no cap.
     """
 
     out_dir: Path = Path("out")
@@ -131,6 +134,7 @@ class RunSettings:
     pages_in_memory: int = 2
     drift_threshold: float = 0.05
     grace: float = 30.0
+    max_calls: int | None = None
 
     @property
     def folder(self) -> RunFolder:
