@@ -439,6 +439,7 @@ class _Crawler:
 
         page: FetchedPage | None = None
         error: ApiError | None = None
+        sent_at: float | None = None
         try:
             try:
                 sent = await self._pace()
@@ -449,6 +450,7 @@ class _Crawler:
                 job.calls += 1
                 self.calls += 1
                 self._ledger_dirty = True
+                sent_at = anyio.current_time()
                 call = Call(
                     job_id=job.job_id,
                     task={**job.spec.params, "offset": send.offset, "limit": send.limit},
@@ -480,7 +482,7 @@ class _Crawler:
                 if error is not None:
                     await self._failed(job, send, error)
                 elif page is not None:
-                    completes = await self._answered(job, send, page)
+                    completes = await self._answered(job, send, page, sent_at)
             finally:
                 if holds_memory:
                     self.gate.release()
@@ -505,7 +507,9 @@ class _Crawler:
                 self._unsent.discard(unsent)
         return not unsent.cancelled_caught and self.stop_info is None
 
-    async def _answered(self, job: _Job, send: Send, page: FetchedPage) -> bool:
+    async def _answered(
+        self, job: _Job, send: Send, page: FetchedPage, sent_at: float | None = None
+    ) -> bool:
         """Write an answered page; True when that completes the job."""
         verdict = self.schedule.answered(
             job.key,
@@ -514,6 +518,7 @@ class _Crawler:
             total=page.total_count,
             items=len(page.lines),
             limit=send.limit,
+            sent_at=sent_at,
         )
         if isinstance(verdict, Hole):
             error = ApiError(verdict.reason, job_id=job.job_id, offset=send.offset)

@@ -205,6 +205,7 @@ class Schedule:
         self._running: list[JobState] = []
         self._pause_until = 0.0
         self._throttle_streak = 0
+        self._throttled_at = float("-inf")
         self._unreachable_since: float | None = None
 
     # -- jobs -----------------------------------------------------------------------------
@@ -326,19 +327,31 @@ class Schedule:
     # -- what happened --------------------------------------------------------------------
 
     def answered(
-        self, key: int, page: int, now: float, *, total: int | None, items: int, limit: int
+        self,
+        key: int,
+        page: int,
+        now: float,
+        *,
+        total: int | None,
+        items: int,
+        limit: int,
+        sent_at: float | None = None,
     ) -> Verdict:
         """A page came back: write it, drop it, or treat it as a :class:`Hole`.
 
         ``total`` is the answer's total_count (None when it carried no result, as 40102
-        does). A hole is never written: report it with :meth:`failed` (``hole=...``) next.
+        does); ``sent_at`` is when the call went out (an answer to a call sent before the
+        last refusal does not end a streak of refusals). A hole is never written: report
+        it with :meth:`failed` (``hole=...``) next.
         A page of a job that is already complete is dropped; a failed or stopped job's
         pages are still written, so that the next run does not pay for them again.
         """
         job = self.jobs[key]
         job.in_flight.discard(page)
         self._unreachable_since = None
-        self._throttle_streak = 0
+        if sent_at is None or sent_at >= self._throttled_at:
+            # A call sent since the last refusal went through: the streak is over.
+            self._throttle_streak = 0
         hole = self._hole(job, page, total=total, items=items, limit=limit)
         if hole is not None:
             return hole if job.active else "drop"
@@ -458,6 +471,7 @@ class Schedule:
     ) -> Retry | RunStopped:
         policy = self.retry
         self._throttle_streak += 1
+        self._throttled_at = now
         if retry_after is not None:
             pause = min(max(0.0, retry_after), policy.cap)
         else:

@@ -135,7 +135,22 @@ class Opened:
     warnings: tuple[str, ...] = ()
 
 
+class _AnyObject(msgspec.Struct):
+    """Any JSON object: decoding one checks the whole line is JSON, keeping nothing."""
+
+
 _checkpoint_decoder = msgspec.json.Decoder(Checkpoint)
+_object_decoder = msgspec.json.Decoder(_AnyObject)
+
+
+def _is_object(line: bytes) -> bool:
+    try:
+        _object_decoder.decode(line)
+    except msgspec.DecodeError:
+        return False
+    return True
+
+
 _encoder = msgspec.json.Encoder()
 
 
@@ -238,7 +253,7 @@ class JobStore:
             self._keys = KeySet()
             lines = 0
             for line in part:
-                if not (line.startswith(b"{") and line.endswith(b"}\n")):
+                if not line.endswith(b"\n") or not _is_object(line):
                     raise _Damaged(f"line {lines + 1} of its part file is not an item")
                 self._keys.add(item_key(line[:-1]))
                 lines += 1

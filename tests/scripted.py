@@ -1,0 +1,204 @@
+"""A scripted API for the crawler's seam: answers chosen per (job, offset), no server.
+
+Each job has a total_count and items of its own; a script can make one call of a page
+slow, fail, or come back empty. Calls are recorded with their virtual send time, and the
+fake watches what the crawler promises: never more calls at once than its slots, never
+more decoded pages than its memory allows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from intersect_batch.client import FetchedPage
+from intersect_batch.crawl import Call, CrawlJob, CrawlResult, JobFinal, crawl
+from intersect_batch.errors import ApiError
+from intersect_batch.layout import RunFolder
+from intersect_batch.ledger import Ledger
+from intersect_batch.pacing import price
+from intersect_batch.settings import Limits, RetryPolicy, RunSettings
+
+DATE = dt.date(2026, 11, 29)
+
+#: What a script returns for one call: an answer, an error to raise, or None (normal).
+Step = Callable[["ScriptedApi", Call], Awaitable[FetchedPage | None]]
+
+
+def item(job: str, n: int) -> bytes:
+    """The n-th item of a job, compact."""
+    body = {"page_intersection": {"1": [{"url_from": f"https://{job}.example/{n}"}]}, "n": n}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def lines_of(job: str, total: int) -> bytes:
+    """A complete result file of a job."""
+    return b"".join(item(job, n) + b"\n" for n in range(total))
+
+
+@dataclass
+class Sent:
+    job: str
+    offset: int
+    limit: int
+    at: float
+
+
+@dataclass
+class ScriptedApi:
+    """The fake API: totals per job, default latency, scripts per (job, offset)."""
+
+    totals: dict[str, int]
+    latency: float = 1.0
+    price_factor: float = 1.0
+    scripts: dict[tuple[str, int], list[Step]] = field(default_factory=dict)
+    sent: list[Sent] = field(default_factory=list)
+    in_flight: int = 0
+    most_in_flight: int = 0
+    decoded_not_durable_max: int = 0
+    decoded: int = 0
+    durable_pages: Callable[[], int] = lambda: 0
+    billed: float = 0.0
+    #: Calls answered with an error (scripted).
+    failures: int = 0
+    calls_by_page: dict[tuple[str, int], int] = field(default_factory=lambda: defaultdict(int))
+
+    def script(self, job: str, offset: int, *steps: Step) -> None:
+        """The next calls of this page take these steps, one per call, then answer normally."""
+        self.scripts.setdefault((job, offset), []).extend(steps)
+
+    def page(
+        self, call: Call, *, items: int | None = None, total: int | None = None
+    ) -> FetchedPage:
+        """The normal answer to a call (or one with fewer items / another total)."""
+        whole = self.totals[call.job_id]
+        count = max(0, min(call.limit, whole - call.offset)) if items is None else items
+        lines = [item(call.job_id, call.offset + k) for k in range(count)]
+        cost = price(1, count) * self.price_factor
+        return FetchedPage(
+            total_count=whole if total is None else total,
+            items_count=count,
+            lines=lines,
+            cost=cost,
+            task_id=None,
+        )
+
+    async def __call__(
+        self, call: Call, before_decode: Callable[[], Awaitable[None]]
+    ) -> FetchedPage:
+        self.sent.append(Sent(call.job_id, call.offset, call.limit, anyio.current_time()))
+        self.calls_by_page[(call.job_id, call.offset)] += 1
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            steps = self.scripts.get((call.job_id, call.offset))
+            answer = None
+            if steps:
+                try:
+                    answer = await steps.pop(0)(self, call)
+                except ApiError:
+                    self.failures += 1
+                    raise
+            else:
+                await anyio.sleep(self.latency)
+            if answer is None:
+                answer = self.page(call)
+        finally:
+            self.in_flight -= 1
+        self.billed += answer.cost
+        await before_decode()
+        self.decoded += 1
+        self.decoded_not_durable_max = max(
+            self.decoded_not_durable_max, self.decoded - self.durable_pages()
+        )
+        return answer
+
+
+def slow(seconds: float) -> Step:
+    async def step(api: ScriptedApi, call: Call) -> FetchedPage | None:
+        await anyio.sleep(seconds)
+        return None
+
+    return step
+
+
+def fail(error: ApiError, after: float = 0.5) -> Step:
+    async def step(api: ScriptedApi, call: Call) -> FetchedPage | None:
+        await anyio.sleep(after)
+        raise error
+
+    return step
+
+
+def empty(after: float = 0.5) -> Step:
+    async def step(api: ScriptedApi, call: Call) -> FetchedPage | None:
+        await anyio.sleep(after)
+        return api.page(call, items=0)
+
+    return step
+
+
+def settings(out: Path, **overrides: Any) -> RunSettings:
+    values: dict[str, Any] = {
+        "out_dir": out,
+        "run_date": DATE,
+        "limits": Limits(rate_per_minute=60_000, concurrency=4),
+        "retry": RetryPolicy(attempts=3, base=1.0, cap=8.0, slowdown=5.0),
+        "pages_ahead": 8,
+        "pages_in_memory": 2,
+    }
+    values.update(overrides)
+    return RunSettings(**values)
+
+
+def job(job_id: str, page_size: int = 10, max_items: int | None = None) -> CrawlJob:
+    return CrawlJob(
+        job_id=job_id,
+        params={"targets": {"1": f"{job_id}.example"}},
+        page_size=page_size,
+        max_items=max_items,
+        fingerprint=f"fp-{job_id}-{page_size}-{max_items}",
+    )
+
+
+@dataclass
+class Crawled:
+    result: CrawlResult
+    ended: list[JobFinal]
+    folder: RunFolder
+
+    def final(self, job_id: str) -> JobFinal:
+        return next(f for f in self.result.jobs if f.job.job_id == job_id)
+
+
+async def run_crawl(
+    api: ScriptedApi,
+    jobs: list[CrawlJob],
+    run_settings: RunSettings,
+    *,
+    ledger: Ledger | None = None,
+) -> Crawled:
+    folder = RunFolder(run_settings.out_dir, run_settings.run_date)
+    folder.path.mkdir(parents=True, exist_ok=True)
+    ended: list[JobFinal] = []
+
+    async def job_ended(final: JobFinal) -> None:
+        ended.append(final)
+
+    result = await crawl(
+        jobs,
+        fetch=api,
+        folder=folder,
+        settings=run_settings,
+        ledger=ledger,
+        on_job_end=job_ended,
+        endpoint="https://api.test/v3",
+    )
+    return Crawled(result, ended, folder)

@@ -1,0 +1,345 @@
+"""The crawl's promises, driven through its fetch seam with scripted answers, in virtual time.
+
+No server: the real schedule, pacer, budget and writer run against a fake API whose
+answers come out of order, late, failing or empty on purpose. Times are exact.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from intersect_batch.errors import (
+    JobFatalApiError,
+    RunFatalApiError,
+    ThrottledApiError,
+    TransientApiError,
+    UnreachableApiError,
+)
+from intersect_batch.ledger import Ledger
+from intersect_batch.pacing import price
+from intersect_batch.settings import Limits, RetryPolicy
+from intersect_batch.store import JobStore
+from tests.scripted import (
+    ScriptedApi,
+    empty,
+    fail,
+    job,
+    lines_of,
+    run_crawl,
+    settings,
+    slow,
+)
+from tests.virtual_time import run_virtual
+
+
+def crawl_in_virtual_time(api: ScriptedApi, jobs: list[Any], run_settings: Any, **kw: Any) -> Any:
+    return run_virtual(lambda: run_crawl(api, jobs, run_settings, **kw))
+
+
+def test_pages_answered_out_of_order_are_written_in_order(tmp_path: Path) -> None:
+    api = ScriptedApi({"a": 95, "b": 40})
+    # Page 1 of job a is the slowest of all: everything behind it arrives first.
+    api.script("a", 10, slow(9.0))
+    api.script("a", 30, slow(0.1))
+    done = crawl_in_virtual_time(api, [job("a"), job("b")], settings(tmp_path))
+    for name, total in (("a", 95), ("b", 40)):
+        assert done.final(name).status == "complete"
+        assert done.folder.result(name).read_bytes() == lines_of(name, total)
+    # One call per page: 10 + 4, none paid twice.
+    assert len(api.sent) == 14
+    assert done.result.calls == 14
+
+
+def test_never_more_calls_at_once_than_the_slots(tmp_path: Path) -> None:
+    api = ScriptedApi({f"j{n}": 200 for n in range(5)})
+    done = crawl_in_virtual_time(
+        api, [job(f"j{n}") for n in range(5)], settings(tmp_path, limits=Limits(concurrency=3))
+    )
+    assert all(final.status == "complete" for final in done.result.jobs)
+    assert api.most_in_flight == 3
+
+
+def test_probes_go_first_then_pages_fan_out(tmp_path: Path) -> None:
+    api = ScriptedApi({"a": 100, "b": 100, "c": 100})
+    crawl_in_virtual_time(
+        api, [job("a"), job("b"), job("c")], settings(tmp_path, limits=Limits(concurrency=3))
+    )
+    assert [(s.job, s.offset) for s in api.sent[:3]] == [("a", 0), ("b", 0), ("c", 0)]
+    assert all(s.at == pytest.approx(0.0) for s in api.sent[:3])
+
+
+def test_decoded_pages_in_memory_are_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    committed = 0
+    real_commit = JobStore.commit
+
+    def commit(self: JobStore, pages: Any, counters: Any) -> Any:
+        nonlocal committed
+        time.sleep(0.01)  # a slow disk: answers pile up behind the writer
+        result = real_commit(self, pages, counters)
+        committed += len(pages)
+        return result
+
+    monkeypatch.setattr(JobStore, "commit", commit)
+    api = ScriptedApi({"a": 300}, latency=1.0, durable_pages=lambda: committed)
+    run_settings = settings(tmp_path, limits=Limits(concurrency=10), pages_in_memory=2)
+    done = crawl_in_virtual_time(api, [job("a")], run_settings)
+    assert done.final("a").status == "complete"
+    assert api.decoded_not_durable_max <= 2
+
+
+def test_the_pages_ahead_window_holds_back_pages_behind_a_slow_one(tmp_path: Path) -> None:
+    api = ScriptedApi({"a": 300})
+    api.script("a", 10, slow(50.0))
+    done = crawl_in_virtual_time(api, [job("a")], settings(tmp_path, pages_ahead=5))
+    sent_before = [s.offset // 10 for s in api.sent if s.at < 50.0]
+    # Page 1 holds the writer at page 1: nothing past 1 + 5 goes out meanwhile.
+    assert max(sent_before) == 5
+    assert done.folder.result("a").read_bytes() == lines_of("a", 300)
+
+
+def test_a_job_is_completed_once_however_its_last_pages_arrive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    finalized: list[str] = []
+    real_finalize = JobStore.finalize
+
+    def finalize(self: JobStore) -> Path:
+        finalized.append(self.job_id)
+        time.sleep(0.005)
+        return real_finalize(self)
+
+    monkeypatch.setattr(JobStore, "finalize", finalize)
+    api = ScriptedApi({"a": 80, "b": 80}, latency=1.0)
+    done = crawl_in_virtual_time(
+        api, [job("a"), job("b")], settings(tmp_path, limits=Limits(concurrency=8))
+    )
+    assert sorted(finalized) == ["a", "b"]
+    assert sorted(f.job.job_id for f in done.ended) == ["a", "b"]
+
+
+def test_retries_back_off_then_give_up_and_the_job_fails_alone(tmp_path: Path) -> None:
+    api = ScriptedApi({"a": 30, "b": 30})
+    error = TransientApiError("Internal Error.", status_code=50000)
+    api.script("a", 10, fail(error), fail(error), fail(error))
+    policy = RetryPolicy(attempts=3, base=1.0, cap=8.0)
+    done = crawl_in_virtual_time(api, [job("a"), job("b")], settings(tmp_path, retry=policy))
+    a = done.final("a")
+    assert a.status == "failed"
+    assert a.reason == "gave up after 3 attempts: job 'a' offset 10: [50000] Internal Error."
+    assert [e.offset for e in a.errors] == [10, 10, 10]
+    assert api.calls_by_page[("a", 10)] == 3
+    assert done.final("b").status == "complete"
+    # The pages that were answered are durable: the next run does not pay for them again.
+    assert a.checkpoint is not None and a.checkpoint.pages_done == {0, 2}
+
+
+def test_retry_after_is_honoured_to_the_second(tmp_path: Path) -> None:
+    api = ScriptedApi({"a": 20}, latency=1.0)
+    api.script("a", 10, fail(TransientApiError("busy", http_status=503, retry_after=7.0), 0.5))
+    crawl_in_virtual_time(api, [job("a")], settings(tmp_path))
+    sends = [s.at for s in api.sent if s.offset == 10]
+    assert sends[1] - sends[0] == pytest.approx(0.5 + 7.0, abs=1e-3)
+
+
+def test_a_throttle_pauses_every_call_and_costs_no_attempt(tmp_path: Path) -> None:
+    api = ScriptedApi({"a": 200, "b": 200}, latency=1.0)
+    api.script("a", 20, fail(ThrottledApiError("rate", status_code=40202), 0.0))
+    policy = RetryPolicy(attempts=2, base=1.0, cap=60.0, slowdown=5.0)
+    done = crawl_in_virtual_time(api, [job("a"), job("b")], settings(tmp_path, retry=policy))
+    [refused_at, *_] = [s.at for s in api.sent if (s.job, s.offset) == ("a", 20)]
+    # The refusal holds every call of the run, of every job, for the slowdown.
+    assert [s for s in api.sent if refused_at < s.at < refused_at + 5.0 - 1e-6] == []
+    assert done.result.throttled_s == pytest.approx(5.0, abs=1e-3)
+    assert {f.status for f in done.result.jobs} == {"complete"}
+
+
+def test_refusals_in_a_row_double_the_pause_and_spend_no_attempt(tmp_path: Path) -> None:
+    api = ScriptedApi({"a": 20}, latency=1.0)
+    api.script("a", 10, *[fail(ThrottledApiError("rate", status_code=40202), 0.0)] * 5)
+    policy = RetryPolicy(attempts=2, base=1.0, cap=60.0, slowdown=5.0)
+    done = crawl_in_virtual_time(api, [job("a")], settings(tmp_path, retry=policy))
+    assert done.final("a").status == "complete"  # five refusals, two attempts: none spent
+    sends = [s.at for s in api.sent if s.offset == 10]
+    assert [b - a for a, b in itertools.pairwise(sends)] == pytest.approx(
+        [5.0, 10.0, 20.0, 40.0, 60.0], abs=1e-3
+    )
+    assert done.result.throttled_s == pytest.approx(135.0, abs=1e-3)
+
+
+def test_a_run_throttled_past_its_patience_stops_with_what_to_lower(tmp_path: Path) -> None:
+    api = ScriptedApi({"a": 100}, latency=1.0)
+    api.script("a", 0, *[fail(ThrottledApiError("rate", status_code=40202), 0.0)] * 50)
+    policy = RetryPolicy(attempts=3, slowdown=5.0, cap=5.0, patience=60.0)
+    done = crawl_in_virtual_time(api, [job("a")], settings(tmp_path, retry=policy))
+    assert done.result.stop is not None and done.result.stop.kind == "throttled"
+    assert "lower --rate-per-minute (now 60000) or --concurrency (now 4)" in done.result.stop.reason
+    assert done.final("a").status == "partial"
+    assert len(api.sent) == 12  # 60 s of patience at 5 s a refusal
+    assert done.result.run_fatal is None
+
+
+def test_an_unreachable_api_stops_the_run_and_no_job_burns_its_attempts(tmp_path: Path) -> None:
+    api = ScriptedApi({"a": 100, "b": 100})
+    down = UnreachableApiError("cannot connect: ClientConnectorError")
+    for name in ("a", "b"):
+        api.script(name, 0, *[fail(down, 0.0)] * 100)
+    policy = RetryPolicy(attempts=2, base=1.0, cap=8.0, unreachable_after=30.0)
+    done = crawl_in_virtual_time(api, [job("a"), job("b")], settings(tmp_path, retry=policy))
+    stop = done.result.stop
+    assert stop is not None and stop.kind == "unreachable"
+    assert stop.reason.startswith("the API at https://api.test/v3 could not be reached")
+    assert {f.status for f in done.result.jobs} == {"partial"}
+    assert isinstance(done.result.run_fatal, UnreachableApiError)
+    assert len(api.sent) < 40
+
+
+def test_a_run_fatal_answer_stops_sending_at_once(tmp_path: Path) -> None:
+    api = ScriptedApi({f"j{n}": 100 for n in range(4)}, latency=1.0)
+    api.script("j0", 0, fail(RunFatalApiError("Insufficient funds.", status_code=40210), 0.2))
+    done = crawl_in_virtual_time(api, [job(f"j{n}") for n in range(4)], settings(tmp_path))
+    assert done.result.stop is not None and done.result.stop.kind == "run_fatal"
+    # Only the probes already in flight went out.
+    assert len(api.sent) == 4
+    assert {f.status for f in done.result.jobs} == {"partial"}
+
+
+def test_a_job_fatal_answer_ends_its_job_only(tmp_path: Path) -> None:
+    api = ScriptedApi({"a": 50, "b": 50})
+    api.script("a", 0, fail(JobFatalApiError("Invalid Field: 'filters'.", status_code=40501)))
+    done = crawl_in_virtual_time(api, [job("a"), job("b")], settings(tmp_path))
+    assert done.final("a").status == "failed"
+    assert done.final("a").reason == "job 'a' offset 0: [40501] Invalid Field: 'filters'."
+    assert done.final("b").status == "complete"
+    assert api.calls_by_page[("a", 0)] == 1
+
+
+def test_an_empty_page_inside_the_total_is_never_written_as_complete(tmp_path: Path) -> None:
+    api = ScriptedApi({"a": 400, "b": 30})
+    api.script("a", 300, empty(), empty(), empty())
+    done = crawl_in_virtual_time(api, [job("a", page_size=100), job("b")], settings(tmp_path))
+    a = done.final("a")
+    assert a.status == "failed"
+    assert a.reason == "offset 300: an empty page inside total_count 400, after 3 attempts"
+    assert [(h.offset, h.attempts) for h in a.holes] == [(300, 3)]
+    assert not done.folder.result("a").exists()
+    assert done.final("b").status == "complete"
+
+
+def test_a_hole_that_fills_on_retry_completes_the_job(tmp_path: Path) -> None:
+    api = ScriptedApi({"a": 400})
+    api.script("a", 300, empty())
+    done = crawl_in_virtual_time(api, [job("a", page_size=100)], settings(tmp_path))
+    assert done.final("a").status == "complete"
+    assert done.folder.result("a").read_bytes() == lines_of("a", 400)
+    assert done.final("a").counters.retries == 1
+
+
+def test_a_huge_total_with_empty_pages_stops_after_a_few_calls(tmp_path: Path) -> None:
+    api = ScriptedApi({"a": 10**9})
+    for page in range(1, 40):
+        api.script("a", page * 1000, *[empty(0.1)] * 10)
+    done = crawl_in_virtual_time(
+        api, [job("a", page_size=1000)], settings(tmp_path, limits=Limits(concurrency=30))
+    )
+    assert done.final("a").status == "failed"
+    # The first wave, then only the lowest hole again: never a million pages.
+    assert len(api.sent) <= 1 + 8 + 2
+
+
+def test_the_budget_holds_even_when_answers_are_lost_after_billing(tmp_path: Path) -> None:
+    api = ScriptedApi({f"j{n}": 100 for n in range(6)}, latency=1.0)
+    lost = TransientApiError("answer cut short", maybe_billed=True)
+    for n in range(6):
+        api.script(f"j{n}", 10, fail(lost))
+    cap = 20 * price(1, 10)
+    done = crawl_in_virtual_time(
+        api, [job(f"j{n}") for n in range(6)], settings(tmp_path, budget_usd=cap)
+    )
+    # What the server may have billed: every answered page, and the lost ones at worst.
+    assert api.failures > 0
+    may_have_billed = api.billed + api.failures * price(1, 10)
+    assert may_have_billed <= cap + 1e-9
+    assert done.result.stop is not None and done.result.stop.kind == "budget"
+    assert done.result.spent_usd <= cap + 1e-9
+
+
+def test_a_provider_billing_five_times_the_price_cannot_overrun_the_cap(tmp_path: Path) -> None:
+    api = ScriptedApi({f"j{n}": 100 for n in range(10)}, latency=1.0, price_factor=5.0)
+    cap = 1.0
+    done = crawl_in_virtual_time(
+        api,
+        [job(f"j{n}") for n in range(10)],
+        settings(tmp_path, budget_usd=cap, limits=Limits(concurrency=10)),
+    )
+    assert api.billed <= cap + 1e-9
+    assert done.result.stop is not None and done.result.stop.kind == "budget"
+    # The first call went alone, then the others at once, at the price it showed.
+    assert api.sent[1].at == pytest.approx(1.0)
+
+
+def test_the_budget_counts_what_earlier_runs_of_the_night_spent(tmp_path: Path) -> None:
+    api = ScriptedApi({"a": 1000}, latency=1.0)
+    cap = 0.5
+    before = Ledger(spent_usd=0.45, cost_usd=0.45, calls=15, invocations=1)
+    done = crawl_in_virtual_time(
+        api, [job("a", page_size=100)], settings(tmp_path, budget_usd=cap), ledger=before
+    )
+    assert 0.45 + api.billed <= cap + 1e-9
+    assert done.result.stop is not None and done.result.stop.kind == "budget"
+
+
+def test_a_full_disk_fails_the_job_and_loses_nothing_for_the_next_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_commit = JobStore._commit
+    failures = [True]
+
+    def commit(self: JobStore, checkpoint: Any, pages: Any, counters: Any) -> Any:
+        if pages[0].page == 3 and failures:
+            failures.pop()
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.part_path))
+        return real_commit(self, checkpoint, pages, counters)
+
+    monkeypatch.setattr(JobStore, "_commit", commit)
+    api = ScriptedApi({"a": 100, "b": 50})
+    first = crawl_in_virtual_time(api, [job("a"), job("b")], settings(tmp_path))
+    assert first.final("a").status == "failed"
+    assert "No space left on device" in (first.final("a").reason or "")
+    assert first.final("b").status == "complete"
+    paid_first = {s.offset for s in api.sent if s.job == "a"}
+    # Space again: the next run completes the job, every item exactly once.
+    api.sent.clear()
+    again = crawl_in_virtual_time(api, [job("a"), job("b")][:1], settings(tmp_path))
+    assert again.final("a").status == "complete"
+    assert again.folder.result("a").read_bytes() == lines_of("a", 100)
+    paid_again = {s.offset for s in api.sent}
+    # Only what was not durable is paid again: the failed page and its group commit.
+    assert 30 in paid_again and len(paid_again & paid_first) <= 1 + 2
+
+
+def test_the_safety_cap_stops_a_run_that_would_call_too_much(tmp_path: Path) -> None:
+    api = ScriptedApi({"a": 10_000})
+    done = crawl_in_virtual_time(api, [job("a")], settings(tmp_path, max_calls=7))
+    assert len(api.sent) == 7
+    assert done.result.stop is not None and done.result.stop.kind == "cap"
+    assert done.final("a").status == "partial"
+
+
+def test_a_resumed_job_sends_only_its_missing_pages(tmp_path: Path) -> None:
+    api = ScriptedApi({"a": 100})
+    crawl_in_virtual_time(api, [job("a")], settings(tmp_path, max_calls=4))
+    paid = {s.offset for s in api.sent}
+    api.sent.clear()
+    done = crawl_in_virtual_time(api, [job("a")], settings(tmp_path))
+    assert done.final("a").status == "complete"
+    assert {s.offset for s in api.sent}.isdisjoint(paid)
+    assert done.folder.result("a").read_bytes() == lines_of("a", 100)
+    assert done.final("a").counters.calls == 10

@@ -1,0 +1,285 @@
+"""The durable store: what each of its lines promises, as a test that fails without it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from intersect_batch import store as store_module
+from intersect_batch.errors import OutputError
+from intersect_batch.layout import RunFolder
+from intersect_batch.store import Checkpoint, Counters, JobStore, PageIn
+
+DATE = dt.date(2026, 11, 29)
+SIZE = 3
+
+
+def item(n: int, url: str | None = None) -> bytes:
+    body = {"page_intersection": {"1": [{"url_from": url or f"https://p{n}.example/"}]}, "n": n}
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def page(number: int, *, total: int = 12) -> PageIn:
+    first = number * SIZE
+    return PageIn(number, [item(n) for n in range(first, min(first + SIZE, total))], total)
+
+
+def expected(pages: int, total: int = 12) -> bytes:
+    return b"".join(item(n) + b"\n" for n in range(min(pages * SIZE, total)))
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> RunFolder:
+    run = RunFolder(tmp_path, DATE)
+    run.path.mkdir(parents=True)
+    return run
+
+
+def opened(folder: RunFolder, fingerprint: str = "fp") -> JobStore:
+    store = JobStore(folder, "job")
+    store.open(fingerprint)
+    return store
+
+
+def test_pages_in_any_order_make_the_same_file(folder: RunFolder, tmp_path: Path) -> None:
+    store = opened(folder)
+    for number in (2, 0, 3, 1):
+        store.commit([page(number)], Counters(calls=1))
+    assert store.checkpoint.next_page == 4 and store.checkpoint.spooled == {}
+    store.finalize()
+    assert folder.result("job").read_bytes() == expected(4)
+    assert not any(folder.spool("job").iterdir())
+
+
+def test_a_referring_page_seen_twice_is_written_once(folder: RunFolder) -> None:
+    store = opened(folder)
+    shifted = PageIn(1, [item(2), item(3), item(4)], 12)  # item 2 came back on page 1
+    store.commit([page(0), shifted], Counters())
+    assert store.checkpoint.items_written == 5 and store.checkpoint.duplicates_dropped == 1
+    assert store.checkpoint.items_received == 6
+
+
+def test_resume_cuts_a_torn_tail_and_remembers_the_keys(folder: RunFolder) -> None:
+    store = opened(folder)
+    store.commit([page(0), page(1)], Counters(calls=2))
+    with open(folder.part("job"), "ab") as part:
+        part.write(b'{"page_intersection":{"1":[{"url_from":"https://torn')
+    again = JobStore(folder, "job")
+    resumed = again.open("fp")
+    assert resumed.warnings == ()
+    assert resumed.checkpoint.pages_done == {0, 1}
+    assert folder.part("job").stat().st_size == resumed.checkpoint.part_bytes
+    # The keys of what stayed are known again: a duplicate of page 0 is dropped.
+    again.commit([PageIn(2, [item(0), item(6), item(7), item(8)], 12)], Counters())
+    again.commit([page(3)], Counters())
+    again.finalize()
+    assert folder.result("job").read_bytes() == expected(4)
+
+
+def test_resume_drops_spool_files_the_checkpoint_does_not_vouch_for(folder: RunFolder) -> None:
+    store = opened(folder)
+    store.commit([page(0), page(2), page(3)], Counters())
+    spool = folder.spool("job")
+    (spool / "4.jsonl").write_bytes(item(12) + b"\n")  # written, then the crash
+    with open(spool / "3.jsonl", "ab") as torn:  # vouched for, but not what was vouched
+        torn.write(b"x")
+    resumed = JobStore(folder, "job").open("fp")
+    assert resumed.checkpoint.pages_done == {0, 2}
+    assert sorted(p.name for p in spool.iterdir()) == ["2.jsonl"]
+
+
+def test_a_crash_between_finalize_and_close_resumes_as_finished(folder: RunFolder) -> None:
+    store = opened(folder)
+    store.commit([page(n) for n in range(4)], Counters(calls=4, cost_usd=0.08))
+    store.finalize()
+    resumed = JobStore(folder, "job")
+    found = resumed.open("fp")
+    assert found.warnings == () and found.checkpoint.finalized
+    assert found.checkpoint.counters == Counters(calls=4, cost_usd=0.08)
+    assert resumed.finalize() == folder.result("job")
+    assert folder.result("job").read_bytes() == expected(4)
+    resumed.close()
+    assert not folder.checkpoint("job").exists() and not folder.part("job").exists()
+
+
+def test_a_crash_before_the_rename_finishes_it_on_resume(folder: RunFolder) -> None:
+    store = opened(folder)
+    store.commit([page(n) for n in range(4)], Counters())
+    finalized = store.checkpoint
+    # The checkpoint said "finalized", then the process died before the rename.
+    (folder.checkpoint("job")).write_bytes(
+        json.dumps(
+            {**json.loads(folder.checkpoint("job").read_bytes()), "finalized": True}
+        ).encode()
+    )
+    resumed = JobStore(folder, "job")
+    assert resumed.open("fp").checkpoint.part_bytes == finalized.part_bytes
+    resumed.finalize()
+    assert folder.result("job").read_bytes() == expected(4)
+
+
+def test_finalize_twice_is_harmless(folder: RunFolder) -> None:
+    store = opened(folder)
+    store.commit([page(n) for n in range(4)], Counters())
+    store.finalize()
+    store.finalize()
+    assert folder.result("job").read_bytes() == expected(4)
+
+
+def test_the_checkpoint_is_written_only_after_the_data_is_fsynced(
+    folder: RunFolder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[str] = []
+    real_fsync, real_write = os.fsync, store_module.atomic_write  # type: ignore[attr-defined]
+
+    def fsync(fd: int) -> None:
+        events.append("fsync " + Path(os.readlink(f"/proc/self/fd/{fd}")).name)
+        real_fsync(fd)
+
+    def atomic_write(path: Path, data: bytes, **kwargs: Any) -> None:
+        events.append("checkpoint")
+        real_write(path, data, **kwargs)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(store_module, "atomic_write", atomic_write)
+    store = opened(folder)
+    store.commit([page(1)], Counters())
+    store.commit([page(0)], Counters())
+    assert events.index("fsync 1.jsonl") < events.index("checkpoint")
+    second = events[events.index("checkpoint") + 1 :]
+    assert second.index("fsync job.part") < second.index("checkpoint")
+
+
+@pytest.mark.parametrize("where", ["data", "checkpoint"])
+def test_a_failed_write_leaves_every_record_as_it_was(
+    folder: RunFolder, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    store = opened(folder)
+    store.commit([page(0)], Counters(calls=1))
+    before = store.checkpoint
+    part_size = folder.part("job").stat().st_size
+
+    def full(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if where == "data":
+        real_fsync = os.fsync
+
+        def fsync(fd: int) -> None:
+            if os.readlink(f"/proc/self/fd/{fd}").endswith(".part"):
+                full()
+            real_fsync(fd)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+    else:
+        monkeypatch.setattr(store_module, "atomic_write", full)
+    with pytest.raises(OutputError, match="No space left on device"):
+        store.commit([page(1), page(2)], Counters(calls=3))
+    assert store.checkpoint is before
+    assert JobStore(folder, "job").open("fp").checkpoint == before
+    monkeypatch.undo()
+    # Space again: the same pages are written whole, none taken for a duplicate.
+    assert folder.part("job").stat().st_size >= part_size
+    store.commit([page(1), page(2), page(3)], Counters(calls=4))
+    assert store.checkpoint.items_written == 12 and store.checkpoint.duplicates_dropped == 0
+    store.finalize()
+    assert folder.result("job").read_bytes() == expected(4)
+
+
+def _shorten(folder: RunFolder) -> None:
+    part = folder.part("job")
+    part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
+
+
+def _zero_a_line(folder: RunFolder) -> None:
+    part = folder.part("job")
+    data = bytearray(part.read_bytes())
+    data[5:15] = bytes(10)
+    part.write_bytes(bytes(data))
+
+
+def _lose_lines(folder: RunFolder) -> None:
+    part = folder.part("job")
+    lines = part.read_bytes().splitlines(keepends=True)
+    part.write_bytes(b"".join(lines[:2]) + b" " * sum(len(x) for x in lines[2:]))
+
+
+def _garble_checkpoint(folder: RunFolder) -> None:
+    folder.checkpoint("job").write_bytes(b'{"fingerprint": "fp", "next')
+
+
+def _drop_checkpoint(folder: RunFolder) -> None:
+    folder.checkpoint("job").unlink()
+
+
+@pytest.mark.parametrize(
+    ("damage", "warning"),
+    [
+        (_shorten, "its part file is shorter than its checkpoint"),
+        (_zero_a_line, "line 1 of its part file is not an item"),
+        (_lose_lines, "line 3 of its part file is not an item"),
+        (_garble_checkpoint, "its checkpoint does not decode"),
+        (_drop_checkpoint, "progress without its checkpoint"),
+    ],
+)
+def test_damaged_progress_is_fetched_again_with_a_warning(
+    folder: RunFolder, damage: Any, warning: str
+) -> None:
+    store = opened(folder)
+    store.commit([page(0), page(1), page(3)], Counters())
+    damage(folder)
+    found = JobStore(folder, "job").open("fp")
+    assert len(found.warnings) == 1 and found.warnings[0].startswith(warning)
+    assert found.warnings[0].endswith("its pages are fetched again")
+    assert found.checkpoint.pages_done == frozenset()
+    assert not folder.part("job").exists() and not folder.spool("job").exists()
+
+
+def test_a_finished_checkpoint_without_its_result_is_fetched_again(folder: RunFolder) -> None:
+    store = opened(folder)
+    store.commit([page(n) for n in range(4)], Counters())
+    store.finalize()
+    folder.result("job").unlink()
+    found = JobStore(folder, "job").open("fp")
+    assert found.warnings == (
+        "its checkpoint says it is finished, but its result is missing: "
+        "its pages are fetched again",
+    )
+    assert not found.checkpoint.finalized and found.checkpoint.pages == 0
+
+
+def test_progress_under_another_fingerprint_is_thrown_away_quietly(folder: RunFolder) -> None:
+    store = opened(folder)
+    store.commit([page(0)], Counters())
+    found = JobStore(folder, "job").open("other")
+    assert found.warnings == () and found.checkpoint.pages == 0
+    assert found.checkpoint.fingerprint == "other"
+    assert not folder.part("job").exists()
+
+
+def test_a_symlink_planted_as_the_part_file_is_refused(folder: RunFolder, tmp_path: Path) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    store = opened(folder)
+    folder.state.mkdir(exist_ok=True)
+    folder.part("job").symlink_to(victim)
+    with pytest.raises(OutputError, match="cannot write page 0"):
+        store.commit([page(0)], Counters())
+    assert victim.read_text() == "keep me\n"
+
+
+def test_counters_are_kept_with_the_pages_and_only_grow(folder: RunFolder) -> None:
+    store = opened(folder)
+    assert store.save(Counters(calls=1)).counters.calls == 1
+    assert not folder.checkpoint("job").exists()  # nothing durable yet: nothing written
+    store.commit([page(0)], Counters(calls=2, retries=1, cost_usd=0.1))
+    store.save(Counters(calls=1, retries=3, cost_usd=0.05))
+    on_disk = JobStore(folder, "job").open("fp").checkpoint
+    assert on_disk.counters == Counters(calls=2, retries=3, cost_usd=0.1)
+    assert isinstance(on_disk, Checkpoint)
