@@ -5,11 +5,11 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test lint typecheck pytest demo bench clean
+.PHONY: help venv test lint imports typecheck pytest demo bench mutation clean
 
 help:
 	@echo "make demo   crawl configs/ against the bundled emulator into out/"
-	@echo "make test   ruff + mypy --strict + pytest"
+	@echo "make test   ruff + import-linter + mypy --strict + pytest"
 	@echo "make bench  benchmarks against the emulator (writes bench/results.json)"
 
 $(BIN)/python:
@@ -26,13 +26,16 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+imports: $(STAMP)
+	$(BIN)/lint-imports --no-cache
+
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP)
 	$(BIN)/pytest
 
-test: lint typecheck pytest
+test: lint imports typecheck pytest
 
 demo: $(STAMP)
 	$(BIN)/python -m intersect_batch.demo

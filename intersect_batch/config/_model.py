@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal, get_args
 import msgspec
 from msgspec import Meta
 
-# The API's limits (see /work/shared/api/FACTS.md): checked before any call.
+# The API's limits (docs/api.md): checked before any call.
 MAX_TARGETS = 20
 MAX_EXCLUDE_TARGETS = 10
 MAX_FILTER_CONDITIONS = 8

@@ -5,7 +5,7 @@
 ``POST /v3/backlinks/page_intersection/live`` (HTTP Basic, a JSON array of tasks) and
 ``POST /apis/v1/dataforseo/backlinks/page_intersection/live`` (Bearer, an object or an
 array); ``GET /_emulator/log`` returns the call log. Its behaviour follows
-``shared/api/FACTS.md``; where the docs are silent or unconfirmed it chooses as follows.
+``docs/api.md``; where the docs are silent or unconfirmed it chooses as follows.
 
 CHOICES (the one place where the emulator's own decisions are written down)
 

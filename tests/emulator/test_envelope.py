@@ -16,7 +16,7 @@ pytestmark = pytest.mark.anyio
 T2 = {"1": "example.com", "2": "https://shop.example.org/page"}
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} \+00:00$")
 TIME = re.compile(r"^\d+\.\d{4} sec\.$")
-# In the reference page's order (shared/api/page_intersection_live.doc.txt).
+# In the order of the endpoint's reference page (its backlink fields, docs/api.md).
 BACKLINK_FIELDS = """
 type domain_from url_from url_from_https domain_to url_to url_to_https tld_from is_new is_lost
 backlink_spam_score rank page_from_rank domain_from_rank domain_from_platform_type
