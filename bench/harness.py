@@ -57,6 +57,9 @@ FULL = Sizes(
         Setting("a-rate-bound", 2000, 30, 0.02, 0.5, 5.0),
         # Median 2 s a call (real API order), minute = 6 s: 30 slots / 2.26 s < 2000/min.
         Setting("b-concurrency-bound", 2000, 30, 0.2, 0.5, 10.0),
+        # Fast calls in real time (median 0.2 s, no scaling), 10 in flight: what a slot
+        # spends outside the server (decoding, handing the page to the writer) shows here.
+        Setting("c-fast-calls", 6000, 10, 0.2, 0.5, 1.0),
     ),
     peers_jobs=16,
     peers_max_pages=60,
@@ -78,6 +81,7 @@ TINY = Sizes(
     saturation_settings=(
         Setting("a-rate-bound", 2000, 10, 0.002, 0.5, 20.0),
         Setting("b-concurrency-bound", 2000, 4, 0.02, 0.5, 20.0),
+        Setting("c-fast-calls", 6000, 4, 0.02, 0.5, 1.0),
     ),
     peers_jobs=3,
     peers_max_pages=4,
