@@ -1,12 +1,13 @@
-"""What the person running the tool sees: a terminal, cron mail, subsets, retention."""
+"""What the person running the tool sees: cron mail, subsets, retention.
+
+At a terminal: tests/test_operator_terminal.py.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
 import os
-import pty
-import select
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -48,53 +49,6 @@ def _command(configs: Path, out: Path, emulator: EmulatorProcess, *extra: str) -
     return cli_run(configs, out, emulator, "--concurrency", "2", *extra)
 
 
-def _run_in_terminal(command: list[str]) -> tuple[int, str]:
-    """Run a command with a pseudo-terminal as its stdin, stdout and stderr."""
-    leader, follower = pty.openpty()
-    process = subprocess.Popen(
-        command,
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-        env={**os.environ, **DEMO_ENV, "COLUMNS": "120", "TERM": "xterm-256color"},
-        close_fds=True,
-    )
-    os.close(follower)
-    chunks = []
-    while True:
-        ready, _, _ = select.select([leader], [], [], 30)
-        assert ready, "the command went silent for 30 s"
-        try:
-            data = os.read(leader, 65536)
-        except OSError:  # the terminal closes when the process ends
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(leader)
-    return process.wait(timeout=30), b"".join(chunks).decode(errors="replace")
-
-
-@pytest.mark.slow
-def test_on_a_terminal_there_are_bars_and_a_summary_table(
-    tmp_path: Path, emulator: EmulatorProcess
-) -> None:
-    configs = tmp_path / "configs"
-    write_jobs(configs, "jobs.yaml", JOBS)
-    status, screen = _run_in_terminal(_command(configs, tmp_path / "out", emulator))
-    assert status == ExitCode.OK, screen[-3000:]
-    # Live progress draws with control sequences; the table and last line follow.
-    assert "\x1b[" in screen
-    assert "all jobs" in screen
-    assert f"intersect-batch run {RUN_DATE.isoformat()}" in screen
-    for job in JOBS:
-        assert str(job["id"]) in screen
-    table = screen[screen.index(f"intersect-batch run {RUN_DATE.isoformat()}") :]
-    assert "complete" in table and "1,350" in table  # total items: 900 + 400 + 50
-    last_line = screen.strip().splitlines()[-1]
-    assert last_line.startswith("ok: 3 complete") and "run.json" in last_line
-
-
 @pytest.mark.slow
 def test_under_cron_output_is_plain_and_logs_are_json_lines(
     tmp_path: Path, emulator: EmulatorProcess
@@ -116,12 +70,18 @@ def test_under_cron_output_is_plain_and_logs_are_json_lines(
     assert "progress" in messages
     progress = next(record for record in records if record["message"] == "progress")
     assert {"jobs_done", "pages", "items", "cost_usd", "calls_per_minute", "eta_s"} <= set(progress)
+    assert {"invocation_pages", "invocation_items", "invocation_calls"} <= set(progress)
     finished = [record for record in records if record["message"] == "job complete"]
     assert sorted(record["job"] for record in finished) == sorted(str(j["id"]) for j in JOBS)
     assert all(record["level"] in {"debug", "info", "warning", "error"} for record in records)
     lines = result.stdout.strip().splitlines()
-    assert lines[-1].startswith("ok: 3 complete; 1350 items")
+    assert lines[-1].startswith("ok: night 2026-11-29: 3 complete; 1350 items")
+    assert "this invocation: 3 jobs run, 1350 items" in lines[-1]
     assert str(tmp_path / "out" / RUN_DATE.isoformat()) in lines[-1]
+    # The closing record tells a finished run from a crashed one, with the same line.
+    assert records[-1]["message"] == "run finished"
+    assert records[-1]["exit_code"] == 0 and records[-1]["line"] == lines[-1]
+    assert records[-1]["night"]["items"] == 1350
 
 
 @pytest.mark.slow
