@@ -788,7 +788,8 @@ def _run(args: argparse.Namespace) -> int:
             where = f" ({exc.filename})" if exc.filename else ""
             session.error(f"{exc.strerror or exc}{where}")
             return session.finish(exit_code_for_error(exc))
-        if outcome is None:
+        if outcome is None or interrupts.signum is not None:
+            # Stopped outside the crawl, or asked to stop while its last step finished.
             signum = interrupts.signum or signal.SIGINT
             return _end_interrupted(session, folder, before, signum)
         return _end(session, outcome)
@@ -823,6 +824,8 @@ def _end_interrupted(
     else:
         where = "run.json was not written"
     line = f"attention: {name}: progress is saved; run the same command to continue; {where}"
+    if session.args.json and summary is not None:
+        _say(msgspec.json.encode(summary).decode(), to_stderr=False)
     if not (session.args.json and session.json_stderr):
         _say(line, to_stderr=bool(session.args.json))
     return session.finish(code, summary=summary, line=line)
