@@ -55,7 +55,7 @@ class Invocation:
 
 
 def _cost(calls: list[dict[str, Any]]) -> float:
-    return round(sum(call["cost"] for call in calls), 6)
+    return round(sum(float(call["cost"]) for call in calls), 6)
 
 
 def _items(calls: list[dict[str, Any]]) -> int:
