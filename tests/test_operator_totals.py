@@ -40,7 +40,7 @@ JOBS: list[dict[str, Any]] = [
     {"id": "delta", "targets": ["delta.example", "b.example"], "page_size": 100},
     {"id": "gamma", "targets": ["gamma.example", "b.example"], "page_size": 100},
 ]
-RATE = 600
+RATE = 3000
 
 
 @dataclass
@@ -80,13 +80,19 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Invocation]
         invocations = []
 
         def record(exit_code: int, stdout: str, start: int) -> None:
-            time.sleep(0.2)  # the last answers reach the emulator's log
+            summary = json.loads(run_json.read_text())
+            # The emulator logs a call once its answer is sent: the last may come late.
+            deadline = time.monotonic() + 10
+            while len(emulator.calls()) < summary["night"]["calls"]:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            time.sleep(0.05)  # and none more than run.json says
             calls = emulator.calls()
             invocations.append(
                 Invocation(
                     exit_code=exit_code,
                     last_line=stdout.strip().splitlines()[-1],
-                    summary=json.loads(run_json.read_text()),
+                    summary=summary,
                     served=calls[start:],
                     night_served=calls,
                 )
