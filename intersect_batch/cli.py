@@ -582,7 +582,8 @@ class _Interrupts:
         if self.signum is None:
             self.signum = signum
         if self._loop is not None and self._scope is not None:
-            self._loop.call_soon_threadsafe(self._scope.cancel)
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                self._loop.call_soon_threadsafe(self._scope.cancel)
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
@@ -594,12 +595,17 @@ class _Interrupts:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
 
-    def bind(self, scope: anyio.CancelScope) -> None:
-        """Cancel ``scope`` on a signal (at once if one came already)."""
+    @contextlib.contextmanager
+    def cancelling(self, scope: anyio.CancelScope) -> Iterator[None]:
+        """While inside, a signal cancels ``scope`` (at once if one came already)."""
         self._loop = asyncio.get_running_loop()
         self._scope = scope
         if self.signum is not None:
             scope.cancel()
+        try:
+            yield
+        finally:
+            self._loop = self._scope = None
 
 
 def _file_state(path: Path) -> tuple[int, int] | None:
@@ -722,8 +728,7 @@ async def _crawl(
         metrics_file=args.metrics_file,
     )
     outcome = None
-    with anyio.CancelScope() as scope:
-        interrupts.bind(scope)
+    with anyio.CancelScope() as scope, interrupts.cancelling(scope):
         if session.console is not None:
             with RichProgress(session.console) as progress:
                 outcome = await run(observer=progress)
