@@ -16,7 +16,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from intersect_batch import cli
 from intersect_batch.exitcode import ExitCode
-from tests.support import DEMO_ENV, RUN_DATE, EmulatorProcess, cli_run, emulator_process
+from tests.support import (
+    DEMO_ENV,
+    RUN_DATE,
+    EmulatorProcess,
+    cli_run,
+    emulator_process,
+    write_jobs,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +35,9 @@ README = (ROOT / "README.md").read_text()
 def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
     # Small results (a page or two a job): the point is the command, not the volume.
     folder = tmp_path_factory.mktemp("emulator")
-    with emulator_process(folder, {}, "--size-max", "600") as process:
+    # trickle.example's answers come 16 bytes every 50 ms (the --deadline test).
+    trickle = ("--fault-at", "0=trickle@trickle.example", "--trickle-pause", "0.05")
+    with emulator_process(folder, {}, "--size-max", "600", *trickle) as process:
         yield process
 
 
@@ -157,3 +166,21 @@ def test_json_on_stdout_alone_and_metrics_for_node_exporter(
     )
     assert "intersect_batch_night_calls" not in third
     assert [p.name for p in metrics.parent.iterdir()] == ["intersect-batch.prom"]
+
+
+def test_deadline_ends_a_call_whose_answer_trickles_in(
+    tmp_path: Path,
+    emulator: EmulatorProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name, value in DEMO_ENV.items():
+        monkeypatch.setenv(name, value)
+    configs = tmp_path / "configs"
+    write_jobs(
+        configs, "jobs.yaml", [{"id": "slowly", "targets": ["trickle.example", "b.example"]}]
+    )
+    command = cli_run(configs, tmp_path / "out", emulator, "--deadline", "0.3", "--attempts", "1")
+    assert cli.main([*command[3:], "--log-format", "json"]) == ExitCode.ATTENTION
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "slowly failed (" in last and "0.3 s deadline" in last
