@@ -246,7 +246,7 @@ class _Layout:
     secondary: tuple[tuple[str, int], ...]
 
 
-def bar_layout(tasks: Sequence[Task], width: int) -> _Layout:
+def _bar_layout(tasks: Sequence[Task], width: int) -> _Layout:
     """Which columns the bars show at ``width``, and how wide each is.
 
     The id, the page counter and the ETA are never cut; secondary columns go first (the
@@ -276,7 +276,7 @@ class _BarsView:
         self.tasks = [task for task in tasks if task.visible]
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        layout = bar_layout(self.tasks, options.max_width)
+        layout = _bar_layout(self.tasks, options.max_width)
         grid = Table.grid(padding=(0, 1), pad_edge=False, collapse_padding=False)
         grid.padding = (0, 1, 0, 1)
         grid.add_column(width=layout.name, no_wrap=True, overflow="fold", style="bold")
