@@ -1,32 +1,51 @@
-"""``intersect-batch``: the command line, a thin shell over the library."""
+"""``intersect-batch``: the command line, a thin shell over the library.
+
+What it adds to :func:`~intersect_batch.runner.run_batch` is what a person or cron
+meets: usage errors that name the option (exit 2), progress bars or JSON logs, the
+summary table, the one last line, a ``run finished`` record that closes every log, and
+SIGINT / SIGTERM at any stage ending in 130 / 143 without a traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import datetime as dt
+import difflib
 import functools
+import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
+import textwrap
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Literal
+from types import FrameType
+from typing import Any, Literal, NoReturn
 
 import anyio
 import msgspec
 from rich.console import Console
 
+from intersect_batch import exitcode
 from intersect_batch._version import __version__
 from intersect_batch.config import job_file_schema, load_jobs
 from intersect_batch.errors import IntersectBatchError, UsageError
 from intersect_batch.estimate import DryRun, estimate
 from intersect_batch.exitcode import ExitCode, exit_code_for_error
+from intersect_batch.layout import RunFolder
+from intersect_batch.ledger import read_ledger
 from intersect_batch.listing import list_jobs
-from intersect_batch.logs import configure_logging
+from intersect_batch.logs import close_logging, configure_logging
+from intersect_batch.manifest import RunSummary, write_json
+from intersect_batch.metrics import RunMetrics, write_metrics
 from intersect_batch.plan import select_jobs
 from intersect_batch.progress import LogProgress, RichProgress, summary_table
 from intersect_batch.providers import PROVIDERS, resolve_provider
 from intersect_batch.report import write_report
-from intersect_batch.runner import run_batch
+from intersect_batch.runner import RunOutcome, run_batch
 from intersect_batch.settings import (
     Limits,
     ProgressSettings,
@@ -38,6 +57,28 @@ from intersect_batch.settings import (
 
 __all__ = ["main"]
 
+log = logging.getLogger("intersect_batch")
+
+#: What a process stopped by a closed pipe conventionally exits with.
+BROKEN_PIPE_EXIT = 128 + signal.SIGPIPE
+
+
+# -- the parser -----------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose errors come first, one line, then the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(
+            ExitCode.USAGE,
+            f"{self.prog}: error: {message}\n{self.format_usage()}(see '{self.prog} --help')\n",
+        )
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Epilogs keep their line breaks (tables); option help is wrapped as usual."""
+
 
 def _run_date(text: str) -> dt.date:
     try:
@@ -47,67 +88,122 @@ def _run_date(text: str) -> dt.date:
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text}")
     return value
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
     return value
 
 
+def _exit_status_table() -> str:
+    """The exit statuses, as :mod:`intersect_batch.exitcode` documents them (one table)."""
+    doc = exitcode.__doc__ or ""
+    _, table, _ = doc.split("====  ", 2)
+    rows = table.splitlines()[1:]
+    return "\n".join(f"  {row}" for row in rows if row.strip())
+
+
+def _credentials_text() -> str:
+    lines = []
+    for name in sorted(PROVIDERS):
+        provider = PROVIDERS[name]
+        needs = (
+            "AISA_API_KEY"
+            if provider.auth == "bearer"
+            else "DATAFORSEO_LOGIN and DATAFORSEO_PASSWORD"
+        )
+        lines.append(f"  {name:11} {needs}  ({provider.base_url})")
+    return "\n".join(lines)
+
+
 def _add_selection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config_dir", type=Path, metavar="CONFIG_DIR")
     parser.add_argument(
-        "--job", action="append", default=[], metavar="ID", help="run only this job (repeatable)"
+        "config_dir", type=Path, metavar="CONFIG_DIR", help="the folder of *.yaml job files"
+    )
+    parser.add_argument(
+        "--job",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="only this job (repeatable; default: every job)",
     )
     parser.add_argument(
         "--match",
         action="append",
         default=[],
         metavar="GLOB",
-        help="run only the jobs whose id matches (repeatable)",
+        help="only the jobs whose id matches, e.g. 'crm-*' (repeatable; default: every job)",
     )
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def _add_run_options(crawl: argparse.ArgumentParser) -> None:
     limits, timeouts, retry, run = Limits(), Timeouts(), RetryPolicy(), RunSettings()
-    progress, reporting = ProgressSettings(), ReportSettings()
-    parser = argparse.ArgumentParser(
-        prog="intersect-batch",
-        description="Nightly batch crawls of DataForSEO's page_intersection/live endpoint.",
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    crawl = commands.add_parser(
-        "run", help="crawl every job of a config folder", description="Crawl every job."
-    )
-    _add_selection(crawl)
-    crawl.add_argument("--out", type=Path, default=run.out_dir, help="output folder (./out)")
+    progress = ProgressSettings()
     crawl.add_argument(
-        "--run-date", type=_run_date, default=None, help="YYYY-MM-DD (default: today, UTC)"
+        "--out",
+        type=Path,
+        default=run.out_dir,
+        metavar="DIR",
+        help=f"results go to DIR/RUN_DATE/ (default: ./{run.out_dir})",
     )
-    crawl.add_argument("--provider", choices=sorted(PROVIDERS), default="dataforseo")
-    crawl.add_argument("--base-url", default=None, help="another base URL (emulator, proxy)")
+    crawl.add_argument(
+        "--run-date",
+        type=_run_date,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="the night to run or resume (default: today, UTC)",
+    )
+    crawl.add_argument(
+        "--allow-future",
+        action="store_true",
+        help="accept a --run-date after today (UTC); refused by default",
+    )
+    crawl.add_argument(
+        "--provider",
+        choices=sorted(PROVIDERS),
+        default="dataforseo",
+        help="where the API lives and how it is paid (default: dataforseo)",
+    )
+    crawl.add_argument(
+        "--base-url",
+        default=None,
+        metavar="URL",
+        help="the provider at another base URL: the emulator, a proxy (default: the "
+        "provider's own); no credentials, query or fragment in it",
+    )
     crawl.add_argument(
         "--rate-per-minute",
         type=_positive_int,
         default=limits.rate_per_minute,
-        help=f"the account's calls per minute ({limits.rate_per_minute})",
+        metavar="N",
+        help=f"the account's calls per minute (default: {limits.rate_per_minute})",
     )
     crawl.add_argument(
         "--concurrency",
         type=_positive_int,
         default=limits.concurrency,
-        help=f"calls in flight at once ({limits.concurrency})",
+        metavar="N",
+        help=f"calls in flight at once, across all jobs (default: {limits.concurrency})",
     )
     crawl.add_argument(
-        "--budget-usd", type=float, default=None, help="never spend more than this per run"
+        "--budget-usd",
+        type=float,
+        default=None,
+        metavar="X",
+        help="never start a call whose worst case would take the night's spend over X "
+        "(default: no cap)",
     )
     crawl.add_argument(
         "--fresh", action="store_true", help="start the run date over, ignoring saved progress"
@@ -118,45 +214,75 @@ def _build_parser() -> argparse.ArgumentParser:
         help="print the calls and cost a full run needs (one limit-1 probe call per job)",
     )
     crawl.add_argument(
-        "--no-probe", action="store_true", help="with --dry-run: spend nothing, give bounds"
+        "--no-probe",
+        action="store_true",
+        help="with --dry-run: spend nothing, use the last run's counts or give bounds",
     )
     crawl.add_argument(
         "--attempts",
         type=_positive_int,
         default=retry.attempts,
-        help=f"calls per page at most, retries included ({retry.attempts})",
+        metavar="N",
+        help=f"calls per page at most, retries included (default: {retry.attempts})",
     )
     crawl.add_argument(
         "--connect-timeout",
         type=_positive_float,
         default=timeouts.connect,
-        help=f"seconds ({timeouts.connect:g})",
+        metavar="S",
+        help=f"seconds to connect (default: {timeouts.connect:g})",
     )
     crawl.add_argument(
         "--read-timeout",
         type=_positive_float,
         default=timeouts.read,
-        help=f"seconds; above the API's 120 s cap ({timeouts.read:g})",
+        metavar="S",
+        help="the longest wait for the next bytes of an answer; above the API's 120 s cap "
+        f"(default: {timeouts.read:g})",
+    )
+    crawl.add_argument(
+        "--deadline",
+        type=_positive_float,
+        default=timeouts.deadline,
+        metavar="S",
+        help="the whole call, sending to the last byte, so an answer trickling in ends too "
+        f"(default: {timeouts.deadline:g})",
     )
     crawl.add_argument(
         "--grace",
         type=_positive_float,
         default=run.grace,
-        help=f"seconds in-flight calls get after SIGINT/SIGTERM ({run.grace:g})",
+        metavar="S",
+        help="seconds the calls in flight get after SIGINT / SIGTERM; a second signal stops "
+        f"at once (default: {run.grace:g})",
     )
     crawl.add_argument(
         "--keep-days",
         type=_positive_int,
         default=None,
         metavar="N",
-        help="after a fully complete run, remove run folders older than N days",
+        help="after a fully complete run, remove run folders (made by this tool) older than "
+        "N days (default: keep all)",
     )
     crawl.add_argument(
         "--report",
         action="store_true",
-        help="write report.html and an opportunities CSV per job into the run folder",
+        help="also write report.html and an opportunities CSV per job into the run folder",
     )
-    crawl.add_argument("--json", action="store_true", help="print the summary as JSON")
+    crawl.add_argument(
+        "--json",
+        action="store_true",
+        help="print run.json's content to stdout, and nothing else there (the last line "
+        "goes to stderr)",
+    )
+    crawl.add_argument(
+        "--metrics-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="also write the run's figures in Prometheus text format (node_exporter's "
+        "textfile collector reads *.prom) (default: none)",
+    )
     crawl.add_argument(
         "--no-progress", action="store_true", help="no progress bars, even on a terminal"
     )
@@ -165,24 +291,90 @@ def _build_parser() -> argparse.ArgumentParser:
         type=_positive_float,
         default=progress.interval,
         metavar="S",
-        help=f"without a terminal: log a progress line every S seconds ({progress.interval:g})",
+        help="without bars: a progress log record every S seconds "
+        f"(default: {progress.interval:g})",
     )
-    crawl.add_argument("--log-format", choices=["text", "json"], default=None)
-    crawl.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default="info")
-    crawl.add_argument("--log-file", type=Path, default=None, help="also log JSON lines here")
+    crawl.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=None,
+        help="how stderr's records look (default: text on a terminal, else json)",
+    )
+    crawl.add_argument(
+        "--log-level",
+        choices=["debug", "info", "warning", "error"],
+        default="info",
+        help="the least severe record logged (default: info)",
+    )
+    crawl.add_argument(
+        "--log-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="also append the records to PATH as JSON lines; its folder is created (default: none)",
+    )
 
-    validate = commands.add_parser("validate", help="check a config folder without any call")
-    validate.add_argument("config_dir", type=Path, metavar="CONFIG_DIR")
 
-    listing = commands.add_parser(
-        "list", help="list a config folder's jobs, with pages when an earlier run knows them"
+def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    run, reporting = RunSettings(), ReportSettings()
+    parser = _Parser(
+        prog="intersect-batch",
+        description="Nightly batch crawls of DataForSEO's page_intersection/live endpoint.",
+        epilog="'intersect-batch COMMAND --help' tells more about each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
+    subs: dict[str, argparse.ArgumentParser] = {}
+
+    subs["run"] = crawl = commands.add_parser(
+        "run",
+        help="crawl every job of a config folder",
+        description=textwrap.fill(
+            "Crawl every job of CONFIG_DIR into --out/RUN_DATE/: one JSONL file a job, its "
+            "manifest, run.json. The same command again the same day resumes.",
+            width=79,
+        ),
+        epilog="credentials, from the environment (--provider):\n"
+        + _credentials_text()
+        + "\n\nexit status:\n"
+        + _exit_status_table(),
+        formatter_class=_Formatter,
+    )
+    _add_selection(crawl)
+    _add_run_options(crawl)
+
+    subs["validate"] = validate = commands.add_parser(
+        "validate",
+        help="check a config folder without any call",
+        description="Check every job file of CONFIG_DIR without any call; exit 0 only if "
+        "all are valid (1: some error, 2: no job file).",
+    )
+    validate.add_argument(
+        "config_dir", type=Path, metavar="CONFIG_DIR", help="the folder of *.yaml job files"
+    )
+
+    subs["list"] = listing = commands.add_parser(
+        "list",
+        help="list a config folder's jobs, with pages when an earlier run knows them",
+        description="List the jobs of CONFIG_DIR: id, file:line, targets, and the pages "
+        "the last run under --out needed.",
     )
     _add_selection(listing)
-    listing.add_argument("--out", type=Path, default=run.out_dir, help="output folder (./out)")
+    listing.add_argument(
+        "--out",
+        type=Path,
+        default=run.out_dir,
+        metavar="DIR",
+        help=f"where earlier runs are (default: ./{run.out_dir})",
+    )
     listing.add_argument("--json", action="store_true", help="one JSON object per job")
 
-    report = commands.add_parser(
-        "report", help="write a run folder's HTML report and opportunity CSVs"
+    subs["report"] = report = commands.add_parser(
+        "report",
+        help="write a run folder's HTML report and opportunity CSVs",
+        description="Write RUN_DIR/report.html and an opportunities CSV per job.",
     )
     report.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="e.g. out/2026-11-29")
     report.add_argument(
@@ -190,21 +382,45 @@ def _build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=reporting.history,
         metavar="N",
-        help=f"runs shown in the spend and item charts ({reporting.history})",
+        help=f"runs shown in the spend and item charts (default: {reporting.history})",
     )
     report.add_argument(
         "--top",
         type=_positive_int,
         default=reporting.top,
         metavar="N",
-        help=f"referring domains listed per job ({reporting.top})",
+        help=f"referring domains listed per job (default: {reporting.top})",
     )
 
-    commands.add_parser("schema", help="print the JSON Schema of a job file")
+    subs["schema"] = commands.add_parser(
+        "schema",
+        help="print the JSON Schema of a job file",
+        description="Print the JSON Schema of a job file, for editors.",
+    )
+    # The emulator has its own parser (main() hands it the arguments before this one).
+    commands.add_parser(
+        "emulate",
+        help="start the bundled API emulator ('emulate --help' for its options)",
+        add_help=False,
+    )
+    return parser, subs
 
-    emulate = commands.add_parser("emulate", help="start the bundled API emulator", add_help=False)
-    emulate.add_argument("args", nargs=argparse.REMAINDER)
-    return parser
+
+def _parse(arguments: list[str]) -> argparse.Namespace:
+    """The parsed command line; an unknown option gets its command's usage and a guess."""
+    parser, subs = _build_parser()
+    args, unknown = parser.parse_known_args(arguments)
+    if unknown:
+        sub = subs.get(args.command, parser)
+        options = [o for action in sub._actions for o in action.option_strings]
+        first = unknown[0].split("=", 1)[0]
+        guess = difflib.get_close_matches(first, options, n=1, cutoff=0.6)
+        hint = f"; did you mean {guess[0]}?" if guess and first.startswith("-") else ""
+        sub.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
+    return args
+
+
+# -- commands but run -------------------------------------------------------------------------
 
 
 def _validate(config_dir: Path) -> int:
@@ -238,6 +454,17 @@ def _list(args: argparse.Namespace) -> int:
         gap = f"  not: {', '.join(row.exclude_targets)}" if row.exclude_targets else ""
         print(f"{row.id:32} pages {pages:>6}  {row.file}\n    {', '.join(row.targets)}{gap}")
     return ExitCode.ATTENTION if listing.loaded.errors else ExitCode.OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    run_dir: Path = args.run_dir
+    if not run_dir.exists():
+        raise UsageError(f"{run_dir} does not exist (a run folder is OUT/YYYY-MM-DD)")
+    if not run_dir.is_dir():
+        raise UsageError(f"{run_dir} is a file, not a run folder")
+    path = write_report(run_dir, history=args.history, top=args.top)
+    print(f"report: {path}")
+    return ExitCode.OK
 
 
 def _print_dry_run(result: DryRun) -> None:
@@ -275,18 +502,338 @@ def _print_dry_run(result: DryRun) -> None:
         print("the dry run spent nothing")
 
 
+# -- run ----------------------------------------------------------------------------------
+
+
+def _today_utc() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
 def _settings(args: argparse.Namespace) -> RunSettings:
     defaults = RunSettings()
     return RunSettings(
         out_dir=args.out,
         run_date=args.run_date or defaults.run_date,
         limits=Limits(rate_per_minute=args.rate_per_minute, concurrency=args.concurrency),
-        timeouts=Timeouts(connect=args.connect_timeout, read=args.read_timeout),
+        timeouts=Timeouts(
+            connect=args.connect_timeout, read=args.read_timeout, deadline=args.deadline
+        ),
         retry=RetryPolicy(attempts=args.attempts),
         budget_usd=args.budget_usd,
         fresh=args.fresh,
         grace=args.grace,
     )
+
+
+def _check_run_args(args: argparse.Namespace) -> None:
+    """Refuse, naming the option, what cannot run; before any file is touched."""
+    if args.no_probe and not args.dry_run:
+        raise UsageError("--no-probe goes with --dry-run")
+    if args.budget_usd is not None and not args.budget_usd > 0:
+        raise UsageError("--budget-usd must be more than 0")
+    today = _today_utc()
+    if args.run_date is not None and args.run_date > today and not args.allow_future:
+        raise UsageError(
+            f"--run-date {args.run_date.isoformat()} is after today ({today.isoformat()}, "
+            "UTC); add --allow-future if that is meant"
+        )
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder")
+    for option, path in (
+        ("--out", out),
+        ("--log-file", args.log_file),
+        ("--metrics-file", args.metrics_file),
+    ):
+        if path is None:
+            continue
+        if option != "--out" and path.is_dir():
+            raise UsageError(f"{option} {path} is a folder, not a file")
+        above = next((parent for parent in path.parents if parent.exists()), None)
+        if above is not None and not above.is_dir():
+            raise UsageError(f"{option} {path}: {above} is a file, not a folder")
+
+
+def _check_metrics_file(path: Path) -> None:
+    """Make the metrics file's folder; a UsageError when nothing can be written there."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe = path.parent / f".{path.name}.{os.getpid()}.check"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"--metrics-file {path}: {exc.strerror or exc}") from None
+
+
+class _Interrupts:
+    """SIGINT / SIGTERM outside the crawl (which handles its own): stop the run at once.
+
+    Installed before anything runs, so a signal while configs load, while the lock is
+    taken, or while run.json and the report are written ends the run with 130 / 143 and
+    no traceback. The crawl takes the signals over while it runs and hands them back.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._scope: anyio.CancelScope | None = None
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is None:
+            self.signum = signum
+        if self._loop is not None and self._scope is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                self._loop.call_soon_threadsafe(self._scope.cancel)
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        handled = (signal.SIGINT, signal.SIGTERM)
+        previous = {signum: signal.signal(signum, self._handle) for signum in handled}
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    @contextlib.contextmanager
+    def cancelling(self, scope: anyio.CancelScope) -> Iterator[None]:
+        """While inside, a signal cancels ``scope`` (at once if one came already)."""
+        self._loop = asyncio.get_running_loop()
+        self._scope = scope
+        if self.signum is not None:
+            scope.cancel()
+        try:
+            yield
+        finally:
+            self._loop = self._scope = None
+
+
+def _file_state(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns
+
+
+class _Session:
+    """One ``run`` command: where its records go, and how it ends."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.started = time.time()
+        self.console: Console | None = None
+        self.logging = False
+        self.json_stderr = False
+        self.metrics_file: Path | None = None
+
+    # -- the logs --
+
+    def configure_logging(self) -> None:
+        args = self.args
+        terminal = sys.stderr.isatty() and not args.no_progress and not args.dry_run
+        fmt: Literal["text", "json"] = args.log_format or (
+            "text" if sys.stderr.isatty() else "json"
+        )
+        console = Console(stderr=True) if terminal and fmt == "text" else None
+        try:
+            configure_logging(
+                level=args.log_level, fmt=fmt, log_file=args.log_file, console=console
+            )
+        except OSError as exc:
+            raise UsageError(f"--log-file {args.log_file}: {exc.strerror or exc}") from None
+        self.console = console if terminal else None
+        self.logging = True
+        self.json_stderr = fmt == "json"
+
+    def error(self, message: str) -> None:
+        """An error for the person (stderr) and for the log."""
+        if self.logging and self.json_stderr:
+            log.error("%s", message)
+            return
+        print(f"error: {message}", file=sys.stderr)
+        if self.logging:
+            log.error("%s", message, extra={"_file_only": True})
+
+    # -- the end --
+
+    def finish(
+        self,
+        exit_code: int,
+        *,
+        summary: RunSummary | None = None,
+        line: str | None = None,
+        metrics: bool = True,
+    ) -> int:
+        """Write the metrics (unless the run did), close every log with ``run finished``."""
+        finished = time.time()
+        if metrics and self.metrics_file is not None:
+            throttled = None
+            if summary is not None:
+                with contextlib.suppress(OSError, msgspec.DecodeError):
+                    folder = RunFolder(self.args.out, dt.date.fromisoformat(summary.run_date))
+                    throttled = read_ledger(folder.ledger).throttled_s
+            figures = RunMetrics(
+                exit_code=exit_code,
+                finished_at=finished,
+                duration_s=round(finished - self.started, 3),
+                summary=summary,
+                night_throttled_s=throttled,
+            )
+            try:
+                write_metrics(self.metrics_file, figures)
+            except OSError as exc:
+                self.error(f"cannot write --metrics-file {self.metrics_file}: {exc}")
+        if self.logging:
+            extra: dict[str, Any] = {"exit_code": int(exit_code)}
+            if summary is not None:
+                night, invocation = summary.night, summary.invocation
+                extra["run_date"] = summary.run_date
+                extra["night"] = {
+                    "jobs_by_status": night.jobs_by_status,
+                    "items": night.items,
+                    "calls": night.calls,
+                    "cost_usd": night.cost_usd,
+                    "invocations": night.invocations,
+                }
+                extra["invocation"] = {
+                    "items": invocation.items,
+                    "calls": invocation.calls,
+                    "cost_usd": invocation.cost_usd,
+                    "duration_s": invocation.duration_s,
+                }
+            if line is not None:
+                extra["line"] = line
+            log.info("run finished", extra=extra)
+            close_logging()
+        return exit_code
+
+
+async def _crawl(
+    args: argparse.Namespace, session: _Session, interrupts: _Interrupts
+) -> RunOutcome | None:
+    """The run, or None when a signal stopped it outside the crawl."""
+    provider = resolve_provider(args.provider, args.base_url)
+    run = functools.partial(
+        run_batch,
+        args.config_dir,
+        provider=provider,
+        environ=os.environ,
+        settings=_settings(args),
+        job_ids=args.job,
+        patterns=args.match,
+        handle_signals=True,
+        keep_days=args.keep_days,
+        report=args.report,
+        metrics_file=args.metrics_file,
+    )
+    outcome = None
+    with anyio.CancelScope() as scope, interrupts.cancelling(scope):
+        if session.console is not None:
+            with RichProgress(session.console) as progress:
+                outcome = await run(observer=progress)
+        else:
+            outcome = await run(observer=LogProgress(args.progress_interval))
+    return outcome
+
+
+def _interrupted(
+    folder: RunFolder, before: tuple[int, int] | None, signum: int
+) -> RunSummary | None:
+    """run.json made true to a run stopped by ``signum`` after writing it; None if it did not."""
+    if _file_state(folder.run_json) in (None, before):
+        return None
+    try:
+        summary = msgspec.json.decode(folder.run_json.read_bytes(), type=RunSummary)
+    except (OSError, msgspec.DecodeError):
+        return None
+    code = 128 + signum
+    if summary.exit_code != code:
+        name = signal.Signals(signum).name
+        summary.exit_code = code
+        summary.needs_attention = True
+        summary.stop_reason = summary.stop_reason or f"interrupted by {name} after the crawl"
+        with contextlib.suppress(OSError):
+            write_json(folder.run_json, summary)
+    return summary
+
+
+def _say(text: str, *, to_stderr: bool) -> None:
+    print(text, file=sys.stderr if to_stderr else sys.stdout, flush=True)
+
+
+def _run(args: argparse.Namespace) -> int:
+    session = _Session(args)
+    try:
+        _check_run_args(args)
+        if args.metrics_file is not None and not args.dry_run:
+            _check_metrics_file(args.metrics_file)
+            session.metrics_file = args.metrics_file
+        session.configure_logging()
+    except UsageError as exc:
+        session.error(str(exc))
+        return session.finish(ExitCode.USAGE)
+    if args.dry_run:
+        try:
+            return session.finish(anyio.run(_dry_run, args), metrics=False)
+        except IntersectBatchError as exc:
+            session.error(str(exc))
+            return session.finish(exit_code_for_error(exc), metrics=False)
+    folder = _settings(args).folder
+    before = _file_state(folder.run_json)
+    interrupts = _Interrupts()
+    with interrupts.installed():
+        try:
+            outcome = anyio.run(_crawl, args, session, interrupts)
+        except IntersectBatchError as exc:
+            session.error(str(exc))
+            return session.finish(exit_code_for_error(exc))
+        except OSError as exc:
+            # The output folder itself failed (full, read-only): say so, without a traceback.
+            where = f" ({exc.filename})" if exc.filename else ""
+            session.error(f"{exc.strerror or exc}{where}")
+            return session.finish(exit_code_for_error(exc))
+        if outcome is None or interrupts.signum is not None:
+            # Stopped outside the crawl, or asked to stop while its last step finished.
+            signum = interrupts.signum or signal.SIGINT
+            return _end_interrupted(session, folder, before, signum)
+        return _end(session, outcome)
+
+
+def _end(session: _Session, outcome: RunOutcome) -> int:
+    """Print the summary and the last line; the run already wrote run.json and metrics."""
+    args = session.args
+    summary = outcome.summary
+    *details, last = outcome.message.splitlines() or [""]
+    if args.json and summary is not None:
+        _say(msgspec.json.encode(summary).decode(), to_stderr=False)
+    elif summary is not None and sys.stdout.isatty():
+        Console().print(summary_table(summary))
+    # With --json, stdout holds the JSON alone; with JSON logs, the last line rides in
+    # the closing record (stderr stays one JSON object a line).
+    to_stderr = bool(args.json)
+    if not (to_stderr and session.json_stderr):
+        for text in (*details, last):
+            _say(text, to_stderr=to_stderr)
+    return session.finish(outcome.exit_code, summary=summary, line=last, metrics=False)
+
+
+def _end_interrupted(
+    session: _Session, folder: RunFolder, before: tuple[int, int] | None, signum: int
+) -> int:
+    code = 128 + signum
+    name = signal.Signals(signum).name
+    summary = _interrupted(folder, before, signum)
+    if summary is not None:
+        where = f"results in {folder.path}/ (summary: {folder.run_json})"
+    else:
+        where = "run.json was not written"
+    line = f"attention: {name}: progress is saved; run the same command to continue; {where}"
+    if session.args.json and summary is not None:
+        _say(msgspec.json.encode(summary).decode(), to_stderr=False)
+    if not (session.args.json and session.json_stderr):
+        _say(line, to_stderr=bool(session.args.json))
+    return session.finish(code, summary=summary, line=line)
 
 
 async def _dry_run(args: argparse.Namespace) -> int:
@@ -313,92 +860,45 @@ async def _dry_run(args: argparse.Namespace) -> int:
     return ExitCode.ATTENTION if failed else ExitCode.OK
 
 
-async def _run(args: argparse.Namespace) -> int:
-    if args.no_probe and not args.dry_run:
-        raise UsageError("--no-probe goes with --dry-run")
-    if args.budget_usd is not None and args.budget_usd <= 0:
-        raise UsageError("--budget-usd must be more than 0")
-    if args.dry_run:
-        return await _dry_run(args)
-    provider = resolve_provider(args.provider, args.base_url)
-    run = functools.partial(
-        run_batch,
-        args.config_dir,
-        provider=provider,
-        environ=os.environ,
-        settings=_settings(args),
-        job_ids=args.job,
-        patterns=args.match,
-        handle_signals=True,
-        keep_days=args.keep_days,
-        report=args.report,
-    )
-    terminal = sys.stderr.isatty() and not args.no_progress
-    if terminal:
-        console = Console(stderr=True)
-        _configure_logging(args, console)
-        with RichProgress(console) as progress:
-            outcome = await run(observer=progress)
-    else:
-        _configure_logging(args, None)
-        outcome = await run(observer=LogProgress(args.progress_interval))
-    if args.json and outcome.summary is not None:
-        print(msgspec.json.encode(outcome.summary).decode())
-    elif outcome.summary is not None and sys.stdout.isatty():
-        Console().print(summary_table(outcome.summary))
-    print(outcome.message)
-    return outcome.exit_code
-
-
-def _configure_logging(args: argparse.Namespace, console: Console | None) -> None:
-    fmt: Literal["text", "json"] | None = args.log_format or (
-        "text" if console is not None else None
-    )
-    configure_logging(
-        level=args.log_level,
-        fmt=fmt,
-        log_file=args.log_file,
-        console=console if fmt == "text" else None,
-    )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
-    arguments = list(sys.argv[1:] if argv is None else argv)
-    if arguments[:1] == ["emulate"]:
-        from intersect_batch.emulator import main as emulate
-
-        return emulate(arguments[1:])
-    parser = _build_parser()
-    args = parser.parse_args(arguments)
+def _command(arguments: list[str]) -> int:
+    args = _parse(arguments)
     if args.command == "schema":
         print(msgspec.json.format(msgspec.json.encode(job_file_schema()), indent=2).decode())
         return ExitCode.OK
     if args.command == "validate":
         return _validate(args.config_dir)
-    if args.command == "report":
-        try:
-            path = write_report(args.run_dir, history=args.history, top=args.top)
-        except UsageError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return ExitCode.USAGE
-        print(f"report: {path}")
-        return ExitCode.OK
-    if args.command == "list":
-        try:
-            return _list(args)
-        except UsageError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return ExitCode.USAGE
-    if args.dry_run:
-        configure_logging(level=args.log_level, fmt=args.log_format, log_file=args.log_file)
+    if args.command == "run":
+        return _run(args)
     try:
-        return anyio.run(_run, args)
-    except IntersectBatchError as exc:
+        return _report(args) if args.command == "report" else _list(args)
+    except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return exit_code_for_error(exc)
-    except OSError as exc:
-        # The output folder itself failed (full, read-only): say so, without a traceback.
-        where = f" ({exc.filename})" if exc.filename else ""
-        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
-        return exit_code_for_error(exc)
+        return ExitCode.USAGE
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null: the reader is gone, and the exit's flush must not fail."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if arguments[:1] == ["emulate"]:
+            from intersect_batch.emulator import main as emulate
+
+            return emulate(arguments[1:])
+        status = _command(arguments)
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        # `intersect-batch schema | head -1`: the reader has what it wanted.
+        _silence_stdout()
+        return BROKEN_PIPE_EXIT
+    except KeyboardInterrupt:
+        # Ctrl-C where no stage handles it (while the arguments are parsed).
+        return ExitCode.SIGINT

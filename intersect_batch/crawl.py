@@ -752,23 +752,41 @@ class _Crawler:
     # -- signals --------------------------------------------------------------------------
 
     async def watch_signals(self, calls_scope: anyio.CancelScope) -> None:
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                if self.interrupted_by is None:
-                    self.interrupted_by = signum
-                    self._stop("signal", f"interrupted by {signal.Signals(signum).name}")
-                    grace = self.settings.grace
-                    message = (
-                        f"waiting up to {grace:.0f} s for {self.in_flight} call(s) in flight "
-                        "to be answered and saved; Ctrl-C again to stop now"
-                    )
-                    log.warning("%s", message)
-                    self.observer.stopping(message)
-                    calls_scope.deadline = min(calls_scope.deadline, anyio.current_time() + grace)
-                    continue
-                log.warning("stopping now: the calls in flight are abandoned")
-                calls_scope.cancel()
-                return
+        # asyncio puts the default handlers back when the receiver closes; a caller that
+        # handles the signals before and after the crawl (the CLI) gets its own back.
+        handled = (signal.SIGINT, signal.SIGTERM)
+        previous = {signum: signal.getsignal(signum) for signum in handled}
+        try:
+            with anyio.open_signal_receiver(*handled) as signals:
+                async for signum in signals:
+                    if self._on_signal(signum, calls_scope):
+                        return
+        finally:
+            for signum, handler in previous.items():
+                if handler is not None:
+                    signal.signal(signum, handler)
+
+    def _on_signal(self, signum: int, calls_scope: anyio.CancelScope) -> bool:
+        """Stop sending (the first signal) or abandon the calls in flight (a second)."""
+        if self.interrupted_by is None:
+            self.interrupted_by = signum
+            self._stop("signal", f"interrupted by {signal.Signals(signum).name}")
+            grace = self.settings.grace
+            calls = "call" if self.in_flight == 1 else "calls"
+            again = "Ctrl-C" if signum == signal.SIGINT else "a second signal"
+            message = (
+                f"waiting up to {grace:.0f} s for {self.in_flight} {calls} in flight; "
+                f"{again} again to stop now"
+            )
+            log.warning("%s", message, extra={"_shown_by_progress": True})
+            self.observer.stopping(message)
+            calls_scope.deadline = min(calls_scope.deadline, anyio.current_time() + grace)
+            return False
+        message = "stopping now: the calls in flight are abandoned"
+        log.warning("%s", message, extra={"_shown_by_progress": True})
+        self.observer.stopping(message)
+        calls_scope.cancel()
+        return True
 
 
 async def crawl(

@@ -7,6 +7,7 @@ emulator's demo credentials, prints the summary, and stops the emulator.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -45,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         stderr=subprocess.DEVNULL,  # the run's own last line says where the results are
         env=env,
         text=True,
+        # Its own session: a Ctrl-C at the terminal reaches the crawl (which then waits
+        # for its calls in flight), not the server answering them.
+        start_new_session=True,
     )
     try:
         assert emulator.stdout is not None
@@ -68,11 +72,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             ]
         )
     finally:
-        emulator.terminate()
+        # A Ctrl-C pressed again while the emulator stops must not cut the stop short.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
-            emulator.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            emulator.kill()
+            emulator.terminate()
+            try:
+                emulator.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                emulator.kill()
+                emulator.wait()
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from intersect_batch.scrub import Scrubber, ScrubbingFilter
 __all__ = [
     "ConsoleHandler",
     "JsonFormatter",
+    "TerminalNoise",
     "TextFormatter",
     "close_logging",
     "configure_logging",
@@ -34,7 +35,10 @@ _encoder = msgspec.json.Encoder()
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
-    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+    # A leading underscore marks a hint for the handlers (see TerminalNoise), not a field.
+    return {
+        k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")
+    }
 
 
 class JsonFormatter(logging.Formatter):
@@ -68,6 +72,31 @@ class TextFormatter(logging.Formatter):
         return text
 
 
+class TerminalNoise(logging.Filter):
+    """Keeps off a terminal with progress bars what the bars and the summary table say.
+
+    Every finished job (the table lists it), a first night's "no earlier complete run"
+    (nothing to compare is the normal case then), the closing ``run finished`` record (the
+    last line says it), and the records the progress display shows itself (marked
+    ``_shown_by_progress``). The JSON log and ``--log-file`` keep them all.
+    """
+
+    QUIET = frozenset({"job complete", "job already complete: skipped", "run finished"})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "_shown_by_progress", False):
+            return False
+        if record.levelno > logging.INFO:
+            return True
+        message = record.getMessage()
+        return message not in self.QUIET and message != "diff: no earlier complete run"
+
+
+def _not_file_only(record: logging.LogRecord) -> bool:
+    """Keeps off stderr a record already said there another way (marked ``_file_only``)."""
+    return not getattr(record, "_file_only", False)
+
+
 class ConsoleHandler(logging.Handler):
     """Prints records through a rich Console, so they scroll above its live progress bars."""
 
@@ -92,23 +121,33 @@ def configure_logging(
 ) -> None:
     """Send the package's records to stderr (and a file); JSON unless stderr is a TTY.
 
-    With a ``console`` (a terminal showing progress bars), records go through it.
+    With a ``console`` (a terminal showing progress bars), records go through it, less
+    what the bars and the summary table show (:class:`TerminalNoise`). The log file's
+    folder is created; an ``OSError`` says why the file cannot be opened for appending.
     """
     stream = stream or sys.stderr
     if fmt is None:
         fmt = "text" if stream.isatty() else "json"
     formatter: logging.Formatter = TextFormatter() if fmt == "text" else JsonFormatter()
+    file_handler = None
+    if log_file is not None:
+        # Opened first: a file that cannot be opened leaves the logging as it was.
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        file_handler = logging.FileHandler(log_file, encoding="utf-8")
     logger = logging.getLogger("intersect_batch")
     close_logging()
     logger.setLevel(level.upper())
     logger.propagate = False
-    handler: logging.Handler = (
-        ConsoleHandler(console) if console is not None else logging.StreamHandler(stream)
-    )
+    handler: logging.Handler
+    if console is not None:
+        handler = ConsoleHandler(console)
+        handler.addFilter(TerminalNoise())
+    else:
+        handler = logging.StreamHandler(stream)
+    handler.addFilter(_not_file_only)
     handler.setFormatter(formatter)
     logger.addHandler(handler)
-    if log_file is not None:
-        file_handler = logging.FileHandler(log_file, encoding="utf-8")
+    if file_handler is not None:
         file_handler.setFormatter(JsonFormatter())
         logger.addHandler(file_handler)
 

@@ -1,73 +1,136 @@
-"""What a person sees while a run goes: live bars on a terminal, log lines under cron."""
+"""What a person sees while a run goes: live bars on a terminal, log lines under cron.
+
+Figures come on two bases, and each place says which. **The night**: what the run
+date's files hold, earlier invocations included (a resumed job's bar starts where the
+last invocation left it: its pages, items and cost all count what is on disk).
+**This invocation**: what the command now running did (its pace, its calls).
+"""
 
 from __future__ import annotations
 
+import collections
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 import anyio
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-)
+from rich import box
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.measure import Measurement
+from rich.progress import Progress, Task, TaskID
+from rich.progress_bar import ProgressBar
 from rich.table import Table
+from rich.text import Text
 
 from intersect_batch.crawl import CrawlObserver, JobFinal, JobSnapshot
-from intersect_batch.manifest import RunSummary
+from intersect_batch.manifest import JobLine, RunSummary
 
 __all__ = ["LogProgress", "RichProgress", "RunTally", "summary_table"]
 
 log = logging.getLogger("intersect_batch")
 
+#: The window of the live calls-per-minute figure, in seconds.
+PACE_WINDOW = 60.0
+
 
 class RunTally(CrawlObserver):
-    """Running totals of a run, from the crawler's snapshots of its jobs."""
+    """Running totals of a run, from the crawler's snapshots of its jobs.
+
+    Night figures (:attr:`calls`, :attr:`cost`, :meth:`pages_done`, :meth:`items_done`)
+    cover the jobs this invocation crawls, with what earlier invocations of the date did
+    for them; ``pages``, ``items`` and :meth:`calls_per_minute` are this invocation's.
+    """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self.started = clock()
         self.jobs: dict[str, JobSnapshot] = {}
+        #: Each job as this invocation found it.
+        self.at_start: dict[str, JobSnapshot] = {}
+        #: Items each job received in this invocation.
+        self.fetched: dict[str, int] = {}
         self.finished = 0
-        self.items = 0
+        #: Pages this invocation made durable, and the items they held.
         self.pages = 0
+        self.items = 0
         self.retried = 0
+        #: What the run waits for since it was asked to stop (None: it was not).
+        self.stopping_message: str | None = None
+        self._answers: collections.deque[float] = collections.deque()
+
+    def _seen(self, job: JobSnapshot) -> None:
+        self.jobs[job.job_id] = job
+        self.at_start.setdefault(job.job_id, job)
+        self.fetched.setdefault(job.job_id, 0)
+
+    def _answered(self) -> None:
+        now = self.clock()
+        self._answers.append(now)
+        while self._answers and self._answers[0] <= now - PACE_WINDOW:
+            self._answers.popleft()
 
     def job_started(self, job: JobSnapshot) -> None:
-        self.jobs[job.job_id] = job
+        self._seen(job)
 
     def page_done(self, job: JobSnapshot, items: int, cost: float) -> None:
-        self.jobs[job.job_id] = job
+        self._seen(job)
         self.pages += 1
         self.items += items
+        self.fetched[job.job_id] += items
+        self._answered()
 
     def call_retried(self, job: JobSnapshot, offset: int, message: str, delay: float) -> None:
-        self.jobs[job.job_id] = job
+        self._seen(job)
         self.retried += 1
+        self._answered()
 
     def job_finished(self, job: JobSnapshot, final: JobFinal) -> None:
-        self.jobs[job.job_id] = job
+        self._seen(job)
         self.finished += 1
+
+    def stopping(self, message: str) -> None:
+        self.stopping_message = message
+
+    def job_items(self, job_id: str) -> int:
+        """Items a job holds: those on disk when this invocation took it up, and since."""
+        job = self.jobs[job_id]
+        if job.status == "complete":
+            return job.items  # de-duplicated, final
+        return self.at_start[job_id].items + self.fetched[job_id]
 
     @property
     def calls(self) -> int:
-        """Calls made so far, this run and earlier runs of the date."""
+        """Calls made for these jobs: this invocation's and earlier ones' of the date."""
         return sum(job.calls for job in self.jobs.values())
 
     @property
     def retries(self) -> int:
-        """Retried calls so far."""
+        """Retried calls, on the same basis as :attr:`calls`."""
         return sum(job.retries for job in self.jobs.values())
 
     @property
     def cost(self) -> float:
-        """USD the API reported so far."""
+        """USD the API reported, on the same basis as :attr:`calls`."""
         return sum(job.cost_usd for job in self.jobs.values())
+
+    @property
+    def invocation_calls(self) -> int:
+        """Calls this invocation made."""
+        return sum(job.calls - self.at_start[job.job_id].calls for job in self.jobs.values())
+
+    @property
+    def invocation_cost(self) -> float:
+        """USD the API reported for this invocation's calls."""
+        return sum(job.cost_usd - self.at_start[job.job_id].cost_usd for job in self.jobs.values())
+
+    def pages_done(self) -> int:
+        """Pages these jobs hold on disk, earlier invocations' included."""
+        return sum(job.pages_done for job in self.jobs.values())
+
+    def items_done(self) -> int:
+        """Items these jobs hold, on the same basis as :meth:`pages_done`."""
+        return sum(self.job_items(job_id) for job_id in self.jobs)
 
     def pages_left(self) -> int:
         """Pages still to fetch; a job whose count is unknown counts one."""
@@ -80,12 +143,18 @@ class RunTally(CrawlObserver):
         return left
 
     def calls_per_minute(self) -> float:
-        """This run's pace so far: answered calls, pages and retried ones."""
-        elapsed = max(self.clock() - self.started, 1e-9)
-        return (self.pages + self.retried) * 60 / elapsed
+        """This invocation's pace: calls answered in the last minute (or since the start).
+
+        A count over a window of the quota's length, so it never reads above
+        ``--rate-per-minute`` for a run that keeps to it.
+        """
+        now = self.clock()
+        while self._answers and self._answers[0] <= now - PACE_WINDOW:
+            self._answers.popleft()
+        return float(len(self._answers))
 
     def eta_seconds(self) -> float | None:
-        """Seconds to go at the pace so far; None before the first page."""
+        """Seconds to go at this invocation's pace so far; None before its first page."""
         if not self.pages:
             return None
         elapsed = self.clock() - self.started
@@ -93,7 +162,12 @@ class RunTally(CrawlObserver):
 
 
 class LogProgress(RunTally):
-    """For cron: a ``progress`` log line every ``interval`` seconds, no control characters."""
+    """For cron: a ``progress`` log line every ``interval`` seconds, no control characters.
+
+    ``pages``, ``items``, ``calls``, ``retries``, ``cost_usd``: the jobs this invocation
+    crawls, with what earlier invocations of the date did for them; ``invocation_*`` and
+    ``calls_per_minute``: this invocation alone.
+    """
 
     def __init__(self, interval: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(clock)
@@ -107,12 +181,16 @@ class LogProgress(RunTally):
             extra={
                 "jobs_done": self.finished,
                 "jobs": len(self.jobs),
-                "pages": self.pages,
+                "pages": self.pages_done(),
                 "pages_left": self.pages_left(),
-                "items": self.items,
+                "items": self.items_done(),
                 "calls": self.calls,
                 "retries": self.retries,
                 "cost_usd": round(self.cost, 5),
+                "invocation_pages": self.pages,
+                "invocation_items": self.items,
+                "invocation_calls": self.invocation_calls,
+                "invocation_cost_usd": round(self.invocation_cost, 5),
                 "calls_per_minute": round(self.calls_per_minute(), 1),
                 "eta_s": None if eta is None else round(eta),
             },
@@ -124,22 +202,126 @@ class LogProgress(RunTally):
             self.report()
 
 
+# -- the bars -------------------------------------------------------------------------------
+
+#: Bars are never wider than this, nor narrower (else they are left out).
+BAR_MAX, BAR_MIN = 40, 6
+#: The secondary columns of a bar's line, the first kept longest when the terminal is
+#: narrow: the job id, ``n/N pages`` and the ETA are always shown whole.
+_SECONDARY = ("items", "cost", "retries", "rate")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-:--:--"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours:d}:{minutes:02d}:{secs:02d}"
+
+
+def _pages(task: Task) -> str:
+    total = "?" if task.total is None else f"{int(task.total)}"
+    return f"{int(task.completed)}/{total} pages"
+
+
+def _secondary(task: Task, column: str) -> str:
+    fields = task.fields
+    if column == "items":
+        return f"{fields.get('items', 0):,} items"
+    if column == "cost":
+        return f"{fields.get('cost', 0.0):.4f} USD"
+    if column == "retries":
+        retries = int(fields.get("retries", 0))
+        return f"{retries} retries" if retries else ""
+    rate = fields.get("rate")
+    return "" if rate is None else f"{rate:.0f} calls/min"
+
+
+@dataclass(frozen=True)
+class _Layout:
+    name: int
+    bar: int
+    pages: int
+    eta: int
+    secondary: tuple[tuple[str, int], ...]
+
+
+def _bar_layout(tasks: Sequence[Task], width: int) -> _Layout:
+    """Which columns the bars show at ``width``, and how wide each is.
+
+    The id, the page counter and the ETA are never cut; secondary columns go first (the
+    rate, the retries, the cost, the items), then the bar shrinks, then it goes.
+    """
+    name = max((len(task.description) for task in tasks), default=0)
+    pages = max((len(_pages(task)) for task in tasks), default=0)
+    eta = len(_duration(0))
+    secondary = []
+    for column in _SECONDARY:
+        size = max((len(_secondary(task, column)) for task in tasks), default=0)
+        if size:
+            secondary.append((column, size))
+    gap = 2
+    fixed = name + gap + pages + gap + eta
+    while secondary and fixed + sum(s + gap for _, s in secondary) + BAR_MIN + gap > width:
+        secondary.pop()
+    room = width - fixed - sum(s + gap for _, s in secondary) - gap
+    bar = min(BAR_MAX, room) if room >= BAR_MIN else 0
+    return _Layout(name=name, bar=bar, pages=pages, eta=eta, secondary=tuple(secondary))
+
+
+class _BarsView:
+    """The bars as one table whose columns fit the terminal's width."""
+
+    def __init__(self, tasks: Sequence[Task]) -> None:
+        self.tasks = [task for task in tasks if task.visible]
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        layout = _bar_layout(self.tasks, options.max_width)
+        grid = Table.grid(padding=(0, 1), pad_edge=False, collapse_padding=False)
+        grid.padding = (0, 1, 0, 1)
+        grid.add_column(width=layout.name, no_wrap=True, overflow="fold", style="bold")
+        if layout.bar:
+            grid.add_column(width=layout.bar, no_wrap=True)
+        grid.add_column(width=layout.pages, no_wrap=True, justify="right")
+        for _, size in layout.secondary:
+            grid.add_column(width=size, no_wrap=True, justify="right")
+        grid.add_column(width=layout.eta, no_wrap=True, style="cyan")
+        for task in self.tasks:
+            row: list[RenderableType] = [task.description]
+            if layout.bar:
+                row.append(
+                    ProgressBar(
+                        total=max(0.0, task.total) if task.total is not None else None,
+                        completed=max(0.0, task.completed),
+                        width=layout.bar,
+                        animation_time=task.get_time(),
+                    )
+                )
+            row.append(_pages(task))
+            row.extend(_secondary(task, column) for column, _ in layout.secondary)
+            finished = task.total is not None and task.completed >= task.total
+            row.append(_duration(0 if finished else task.time_remaining))
+            grid.add_row(*row)
+        yield grid
+
+
+class _Bars(Progress):
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield _BarsView(self.tasks)
+
+
 class RichProgress(RunTally):
-    """For a terminal: one bar for the run and one for each job in progress."""
+    """For a terminal: one bar for the run and one for each job in progress.
+
+    Each bar counts what the run date holds (a resumed job starts where it was left);
+    the first line's calls/min is this invocation's pace.
+    """
 
     def __init__(self, console: Console) -> None:
         super().__init__()
         self.console = console
-        self.progress = Progress(
-            TextColumn("{task.description}", style="bold"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[detail]}"),
-            TimeRemainingColumn(),
-            console=console,
-            transient=True,
-        )
-        self._overall = self.progress.add_task("all jobs", total=None, detail="")
+        self.progress = _Bars(console=console, transient=True)
+        self._overall = self.progress.add_task("all jobs", total=None)
         self._tasks: dict[str, TaskID] = {}
 
     def __enter__(self) -> RichProgress:
@@ -150,45 +332,48 @@ class RichProgress(RunTally):
         self.progress.stop()
 
     def _refresh_overall(self) -> None:
-        detail = (
-            f"{self.items} items  {self.cost:.4f} USD  "
-            f"{self.calls_per_minute():.0f} calls/min  {self.retries} retries"
-        )
+        done = self.pages_done()
         self.progress.update(
             self._overall,
-            total=self.pages + self.pages_left(),
-            completed=self.pages,
-            detail=detail,
+            total=done + self.pages_left(),
+            completed=done,
+            items=self.items_done(),
+            cost=self.cost,
+            retries=self.retries,
+            rate=self.calls_per_minute(),
         )
+
+    def _refresh_job(self, job: JobSnapshot, *, visible: bool) -> None:
+        task = self._tasks.get(job.job_id)
+        if task is not None:
+            self.progress.update(
+                task,
+                total=job.pages_planned,
+                completed=job.pages_done,
+                items=self.job_items(job.job_id),
+                cost=job.cost_usd,
+                retries=job.retries,
+                visible=visible,
+            )
 
     def job_started(self, job: JobSnapshot) -> None:
         super().job_started(job)
         if job.status is None:
             self._tasks[job.job_id] = self.progress.add_task(
-                job.job_id,
-                total=job.pages_planned,
-                completed=job.pages_done,
-                detail="",
-                visible=False,
+                job.job_id, total=job.pages_planned, completed=job.pages_done, visible=False
             )
+            # A resumed job shows at once where the last invocation left it.
+            self._refresh_job(job, visible=job.pages_done > 0)
         self._refresh_overall()
 
     def page_done(self, job: JobSnapshot, items: int, cost: float) -> None:
         super().page_done(job, items, cost)
-        task = self._tasks.get(job.job_id)
-        if task is not None:
-            retried = f"  {job.retries} retries" if job.retries else ""
-            self.progress.update(
-                task,
-                total=job.pages_planned,
-                completed=job.pages_done,
-                detail=f"{job.items} items  {job.cost_usd:.4f} USD{retried}",
-                visible=True,
-            )
+        self._refresh_job(job, visible=True)
         self._refresh_overall()
 
     def call_retried(self, job: JobSnapshot, offset: int, message: str, delay: float) -> None:
         super().call_retried(job, offset, message, delay)
+        self._refresh_job(job, visible=job.pages_done > 0)
         self._refresh_overall()
 
     def job_finished(self, job: JobSnapshot, final: JobFinal) -> None:
@@ -198,46 +383,149 @@ class RichProgress(RunTally):
             self.progress.remove_task(task)
         self._refresh_overall()
 
+    def stopping(self, message: str) -> None:
+        """Say above the bars what the run waits for, and how to stop it at once."""
+        super().stopping(message)
+        self.console.print(Text(message, style="bold yellow"))
 
-def summary_table(summary: RunSummary) -> Table:
-    """The end-of-run table: one row a job."""
-    table = Table(title=f"intersect-batch run {summary.run_date}", title_justify="left")
-    for name, justify in (
-        ("job", "left"),
-        ("status", "left"),
-        ("items", "right"),
-        ("pages", "right"),
-        ("calls", "right"),
-        ("retries", "right"),
-        ("cost USD", "right"),
-        ("time", "right"),
-    ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    colours = {"complete": "green", "failed": "red", "partial": "yellow", "invalid": "red"}
+
+# -- the summary table ---------------------------------------------------------------------
+
+_COLOURS = {"complete": "green", "failed": "red", "partial": "yellow", "invalid": "red"}
+#: A line under the heading and above the totals, no other rules: narrow, and copyable.
+_BOX = box.Box(
+    "    \n"  # top
+    "    \n"  # heading
+    " ── \n"  # under the heading
+    "    \n"  # (unused)
+    " ── \n"  # between sections: above the totals
+    " ── \n"  # (unused)
+    "    \n"  # (unused)
+    "    \n"  # bottom
+)
+#: Columns of the summary table in the order they are dropped when the terminal is narrow;
+#: the job, its status, its items and its cost always stay.
+_DROPPABLE = ("retries", "time", "pages", "calls")
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _cells(job: JobLine) -> dict[str, str]:
+    return {
+        "items": f"{job.items:,}",
+        "pages": str(job.pages),
+        "calls": str(job.calls),
+        "retries": str(job.retries),
+        "cost": f"{job.cost_usd:.4f}",
+        # A job an earlier invocation of the date ran took no time now.
+        "time": f"{job.duration_s:.1f}s" if job.this_run else "earlier",
+    }
+
+
+def _table(summary: RunSummary, columns: Sequence[str]) -> Table:
+    table = Table(
+        title=f"intersect-batch run {summary.run_date}",
+        title_justify="left",
+        box=_BOX,
+        show_edge=False,
+        pad_edge=False,
+    )
+    headings = {
+        "items": "items",
+        "pages": "pages",
+        "calls": "calls",
+        "retries": "retries",
+        "cost": "cost USD",
+        "time": "time",
+    }
+    table.add_column("job", no_wrap=True, overflow="fold")
+    table.add_column("status", no_wrap=True)
+    for column in columns:
+        table.add_column(headings[column], justify="right", no_wrap=True)
     for job in summary.jobs:
-        status = f"[{colours[job.status]}]{job.status}[/]"
-        if job.reason and job.status != "complete":
-            status += f" ({job.reason[:60]})"
-        table.add_row(
-            job.job_id,
-            status,
-            f"{job.items:,}",
-            str(job.pages),
-            str(job.calls),
-            str(job.retries),
-            f"{job.cost_usd:.4f}",
-            f"{job.duration_s:.1f}s",
-        )
+        cells = _cells(job)
+        status = Text(job.status, style=_COLOURS.get(job.status, ""))
+        table.add_row(job.job_id, status, *(cells[column] for column in columns))
     table.add_section()
-    night = summary.night
+    night, invocation = summary.night, summary.invocation
+    night_cells = {
+        "items": f"{night.items:,}",
+        "pages": str(sum(job.pages for job in summary.jobs)),
+        "calls": str(night.calls),
+        "retries": str(night.retries),
+        "cost": f"{night.cost_usd:.4f}",
+        "time": "",
+    }
     table.add_row(
-        "total",
-        "",
-        f"{night.items:,}",
-        "",
-        str(night.calls),
-        str(night.retries),
-        f"{night.cost_usd:.4f}",
-        f"{summary.invocation.duration_s:.1f}s",
+        f"night, {_plural(night.invocations, 'invocation')}",
+        _plural(night.jobs, "job"),
+        *(night_cells[column] for column in columns),
+        style="bold",
+    )
+    invocation_cells = {
+        "items": f"{invocation.items:,}",
+        "pages": "",
+        "calls": str(invocation.calls),
+        "retries": str(invocation.retries),
+        "cost": f"{invocation.cost_usd:.4f}",
+        "time": f"{invocation.duration_s:.1f}s",
+    }
+    table.add_row(
+        "this invocation",
+        f"{_plural(invocation.jobs_run, 'job')} run",
+        *(invocation_cells[column] for column in columns),
+        style="bold",
     )
     return table
+
+
+def _notes(summary: RunSummary) -> list[Text]:
+    """What needs attention, each job with its whole reason (the API's whole message).
+
+    Jobs the run's own stop left partial (a signal, the budget) share one line.
+    """
+    notes = []
+    if summary.stop_reason:
+        notes.append(Text.assemble(("stopped: ", "bold yellow"), summary.stop_reason))
+    for job in summary.jobs:
+        if job.status == "complete" or not job.reason or job.reason == summary.stop_reason:
+            continue
+        note = Text()
+        note.append(job.job_id, style="bold")
+        note.append(f" {job.status}: ", style=_COLOURS.get(job.status, ""))
+        note.append(job.reason)
+        notes.append(note)
+    return notes
+
+
+class _SummaryView:
+    """The summary table at the terminal's width, then the reasons of what needs attention."""
+
+    def __init__(self, summary: RunSummary) -> None:
+        self.summary = summary
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        columns = ["items", "pages", "calls", "retries", "cost", "time"]
+        if not any(job.retries for job in self.summary.jobs) and not self.summary.night.retries:
+            columns.remove("retries")
+        table = _table(self.summary, columns)
+        # Measured without the width limit: a measurement within it is clamped to it.
+        unbounded = options.update(max_width=10**6)
+        for column in _DROPPABLE:
+            if Measurement.get(console, unbounded, table).maximum <= options.max_width:
+                break
+            if column in columns:
+                columns.remove(column)
+                table = _table(self.summary, columns)
+        notes = _notes(self.summary)
+        yield table
+        if notes:
+            yield Group(Text("needs attention:", style="bold"), *notes)
+
+
+def summary_table(summary: RunSummary) -> RenderableType:
+    """The end-of-run table (one row a job, the night's and this invocation's totals,
+    labelled), fitted to the terminal, and below it each reason in full."""
+    return _SummaryView(summary)

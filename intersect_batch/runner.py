@@ -15,6 +15,7 @@ import random
 import resource
 import shutil
 import signal
+import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -47,6 +48,7 @@ from intersect_batch.manifest import (
     read_manifest,
     write_json,
 )
+from intersect_batch.metrics import RunMetrics, write_metrics
 from intersect_batch.plan import fingerprint, page_count, safety_cap, select_jobs
 from intersect_batch.providers import Provider
 from intersect_batch.report import write_report
@@ -328,7 +330,10 @@ def _summary(
         lines[line.job_id] = line
     jobs = sorted(lines.values(), key=lambda line: line.job_id)
     statuses = Counter(line.status for line in jobs)
-    minutes = max(result.duration_s, 1e-9) / 60
+    # Over the invocation's duration, or a minute when it was shorter: the limiter lets a
+    # few calls go back to back (its burst), so a short run's raw average could read above
+    # --rate-per-minute while no minute ever held more calls than the rate.
+    minutes = max(result.duration_s, 60.0) / 60
     return RunSummary(
         version=__version__,
         run_date=settings.run_date.isoformat(),
@@ -380,15 +385,104 @@ def _summary(
     )
 
 
+#: How many jobs the last line names before "and N more".
+ATTENTION_NAMED = 3
+#: How much of a job's reason the last line quotes (the summary table and run.json have it
+#: whole).
+REASON_CHARS = 100
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _cut(text: str, limit: int = REASON_CHARS) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "\u2026"
+
+
+def _attention(summary: RunSummary) -> list[str]:
+    """The jobs that need attention, the worst first, each with why in a few words."""
+    order = {"invalid": 0, "failed": 1, "partial": 2}
+    jobs = sorted(
+        (job for job in summary.jobs if job.status != "complete"),
+        key=lambda job: (order.get(job.status, 3), job.job_id),
+    )
+    named = []
+    for job in jobs:
+        # A job stopped by the run's own stop (a signal, the budget) says nothing new.
+        if job.reason and job.reason != summary.stop_reason:
+            reason = job.reason
+            if (
+                job.status == "invalid"
+                and job.config_file
+                and job.reason.startswith(job.config_file)
+            ):
+                # "file:line: job 'id': field: message": the id is already named.
+                reason = job.reason.replace(f"job {job.job_id!r}: ", "", 1)
+            named.append(f"{job.job_id} {job.status} ({_cut(reason)})")
+        else:
+            named.append(f"{job.job_id} {job.status}")
+    return named
+
+
+def _named(items: list[str]) -> str:
+    shown = ", ".join(items[:ATTENTION_NAMED])
+    more = len(items) - ATTENTION_NAMED
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
 def _closing_line(summary: RunSummary, folder: RunFolder, report: bool) -> str:
-    night = summary.night
+    """The last line: the run date's state, this invocation's work, what needs attention.
+
+    One line, because it is what cron mails and what a person reads first. Both totals
+    are labelled: "night" is every invocation of the run date, "this invocation" is the
+    command that just ran.
+    """
+    night, invocation = summary.night, summary.invocation
     counts = ", ".join(f"{n} {status}" for status, n in night.jobs_by_status.items())
+    night_part = (
+        f"night {summary.run_date}: {counts}; {night.items} items, {night.calls} calls, "
+        f"{night.cost_usd:.4f} USD over {_count(night.invocations, 'invocation')}"
+    )
+    skipped = sum(1 for job in summary.jobs if job.reason == "already complete")
+    if invocation.jobs_run:
+        done = _count(invocation.jobs_run, "job") + " run"
+        if skipped:
+            done += f" ({skipped} already complete)"
+    else:
+        done = "nothing to run" + (f" ({skipped} already complete)" if skipped else "")
+    invocation_part = (
+        f"this invocation: {done}, {invocation.items} items, "
+        f"{_count(invocation.calls, 'call')}, {invocation.cost_usd:.4f} USD "
+        f"in {invocation.duration_s:.1f} s"
+    )
+    parts = [night_part, invocation_part]
+    if summary.stop_reason:
+        parts.append(f"stopped: {_cut(summary.stop_reason)}")
+    attention = _attention(summary)
+    if attention:
+        label = "needs attention" if summary.needs_attention else "not run now, needs attention"
+        parts.append(f"{label}: {_named(attention)}")
     extra = f", report: {folder.report}" if report else ""
-    where = f"results in {folder.path}/ (summary: {folder.run_json}{extra})"
-    if not summary.needs_attention:
-        return f"ok: {counts}; {night.items} items, {night.cost_usd:.4f} USD; {where}"
-    reason = f" ({summary.stop_reason})" if summary.stop_reason else ""
-    return f"attention: {counts}{reason}; {where}"
+    parts.append(f"results in {folder.path}/ (summary: {folder.run_json}{extra})")
+    head = "attention" if summary.needs_attention else "ok"
+    return f"{head}: " + "; ".join(parts)
+
+
+async def _write_metrics(path: Path, summary: RunSummary, ledger: Ledger) -> None:
+    figures = RunMetrics(
+        exit_code=summary.exit_code,
+        finished_at=time.time(),
+        duration_s=summary.invocation.duration_s,
+        summary=summary,
+        night_throttled_s=ledger.throttled_s,
+    )
+    try:
+        await in_thread(write_metrics, path, figures)
+    except OSError as exc:
+        # Monitoring then sees a stale file and alerts; the run's results stand.
+        log.error("cannot write the metrics file %s: %s", path, exc.strerror or exc)
 
 
 def _remove_state_if_empty(folder: RunFolder) -> None:
@@ -418,13 +512,15 @@ async def run_batch(
     keep_days: int | None = None,
     report: bool = False,
     fetch: Fetch | None = None,
+    metrics_file: Path | None = None,
 ) -> RunOutcome:
     """Load, select, lock, crawl, summarize. Raises UsageError / LockError before any call.
 
     ``keep_days``: after a run whose every job is complete, remove the run-date folders
     this tool made more than that many days before the run date. ``report``: write the
     run folder's HTML report and opportunity CSVs. ``fetch``: send calls another way than
-    HTTP to ``provider`` (tests).
+    HTTP to ``provider`` (tests). ``metrics_file``: also write the run's figures there in
+    Prometheus text format, once run.json is written (:mod:`intersect_batch.metrics`).
     """
     loaded = await in_thread(load_jobs, config_dir)
     for error in loaded.errors:
@@ -485,6 +581,8 @@ async def run_batch(
         )
         summary = _summary(result, night, loaded, settings, provider, exit_code, ledger_now)
         await in_thread(write_json, folder.run_json, summary)
+        if metrics_file is not None:
+            await _write_metrics(metrics_file, summary, ledger_now)
         if report:
             try:
                 path = await in_thread(write_report, folder.path)

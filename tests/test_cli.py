@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -59,17 +57,16 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert bad_date.value.code == 2
 
 
-def test_the_emulator_and_the_version_through_the_one_command() -> None:
-    emulate = subprocess.run(
-        [sys.executable, "-m", "intersect_batch", "emulate", "--help"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert emulate.returncode == 0 and "--rate-per-minute" in emulate.stdout
-    version = subprocess.run(
-        [sys.executable, "-m", "intersect_batch", "--version"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert version.stdout.strip() == f"intersect-batch {intersect_batch.__version__}"
+def test_the_emulator_and_the_version_through_the_one_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as emulate:
+        cli.main(["emulate", "--help"])
+    assert emulate.value.code == 0 and "--rate-per-minute" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as version:
+        cli.main(["--version"])
+    assert version.value.code == 0
+    assert capsys.readouterr().out.strip() == f"intersect-batch {intersect_batch.__version__}"
 
 
 def _isort_key(name: str) -> tuple[int, str]:

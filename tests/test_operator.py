@@ -1,20 +1,19 @@
-"""What the person running the tool sees: a terminal, cron mail, subsets, retention."""
+"""What the person running the tool sees: cron mail, subsets, retention.
+
+At a terminal: tests/test_operator_terminal.py.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import pty
-import select
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from intersect_batch import cli
 from intersect_batch.config import job_file_schema
 from intersect_batch.emulator import EmulatorSettings, running_emulator
 from intersect_batch.exitcode import ExitCode
@@ -38,122 +37,77 @@ JOBS: list[dict[str, Any]] = [
 ]
 
 
-@pytest.fixture
-def emulator(tmp_path: Path) -> Iterator[EmulatorProcess]:
-    with emulator_process(tmp_path, SIZES, "--latency-median", "0.05") as process:
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmulatorProcess]:
+    folder = tmp_path_factory.mktemp("emulator")
+    with emulator_process(folder, SIZES, "--latency-median", "0.05") as process:
         yield process
 
 
+@pytest.fixture
+def demo_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in DEMO_ENV.items():
+        monkeypatch.setenv(name, value)
+
+
 def _command(configs: Path, out: Path, emulator: EmulatorProcess, *extra: str) -> list[str]:
-    return cli_run(configs, out, emulator, "--concurrency", "2", *extra)
-
-
-def _run_in_terminal(command: list[str]) -> tuple[int, str]:
-    """Run a command with a pseudo-terminal as its stdin, stdout and stderr."""
-    leader, follower = pty.openpty()
-    process = subprocess.Popen(
-        command,
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-        env={**os.environ, **DEMO_ENV, "COLUMNS": "120", "TERM": "xterm-256color"},
-        close_fds=True,
-    )
-    os.close(follower)
-    chunks = []
-    while True:
-        ready, _, _ = select.select([leader], [], [], 30)
-        assert ready, "the command went silent for 30 s"
-        try:
-            data = os.read(leader, 65536)
-        except OSError:  # the terminal closes when the process ends
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(leader)
-    return process.wait(timeout=30), b"".join(chunks).decode(errors="replace")
+    """The arguments of ``intersect-batch run`` (this process runs the CLI: its stderr is
+    no terminal, as under cron)."""
+    return cli_run(configs, out, emulator, "--concurrency", "2", *extra)[3:]
 
 
 @pytest.mark.slow
-def test_on_a_terminal_there_are_bars_and_a_summary_table(
-    tmp_path: Path, emulator: EmulatorProcess
-) -> None:
-    configs = tmp_path / "configs"
-    write_jobs(configs, "jobs.yaml", JOBS)
-    status, screen = _run_in_terminal(_command(configs, tmp_path / "out", emulator))
-    assert status == ExitCode.OK, screen[-3000:]
-    # Live progress draws with control sequences; the table and last line follow.
-    assert "\x1b[" in screen
-    assert "all jobs" in screen
-    assert f"intersect-batch run {RUN_DATE.isoformat()}" in screen
-    for job in JOBS:
-        assert str(job["id"]) in screen
-    table = screen[screen.index(f"intersect-batch run {RUN_DATE.isoformat()}") :]
-    assert "complete" in table and "1,350" in table  # total items: 900 + 400 + 50
-    last_line = screen.strip().splitlines()[-1]
-    assert last_line.startswith("ok: 3 complete") and "run.json" in last_line
-
-
-@pytest.mark.slow
+@pytest.mark.usefixtures("demo_credentials")
 def test_under_cron_output_is_plain_and_logs_are_json_lines(
-    tmp_path: Path, emulator: EmulatorProcess
+    tmp_path: Path, emulator: EmulatorProcess, capsys: pytest.CaptureFixture[str]
 ) -> None:
     configs = tmp_path / "configs"
     write_jobs(configs, "jobs.yaml", JOBS)
-    result = subprocess.run(
-        _command(configs, tmp_path / "out", emulator, "--progress-interval", "0.1"),
-        env={**os.environ, **DEMO_ENV},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
-    assert result.returncode == ExitCode.OK, result.stderr[-3000:]
-    assert "\x1b" not in result.stdout + result.stderr
-    records = [json.loads(line) for line in result.stderr.splitlines()]
+    status = cli.main(_command(configs, tmp_path / "out", emulator, "--progress-interval", "0.1"))
+    result = capsys.readouterr()
+    assert status == ExitCode.OK, result.err[-3000:]
+    assert "\x1b" not in result.out + result.err
+    records = [json.loads(line) for line in result.err.splitlines()]
     messages = [record["message"] for record in records]
     assert "progress" in messages
     progress = next(record for record in records if record["message"] == "progress")
     assert {"jobs_done", "pages", "items", "cost_usd", "calls_per_minute", "eta_s"} <= set(progress)
+    assert {"invocation_pages", "invocation_items", "invocation_calls"} <= set(progress)
     finished = [record for record in records if record["message"] == "job complete"]
     assert sorted(record["job"] for record in finished) == sorted(str(j["id"]) for j in JOBS)
     assert all(record["level"] in {"debug", "info", "warning", "error"} for record in records)
-    lines = result.stdout.strip().splitlines()
-    assert lines[-1].startswith("ok: 3 complete; 1350 items")
+    lines = result.out.strip().splitlines()
+    assert lines[-1].startswith("ok: night 2026-11-29: 3 complete; 1350 items")
+    assert "this invocation: 3 jobs run, 1350 items" in lines[-1]
     assert str(tmp_path / "out" / RUN_DATE.isoformat()) in lines[-1]
+    # The closing record tells a finished run from a crashed one, with the same line.
+    assert records[-1]["message"] == "run finished"
+    assert records[-1]["exit_code"] == 0 and records[-1]["line"] == lines[-1]
+    assert records[-1]["night"]["items"] == 1350
 
 
 @pytest.mark.slow
-def test_choosing_jobs_and_listing_them(tmp_path: Path, emulator: EmulatorProcess) -> None:
+@pytest.mark.usefixtures("demo_credentials")
+def test_choosing_jobs_and_listing_them(
+    tmp_path: Path, emulator: EmulatorProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
     configs = tmp_path / "configs"
     write_jobs(configs, "jobs.yaml", JOBS)
     out = tmp_path / "out"
-    env = {**os.environ, **DEMO_ENV}
-    chosen = subprocess.run(
-        _command(configs, out, emulator, "--job", "gamma", "--match", "alpha-*"),
-        env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert chosen.returncode == ExitCode.OK, chosen.stderr[-2000:]
+    before = len(emulator.calls())
+    chosen = cli.main(_command(configs, out, emulator, "--job", "gamma", "--match", "alpha-*"))
+    assert chosen == ExitCode.OK, capsys.readouterr().err[-2000:]
     run_dir = out / RUN_DATE.isoformat()
     assert sorted(p.name for p in run_dir.glob("*.jsonl")) == ["alpha-gap.jsonl", "gamma.jsonl"]
-    targets = {json.dumps(call["targets"], sort_keys=True) for call in emulator.calls()}
-    assert len(targets) == 2
+    calls = emulator.calls()[before:]
+    assert len({json.dumps(call["targets"], sort_keys=True) for call in calls}) == 2
 
-    typo = subprocess.run(
-        _command(configs, out, emulator, "--job", "gama"),
-        env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert typo.returncode == 2
-    assert "--job names no valid job: gama" in typo.stderr
+    capsys.readouterr()
+    assert cli.main(_command(configs, out, emulator, "--job", "gama")) == ExitCode.USAGE
+    assert "--job names no valid job: gama" in capsys.readouterr().err
 
-    listing = subprocess.run(
-        [sys.executable, "-m", "intersect_batch", "list", str(configs), "--out", str(out),
-         "--json"],
-        env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert listing.returncode == 0
-    rows = {row["id"]: row for row in map(json.loads, listing.stdout.splitlines())}
+    assert cli.main(["list", str(configs), "--out", str(out), "--json"]) == ExitCode.OK
+    rows = {row["id"]: row for row in map(json.loads, capsys.readouterr().out.splitlines())}
     assert rows["alpha-gap"]["estimated_pages"] == 9
     assert rows["alpha-gap"]["last_total_count"] == 900
     assert rows["delta-gap"]["estimated_pages"] is None  # never run: unknown
@@ -161,13 +115,9 @@ def test_choosing_jobs_and_listing_them(tmp_path: Path, emulator: EmulatorProces
     assert rows["gamma"]["file"].endswith("jobs.yaml:12")
 
 
-def test_schema_command_prints_the_job_file_schema() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "intersect_batch", "schema"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert result.returncode == 0
-    assert json.loads(result.stdout) == job_file_schema()
+def test_schema_command_prints_the_job_file_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["schema"]) == ExitCode.OK
+    assert json.loads(capsys.readouterr().out) == job_file_schema()
 
 
 @pytest.mark.anyio

@@ -92,17 +92,71 @@ def _parser() -> argparse.ArgumentParser:
         prog="intersect-batch emulate",
         description="Serve an offline emulator of DataForSEO's backlinks/page_intersection/live.",
     )
-    p.add_argument("--host", default=d.host)
-    p.add_argument("--port", type=int, default=d.port, help="0 picks a free port")
-    p.add_argument("--seed", type=int, default=d.seed)
-    p.add_argument("--login", default=os.environ.get("DATAFORSEO_LOGIN", d.login))
-    p.add_argument("--password", default=os.environ.get("DATAFORSEO_PASSWORD", d.password))
-    p.add_argument("--api-key", default=os.environ.get("AISA_API_KEY", d.api_key))
-    p.add_argument("--rate-per-minute", type=int, default=d.rate_per_minute)
-    p.add_argument("--max-concurrent", type=int, default=d.max_concurrent)
-    p.add_argument("--latency-median", type=float, default=d.latency_median, metavar="S")
-    p.add_argument("--latency-spread", type=float, default=d.latency_spread, metavar="SIGMA")
-    p.add_argument("--balance-usd", type=float, default=d.balance_usd)
+    # Credentials' defaults are named, never shown: they may come from the environment.
+    p.add_argument("--host", default=d.host, help=f"where to listen (default: {d.host})")
+    p.add_argument(
+        "--port", type=int, default=d.port, help=f"0 picks a free port (default: {d.port})"
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=d.seed,
+        help=f"the link graph, latency and fault draws: same seed, same answers "
+        f"(default: {d.seed})",
+    )
+    p.add_argument(
+        "--login",
+        default=os.environ.get("DATAFORSEO_LOGIN", d.login),
+        help="the HTTP Basic login accepted (default: $DATAFORSEO_LOGIN, else the demo one)",
+    )
+    p.add_argument(
+        "--password",
+        default=os.environ.get("DATAFORSEO_PASSWORD", d.password),
+        help="the HTTP Basic password accepted (default: $DATAFORSEO_PASSWORD, else the demo one)",
+    )
+    p.add_argument(
+        "--api-key",
+        default=os.environ.get("AISA_API_KEY", d.api_key),
+        help="the Bearer key accepted on the AIsa route (default: $AISA_API_KEY, else the "
+        "demo one)",
+    )
+    p.add_argument(
+        "--rate-per-minute",
+        type=int,
+        default=d.rate_per_minute,
+        metavar="N",
+        help=f"calls per credential in any rolling 60 s; over it 40202 (AIsa: 429) "
+        f"(default: {d.rate_per_minute})",
+    )
+    p.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=d.max_concurrent,
+        metavar="N",
+        help=f"simultaneous calls per credential; over it 40209 (AIsa: 429) "
+        f"(default: {d.max_concurrent})",
+    )
+    p.add_argument(
+        "--latency-median",
+        type=float,
+        default=d.latency_median,
+        metavar="S",
+        help=f"each call takes median * exp(spread * z) seconds (default: {d.latency_median:g})",
+    )
+    p.add_argument(
+        "--latency-spread",
+        type=float,
+        default=d.latency_spread,
+        metavar="SIGMA",
+        help=f"the lognormal's spread (default: {d.latency_spread:g})",
+    )
+    p.add_argument(
+        "--balance-usd",
+        type=float,
+        default=d.balance_usd,
+        metavar="X",
+        help="once spent: HTTP 402, 40210 Insufficient funds (default: unlimited)",
+    )
     p.add_argument(
         "--size",
         type=_pair(int, "TARGET"),
@@ -111,11 +165,35 @@ def _parser() -> argparse.ArgumentParser:
         metavar="TARGET=N",
         help="result count of the default query whose first target is TARGET (repeatable)",
     )
-    p.add_argument("--size-min", type=int, default=d.size_min)
-    p.add_argument("--size-max", type=int, default=d.size_max)
-    p.add_argument("--live-data", type=float, default=d.live_data, metavar="RATE")
-    p.add_argument("--no-gzip", action="store_true")
-    p.add_argument("--log-file", type=Path, default=None, metavar="PATH")
+    p.add_argument(
+        "--size-min",
+        type=int,
+        default=d.size_min,
+        metavar="N",
+        help=f"the least result count of other target sets (default: {d.size_min})",
+    )
+    p.add_argument(
+        "--size-max",
+        type=int,
+        default=d.size_max,
+        metavar="N",
+        help=f"the largest result count of other target sets (default: {d.size_max})",
+    )
+    p.add_argument(
+        "--live-data",
+        type=float,
+        default=d.live_data,
+        metavar="RATE",
+        help=f"items appear and vanish between calls (default: {d.live_data:g}, off)",
+    )
+    p.add_argument("--no-gzip", action="store_true", help="never compress answers")
+    p.add_argument(
+        "--log-file",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="also append the call log to this JSONL file (default: none)",
+    )
     faults = p.add_argument_group(
         "faults", "each --fault-NAME P is a probability per call, drawn from the seed and the "
         "request (retries draw afresh); holes are never drawn at offset 0"
@@ -143,8 +221,20 @@ def _parser() -> argparse.ArgumentParser:
         "(empty_page, no_results, short_page, gzip_bomb, ...) or a status code, their first "
         "TIMES times (default: always); pins at one offset take turns (repeatable)",
     )
-    faults.add_argument("--timeout-delay", type=float, default=f.timeout_delay, metavar="S")
-    faults.add_argument("--slow-seconds", type=float, default=f.slow_seconds, metavar="S")
+    faults.add_argument(
+        "--timeout-delay",
+        type=float,
+        default=f.timeout_delay,
+        metavar="S",
+        help=f"how long a 50401 takes (default: {f.timeout_delay:g})",
+    )
+    faults.add_argument(
+        "--slow-seconds",
+        type=float,
+        default=f.slow_seconds,
+        metavar="S",
+        help=f"how long a slow answer takes (default: {f.slow_seconds:g})",
+    )
     faults.add_argument(
         "--hostile-error-code",
         type=int,
