@@ -142,7 +142,6 @@ def test_kill_9_of_a_capped_run_cannot_make_the_night_overspend(
     again = _run(command)
     assert again.returncode == 1, again.stderr[-2000:]
     night = emulator.calls()
-    assert len(night) > len(killed), "the re-run spent what was left"
     assert _bill(night) <= cap
     summary = _summary(out)
     assert summary["night"]["invocations"] == 2
