@@ -425,8 +425,19 @@ class _Crawler:
         if reservation is not None and cap is not None and self.budget.committed > self.booked:
             # Book the money in the ledger before the call can spend it: a crash now
             # cannot make the night forget it (see intersect_batch.ledger).
-            self.booked = min(cap, self.budget.committed + cap * 0.05)
-            await self._save_ledger()
+            before, self.booked = self.booked, min(cap, self.budget.committed + cap * 0.05)
+            error = await self._save_ledger()
+            if error is not None:
+                # Money not booked on disk would be spent again by the night's next
+                # invocation (a full disk, then space again): send no call it cannot book.
+                self.booked = before
+                self.budget.settle(reservation, 0.0)
+                self._stop(
+                    "budget",
+                    f"budget: the night's spend cannot be booked in {self.folder.ledger} "
+                    f"({error}); a capped run sends no call it cannot book",
+                )
+                return None
         return reservation
 
     async def _call(self, job: _Job, send: Send, token: object, reservation: float) -> None:
@@ -668,7 +679,8 @@ class _Crawler:
             booked_usd=round(max(self.booked, spent), 8) if self.booked else 0.0,
         )
 
-    async def _save_ledger(self, *, final: bool = False) -> None:
+    async def _save_ledger(self, *, final: bool = False) -> str | None:
+        """Write the night's ledger; the reason it could not be written, else None."""
         ledger = self.ledger()
         if final:
             ledger = msgspec.structs.replace(ledger, booked_usd=0.0)
@@ -677,6 +689,8 @@ class _Crawler:
             await in_thread(write_ledger, self.folder.ledger, ledger)
         except OSError as exc:
             log.error("cannot write the night's ledger: %s", exc.strerror or exc)
+            return str(exc.strerror or exc)
+        return None
 
     async def keep_ledger(self) -> None:
         while True:
