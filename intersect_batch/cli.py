@@ -33,7 +33,7 @@ from intersect_batch import exitcode
 from intersect_batch._version import __version__
 from intersect_batch.config import job_file_schema, load_jobs
 from intersect_batch.errors import IntersectBatchError, UsageError
-from intersect_batch.estimate import DryRun, estimate
+from intersect_batch.estimate import DryRun, dry_run
 from intersect_batch.exitcode import ExitCode, exit_code_for_error
 from intersect_batch.layout import RunFolder
 from intersect_batch.ledger import read_ledger
@@ -41,7 +41,7 @@ from intersect_batch.listing import list_jobs
 from intersect_batch.logs import close_logging, configure_logging
 from intersect_batch.manifest import RunSummary, write_json
 from intersect_batch.metrics import RunMetrics, write_metrics
-from intersect_batch.plan import select_jobs
+from intersect_batch.plan import SAFETY_FACTOR, SAFETY_FLOOR
 from intersect_batch.progress import LogProgress, RichProgress, summary_table
 from intersect_batch.providers import PROVIDERS, resolve_provider
 from intersect_batch.report import write_report
@@ -94,6 +94,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text}")
     return value
 
 
@@ -224,6 +234,31 @@ def _add_run_options(crawl: argparse.ArgumentParser) -> None:
         default=retry.attempts,
         metavar="N",
         help=f"calls per page at most, retries included (default: {retry.attempts})",
+    )
+    crawl.add_argument(
+        "--max-calls",
+        type=_non_negative_int,
+        default=None,
+        metavar="N",
+        help="a safety cap on this run's calls, with or without a budget; 0: none "
+        f"(default: {SAFETY_FACTOR} x what the jobs' last runs needed, at least "
+        f"{SAFETY_FLOOR})",
+    )
+    crawl.add_argument(
+        "--patience",
+        type=_positive_float,
+        default=retry.patience,
+        metavar="S",
+        help="seconds of rate or concurrency refusals (40202, 40209, HTTP 429) the run "
+        f"bears in all before it stops, its jobs partial (default: {retry.patience:g})",
+    )
+    crawl.add_argument(
+        "--unreachable-after",
+        type=_positive_float,
+        default=retry.unreachable_after,
+        metavar="S",
+        help="seconds the API may be unreachable (connection refused, no DNS answer) "
+        f"before the run stops with status 4 (default: {retry.unreachable_after:g})",
     )
     crawl.add_argument(
         "--connect-timeout",
@@ -518,10 +553,15 @@ def _settings(args: argparse.Namespace) -> RunSettings:
         timeouts=Timeouts(
             connect=args.connect_timeout, read=args.read_timeout, deadline=args.deadline
         ),
-        retry=RetryPolicy(attempts=args.attempts),
+        retry=RetryPolicy(
+            attempts=args.attempts,
+            patience=args.patience,
+            unreachable_after=args.unreachable_after,
+        ),
         budget_usd=args.budget_usd,
         fresh=args.fresh,
         grace=args.grace,
+        max_calls=args.max_calls,
     )
 
 
@@ -837,26 +877,27 @@ def _end_interrupted(
 
 
 async def _dry_run(args: argparse.Namespace) -> int:
-    provider = resolve_provider(args.provider, args.base_url)
-    loaded = load_jobs(args.config_dir)
-    for error in loaded.errors:
-        print(f"error: {error.describe()}", file=sys.stderr)
-    if not loaded.jobs:
-        raise UsageError(f"no valid job in {args.config_dir}: nothing to estimate")
-    entries = select_jobs(loaded.jobs, args.job, args.match)
-    credentials = None if args.no_probe else provider.credentials(os.environ)
-    result = await estimate(
-        entries,
-        provider=provider,
-        credentials=credentials,
+    outcome = await dry_run(
+        args.config_dir,
+        provider=resolve_provider(args.provider, args.base_url),
+        environ=os.environ,
         settings=_settings(args),
+        ids=args.job,
+        patterns=args.match,
         probe=not args.no_probe,
     )
+    for error in outcome.loaded.errors:
+        print(f"error: {error.describe()}", file=sys.stderr)
+    for warning in outcome.loaded.warnings:
+        print(f"warning: {warning.describe()}", file=sys.stderr)
+    result = outcome.result
     if args.json:
         print(msgspec.json.encode(result).decode())
     else:
         _print_dry_run(result)
-    failed = loaded.errors or any(item.error for item in result.jobs)
+    if result.stopped is not None:
+        return ExitCode.ACCOUNT
+    failed = outcome.loaded.errors or any(item.error for item in result.jobs)
     return ExitCode.ATTENTION if failed else ExitCode.OK
 
 

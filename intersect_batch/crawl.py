@@ -163,6 +163,8 @@ class JobFinal:
     output: Path | None
     #: The total_count this run found, when it jumped past the last run's by a factor.
     plan_jump: int | None = None
+    #: Items in the pages this invocation made durable (before de-duplication).
+    items_fetched: int = 0
 
 
 #: A total_count this many times the last run's (and PLAN_JUMP_PAGES pages more) is flagged.
@@ -261,6 +263,7 @@ class _Job:
     output: Path | None = None
     ended: bool = False
     plan_jump: int | None = None
+    items_fetched: int = 0
 
     @property
     def job_id(self) -> str:
@@ -472,6 +475,10 @@ class _Crawler:
                     page = await self.fetch(call, before_decode)
                 except ApiError as exc:
                     error = exc.at(job_id=job.job_id, offset=send.offset)
+                    if isinstance(exc, UnreachableApiError):
+                        # Nothing reached the API: no call was made, none is counted.
+                        job.calls -= 1
+                        self.calls -= 1
             finally:
                 if page is not None:
                     self.budget.settle(reservation, page.cost, len(page.lines))
@@ -491,7 +498,7 @@ class _Crawler:
             completes = False
             try:
                 if error is not None:
-                    await self._failed(job, send, error)
+                    await self._failed(job, send, error, sent_at=sent_at)
                 elif page is not None:
                     completes = await self._answered(job, send, page, sent_at)
             finally:
@@ -533,7 +540,7 @@ class _Crawler:
         )
         if isinstance(verdict, Hole):
             error = ApiError(verdict.reason, job_id=job.job_id, offset=send.offset)
-            await self._failed(job, send, error, hole=verdict)
+            await self._failed(job, send, error, hole=verdict, sent_at=sent_at)
             return False
         if verdict == "drop":
             return False
@@ -547,6 +554,7 @@ class _Crawler:
             self._end(job, "failed", str(exc))
             return False
         job.checkpoint = checkpoint
+        job.items_fetched += len(page.lines)
         log.debug(
             "page written",
             extra={"job": job.job_id, "offset": send.offset, "items": len(page.lines)},
@@ -556,7 +564,13 @@ class _Crawler:
         return completes
 
     async def _failed(
-        self, job: _Job, send: Send, error: ApiError, *, hole: Hole | None = None
+        self,
+        job: _Job,
+        send: Send,
+        error: ApiError,
+        *,
+        hole: Hole | None = None,
+        sent_at: float | None = None,
     ) -> None:
         failure = Failure.TRANSIENT if hole is not None else failure_of(error)
         message = error.describe()
@@ -578,10 +592,12 @@ class _Crawler:
             message=message,
             retry_after=error.retry_after,
             hole=hole,
+            sent_at=sent_at,
         )
         if isinstance(outcome, Retry):
-            job.retries += 1
-            self.retries += 1
+            if failure is not Failure.UNREACHABLE:
+                job.retries += 1
+                self.retries += 1
             if outcome.paused_until is not None:
                 self.pacer.pause_until(outcome.paused_until)
             delay = max(0.0, outcome.at - now)
@@ -600,7 +616,7 @@ class _Crawler:
         elif isinstance(outcome, RunStopped):
             if outcome.kind == "run_fatal":
                 self.run_fatal = self.run_fatal or error
-                reason = f"the API refused the account: {message}"
+                reason = f"the API stopped the run: {message}"
             elif outcome.kind == "unreachable":
                 self.run_fatal = self.run_fatal or error
                 reason = f"the API at {self.endpoint} could not be reached: {error.message}"
@@ -736,6 +752,7 @@ class _Crawler:
             duration_s=time.monotonic() - job.started,
             output=job.output if status == "complete" else None,
             plan_jump=job.plan_jump,
+            items_fetched=job.items_fetched,
         )
 
     async def finish(self) -> list[JobFinal]:

@@ -10,24 +10,27 @@ fetch them again.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import anyio
 import msgspec
 
 from intersect_batch.client import fetch_page
-from intersect_batch.config import JobEntry
-from intersect_batch.errors import ApiError, RunFatalApiError, UnreachableApiError
+from intersect_batch.config import JobEntry, LoadResult, load_jobs
+from intersect_batch.durable import in_thread
+from intersect_batch.errors import ApiError, RunFatalApiError, UnreachableApiError, UsageError
 from intersect_batch.layout import RunFolder
 from intersect_batch.manifest import is_complete, previous_total
 from intersect_batch.pacing import Pacer, price
-from intersect_batch.plan import fingerprint, items_wanted, page_count
+from intersect_batch.plan import fingerprint, items_wanted, page_count, select_jobs
 from intersect_batch.providers import Credentials, Provider
 from intersect_batch.settings import RunSettings
 from intersect_batch.store import Checkpoint
 
-__all__ = ["DryRun", "Estimate", "estimate", "previous_total"]
+__all__ = ["DryRun", "DryRunOutcome", "Estimate", "dry_run", "estimate"]
 
 log = logging.getLogger("intersect_batch")
 _checkpoint_decoder = msgspec.json.Decoder(Checkpoint)
@@ -53,6 +56,8 @@ class DryRun(msgspec.Struct, kw_only=True):
     """The dry run's answer: per job, in total, and what the probes cost."""
 
     jobs: list[Estimate]
+    #: Why the probes stopped early: the API refused the account or could not be reached.
+    stopped: str | None
     probe_calls: int
     probe_cost_usd: float
     calls: int | None
@@ -161,12 +166,12 @@ async def estimate(
 
     probe_cost = 0.0
     probe_calls = 0
+    stopped: list[str] = []
     if to_probe:
         if credentials is None:
             raise RuntimeError("a probing dry run needs credentials")
         pacer = Pacer(settings.limits)
         slots = anyio.CapacityLimiter(settings.limits.concurrency)
-        stopped: list[str] = []
 
         async def probe_one(session: aiohttp.ClientSession, entry: JobEntry) -> None:
             nonlocal probe_cost, probe_calls
@@ -195,10 +200,15 @@ async def estimate(
                         probe_calls += 1
                         if exc.maybe_billed:
                             probe_cost += price(1, 1)
-                    if isinstance(exc, RunFatalApiError):
+                    if isinstance(exc, RunFatalApiError | UnreachableApiError):
+                        # No other probe can do better: the account or the network is out.
                         stopped.append(error.describe())
                     results[job.id] = Estimate(
-                        job_id=job.id, source="probe failed", error=error.describe()
+                        job_id=job.id,
+                        source="probe failed",
+                        error=error.describe(),
+                        calls_min=1,
+                        cost_min_usd=_cost(1, 0),
                     )
                     return
             probe_calls += 1
@@ -214,6 +224,7 @@ async def estimate(
     bounded = all(item.calls_max is not None for item in jobs)
     return DryRun(
         jobs=jobs,
+        stopped=stopped[0] if to_probe and stopped else None,
         probe_calls=probe_calls,
         probe_cost_usd=round(probe_cost, 6),
         calls=sum(item.calls or 0 for item in jobs) if exact else None,
@@ -225,3 +236,33 @@ async def estimate(
             round(sum(item.cost_max_usd or 0.0 for item in jobs), 6) if bounded else None
         ),
     )
+
+
+@dataclass(frozen=True)
+class DryRunOutcome:
+    """A dry run of a config folder: the figures, and the folder's config problems."""
+
+    loaded: LoadResult
+    result: DryRun
+
+
+async def dry_run(
+    config_dir: Path,
+    *,
+    provider: Provider,
+    environ: Mapping[str, str],
+    settings: RunSettings,
+    ids: Sequence[str] = (),
+    patterns: Sequence[str] = (),
+    probe: bool = True,
+) -> DryRunOutcome:
+    """What running ``config_dir`` would cost; raises UsageError when nothing can run."""
+    loaded = await in_thread(load_jobs, config_dir)
+    if not loaded.jobs:
+        raise UsageError(f"no valid job in {config_dir}: nothing to estimate")
+    entries = select_jobs(loaded.jobs, ids, patterns)
+    credentials = provider.credentials(environ) if probe else None
+    result = await estimate(
+        entries, provider=provider, credentials=credentials, settings=settings, probe=probe
+    )
+    return DryRunOutcome(loaded=loaded, result=result)

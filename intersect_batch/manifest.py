@@ -96,6 +96,7 @@ class JobManifest(msgspec.Struct, kw_only=True):
     items_written: int
     items_received: int
     duplicates_dropped: int
+    #: Durable pages: in order (their items are ``items_written``) and arrived early.
     pages: int
     pages_planned: int | None
     #: Calls, retries and reported cost over every invocation of the run date.
@@ -110,6 +111,9 @@ class JobManifest(msgspec.Struct, kw_only=True):
     holes: list[HoleRecord] = msgspec.field(default_factory=list)
     #: Damaged progress that was thrown away and fetched again.
     warnings: list[str] = msgspec.field(default_factory=list)
+    #: Items durable in pages that arrived before the pages in front of them (an
+    #: unfinished job's; they join ``items_written`` once those pages are in).
+    items_waiting: int = 0
     #: New and lost items since the last complete run (complete jobs only).
     diff: DiffCounts | None = None
     #: Set when total_count jumped by orders of magnitude since the last complete run.
@@ -154,10 +158,16 @@ class NightTotals(msgspec.Struct, kw_only=True):
     items: int
     calls: int
     retries: int
+    #: What the API reported, summed over the night's calls.
     cost_usd: float
     new_items: int
     lost_items: int
     invocations: int
+    #: What the budget counts as spent: ``cost_usd``, plus the worst case of calls whose
+    #: answer was lost after the API may have billed them (the bill can be that high).
+    spent_usd: float = 0.0
+    #: Seconds the night's invocations were paused by rate or concurrency refusals.
+    throttled_s: float = 0.0
 
 
 class InvocationTotals(msgspec.Struct, kw_only=True):
@@ -174,6 +184,8 @@ class InvocationTotals(msgspec.Struct, kw_only=True):
     calls_per_minute: float
     jobs_run: int
     throttled_s: float
+    #: ``cost_usd`` plus the worst case of this invocation's answers lost after billing.
+    spent_usd: float = 0.0
 
 
 class RunSummary(msgspec.Struct, kw_only=True):
@@ -207,7 +219,7 @@ def build_manifest(
     job = final.job
     checkpoint = final.checkpoint
     totals = TotalCount()
-    written = received = duplicates = pages = 0
+    written = received = duplicates = pages = waiting = 0
     if checkpoint is not None:
         high, low = checkpoint.total_max, checkpoint.total_min
         drift = (high - low) / high if high and low is not None else 0.0
@@ -223,6 +235,7 @@ def build_manifest(
         received = checkpoint.items_received
         duplicates = checkpoint.duplicates_dropped
         pages = checkpoint.pages
+        waiting = sum(spooled.items for spooled in checkpoint.spooled.values())
     return JobManifest(
         job_id=job.job_id,
         config_file=config_file,
@@ -249,6 +262,7 @@ def build_manifest(
             HoleRecord(offset=h.offset, reason=h.reason, attempts=h.attempts) for h in final.holes
         ],
         warnings=list(final.warnings),
+        items_waiting=waiting,
         diff=diff if final.status == "complete" else None,
         plan_jump=(
             PlanJump(previous_total=job.previous_total, total=final.plan_jump)

@@ -227,13 +227,14 @@ class _Night:
             log.error("cannot write the manifest: %s", exc.strerror or exc, extra={"job": job_id})
         self.manifests[job_id] = manifest
         level = logging.INFO if manifest.status == "complete" else logging.WARNING
+        text = f"job {manifest.status}" + (f": {manifest.reason}" if manifest.reason else "")
         if manifest.status == "failed":
-            level = logging.ERROR
+            # The failure itself was logged the moment it happened: this closes the job.
+            level, text = logging.INFO, "job ended: failed"
         log.log(
             level,
-            "job %s%s",
-            manifest.status,
-            f": {manifest.reason}" if manifest.reason else "",
+            "%s",
+            text,
             extra={
                 "job": job_id,
                 "status": manifest.status,
@@ -347,9 +348,11 @@ def _summary(
             calls=ledger.calls,
             retries=ledger.retries,
             cost_usd=round(ledger.cost_usd, 6),
+            spent_usd=round(ledger.spent_usd, 6),
             new_items=sum(line.diff.new for line in jobs if line.diff),
             lost_items=sum(line.diff.lost for line in jobs if line.diff),
             invocations=ledger.invocations,
+            throttled_s=round(ledger.throttled_s, 3),
         ),
         invocation=InvocationTotals(
             started_at=result.started_at,
@@ -358,11 +361,8 @@ def _summary(
             calls=result.calls,
             retries=result.retries,
             cost_usd=round(result.cost_usd, 6),
-            items=sum(
-                (final.checkpoint.items_written if final.checkpoint else 0)
-                for final in result.jobs
-                if final.invocation.calls
-            ),
+            spent_usd=round(result.spent_usd, 6),
+            items=sum(final.items_fetched for final in result.jobs),
             calls_per_minute=round(result.calls / minutes, 2),
             jobs_run=len(result.jobs),
             throttled_s=result.throttled_s,
@@ -597,7 +597,7 @@ async def run_batch(
     # Details first: the last line always says where the results are.
     lines = []
     if result.run_fatal is not None and result.stop is not None:
-        lines.append(f"the API stopped the run: {result.stop.reason}")
+        lines.append(result.stop.reason)
     if result.interrupted_by is not None:
         name = signal.Signals(result.interrupted_by).name
         lines.append(f"{name}: progress is saved; run the same command to continue")

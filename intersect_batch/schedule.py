@@ -423,8 +423,13 @@ class Schedule:
         message: str,
         retry_after: float | None = None,
         hole: Hole | None = None,
+        sent_at: float | None = None,
     ) -> Retry | GaveUp | JobEnded | RunStopped:
-        """A call for the page failed (or its answer was a hole); what happens now."""
+        """A call for the page failed (or its answer was a hole); what happens now.
+
+        ``sent_at``: when the call went out. A refusal of a call sent before the last
+        refusal is one of the same wave: it does not lengthen the pause.
+        """
         job = self.jobs[key]
         job.in_flight.discard(page)
         if failure is Failure.RUN_FATAL:
@@ -440,6 +445,9 @@ class Schedule:
         policy = self.retry
         if failure is Failure.THROTTLED:
             self._unreachable_since = None
+            if sent_at is not None and sent_at < self._throttled_at:
+                self._retry_at(job, page, self._pause_until)
+                return Retry(at=self._pause_until, attempt=job.attempts.get(page, 0))
             return self._throttled(job, page, now, retry_after)
         if failure is Failure.UNREACHABLE:
             return self._unreachable(job, page, now, message)

@@ -401,14 +401,16 @@ class JobStore:
     def save(self, counters: Counters) -> Checkpoint:
         """Record the counters (calls, retries, cost) without a new page.
 
-        A job with no durable page has no checkpoint on disk yet: nothing is written.
+        A job that has no durable page yet gets a checkpoint (and an empty part file)
+        too: the calls it paid for count the next time it runs the same night.
         """
         checkpoint = self.checkpoint
         new = msgspec.structs.replace(checkpoint, counters=checkpoint.counters.latest(counters))
-        if checkpoint.pages == 0:
-            self._checkpoint = new
-            return new
         try:
+            if checkpoint.pages == 0:
+                self.folder.state.mkdir(parents=True, exist_ok=True)
+                with open_nofollow(self.part_path, os.O_WRONLY | os.O_CREAT):
+                    pass
             self._write_checkpoint(new)
         except OSError as exc:
             raise self._output_error("cannot write its checkpoint", exc) from None

@@ -87,7 +87,9 @@ async def test_a_page_that_stays_a_hole_fails_its_job_and_names_the_offset(
     run_dir = _run_dir(tmp_path)
 
     assert outcome.exit_code == ExitCode.ATTENTION
-    assert outcome.message.splitlines()[-1].startswith("attention: 1 complete, 1 failed;")
+    assert outcome.message.splitlines()[-1].startswith(
+        "attention: night 2026-11-29: 1 complete, 1 failed;"
+    )
     holed = manifest(run_dir, "holed")
     assert holed["status"] == "failed"
     assert holed["holes"] == [{"offset": 300, "reason": why, "attempts": 6}]
@@ -136,7 +138,7 @@ async def test_a_hole_that_fills_after_two_calls_completes_the_job(
     run_dir = _run_dir(tmp_path)
 
     assert outcome.exit_code == ExitCode.OK, outcome.message
-    assert outcome.message.splitlines()[-1].startswith("ok: 2 complete;")
+    assert outcome.message.splitlines()[-1].startswith("ok: night 2026-11-29: 2 complete;")
     assert (run_dir / "holed.jsonl").read_bytes() == _as_jsonl(holed_items)
     holed = manifest(run_dir, "holed")
     assert holed["status"] == "complete" and holed["holes"] == []

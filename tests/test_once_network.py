@@ -82,8 +82,9 @@ async def test_an_unreachable_api_stops_the_run_and_a_rerun_completes(tmp_path: 
     lines = outcome.message.splitlines()
     said = [line for line in lines if line.startswith("the API")]
     assert len(said) == 1
-    assert said[0].startswith(f"the API stopped the run: {reached}: cannot reach the API at ")
-    assert lines[-1].startswith(f"attention: 3 partial ({reached}")
+    assert said[0].startswith(f"{reached}: cannot reach the API at ")
+    assert lines[-1].startswith("attention: night 2026-11-29: 3 partial;")
+    assert f"stopped: {reached}" in lines[-1]
     run_dir = tmp_path / "out" / RUN_DATE.isoformat()
     for job in JOBS:
         got = manifest(run_dir, str(job["id"]))
@@ -119,7 +120,8 @@ def test_a_dry_run_against_a_closed_port_says_it_spent_nothing(tmp_path: Path) -
     done = subprocess.run(
         command, env={**os.environ, **DEMO_ENV}, capture_output=True, text=True, timeout=60
     )
-    assert done.returncode == ExitCode.ATTENTION, done.stderr[-2000:]
+    # The API could not be reached: the same status as a run that finds it so.
+    assert done.returncode == ExitCode.ACCOUNT, done.stderr[-2000:]
     out = done.stdout.splitlines()
     assert out[-1] == "the dry run spent nothing"
     assert not any("spent 0" in line or "probe call" in line for line in out)
@@ -151,7 +153,9 @@ async def test_a_not_found_or_not_implemented_answer_fails_only_its_job_without_
     run_dir = tmp_path / "out" / RUN_DATE.isoformat()
 
     assert outcome.exit_code == ExitCode.ATTENTION
-    assert outcome.message.splitlines()[-1].startswith("attention: 2 complete, 1 failed;")
+    assert outcome.message.splitlines()[-1].startswith(
+        "attention: night 2026-11-29: 2 complete, 1 failed;"
+    )
     failed = manifest(run_dir, "j1")
     assert failed["status"] == "failed" and failed["retries"] == 0
     assert failed["reason"].startswith(f"job 'j1' offset {offset}: [{code}]")

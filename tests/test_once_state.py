@@ -166,7 +166,7 @@ async def test_damaged_progress_is_fetched_again_with_a_warning(
     outcome, records = await _rerun(origin / "configs", out, emu)
     calls = emu.calls()[before:]
     assert outcome.exit_code == ExitCode.OK, outcome.message
-    assert outcome.message.splitlines()[-1].startswith("ok: 1 complete;")
+    assert outcome.message.splitlines()[-1].startswith("ok: night 2026-11-29: 1 complete;")
     warned = [r for r in records if r["level"] == "warning"]
     assert len(warned) == 1 and warned[0]["job"] == "alpha", records
     assert warning in warned[0]["message"]

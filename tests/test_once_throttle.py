@@ -99,8 +99,10 @@ async def test_a_run_throttled_past_its_patience_ends_partial_saying_what_to_low
     assert outcome.exit_code == ExitCode.ATTENTION
     advice = "lower --rate-per-minute (now 60000) or --concurrency (now 4)"
     last = outcome.message.splitlines()[-1]
-    assert last.startswith("attention: 2 partial (the API refused calls for rate or concurrency")
-    assert advice in last
+    assert last.startswith("attention: night 2026-11-29: 2 partial;")
+    assert "stopped: the API refused calls for rate or concurrency" in last
+    summary = json.loads((tmp_path / "out" / RUN_DATE.isoformat() / "run.json").read_text())
+    assert advice in summary["stop_reason"]
     run_dir = tmp_path / "out" / RUN_DATE.isoformat()
     for job in JOBS:
         got = manifest(run_dir, str(job["id"]))

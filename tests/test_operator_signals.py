@@ -145,10 +145,11 @@ def test_a_job_that_fails_at_once_is_logged_at_once_and_named_at_the_end(
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == ExitCode.SIGTERM
     records = _records(stderr)
-    # Once when it failed, once more with its figures when its manifest was written.
+    # Once when it failed; its figures once more when its manifest was written.
     failures = [r for r in records if r["message"].startswith("job failed")]
-    assert [r["job"] for r in failures] == ["broken", "broken"]
-    assert "items" not in failures[0] and failures[1]["items"] == 0
+    assert [r["job"] for r in failures] == ["broken"] and "items" not in failures[0]
+    [ended] = [r for r in records if r["message"] == "job ended: failed"]
+    assert ended["job"] == "broken" and ended["items"] == 0
     assert records[-1]["message"] == "run finished" and records[-1]["exit_code"] == 143
     last = stdout.strip().splitlines()[-1]
     assert last.startswith("attention: night 2026-11-29: 1 failed, 1 invalid, 1 partial;")

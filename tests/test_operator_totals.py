@@ -147,7 +147,9 @@ def test_the_night_and_the_invocation_add_up_to_what_was_served(
         assert f"{calls}, {this['cost_usd']:.4f} USD in " in invocation.last_line
 
     statuses = {job["job_id"]: job["status"] for job in stopped.summary["jobs"]}
-    assert statuses == {"alpha": "partial", "delta": "partial", "gamma": "failed"}
+    # The calls in flight at the Ctrl-C are answered and saved: that may finish delta.
+    assert statuses["alpha"] == "partial" and statuses["gamma"] == "failed"
+    assert statuses["delta"] in {"partial", "complete"}
     assert "needs attention: gamma failed (" in stopped.last_line
 
     # --job alpha: the run date's other jobs stay listed, as an earlier invocation left them.
@@ -168,20 +170,11 @@ def test_the_night_and_the_invocation_add_up_to_what_was_served(
     assert served == {"delta.example", "gamma.example"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the crawl's JobFinal does not yet say how many items this invocation fetched",
-)
 def test_the_invocations_items_are_what_it_fetched(night: list[Invocation]) -> None:
     for invocation in night:
         assert invocation.summary["invocation"]["items"] == _items(invocation.served)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a job that failed before any durable page forgets that call's count when it is "
-    "retried the same night (the store saves no checkpoint without a page)",
-)
 def test_the_jobs_calls_add_up_to_the_night(night: list[Invocation]) -> None:
     for invocation in night:
         jobs, totals = invocation.summary["jobs"], invocation.summary["night"]

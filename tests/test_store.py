@@ -276,8 +276,11 @@ def test_a_symlink_planted_as_the_part_file_is_refused(folder: RunFolder, tmp_pa
 
 def test_counters_are_kept_with_the_pages_and_only_grow(folder: RunFolder) -> None:
     store = opened(folder)
+    # Nothing durable yet, but the call is paid for: it counts the next time too.
     assert store.save(Counters(calls=1)).counters.calls == 1
-    assert not folder.checkpoint("job").exists()  # nothing durable yet: nothing written
+    resumed = JobStore(folder, "job").open("fp")
+    assert resumed.warnings == () and resumed.checkpoint.counters == Counters(calls=1)
+    assert resumed.checkpoint.pages == 0
     store.commit([page(0)], Counters(calls=2, retries=1, cost_usd=0.1))
     store.save(Counters(calls=1, retries=3, cost_usd=0.05))
     on_disk = JobStore(folder, "job").open("fp").checkpoint
