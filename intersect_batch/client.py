@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import math
 import zlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,10 +99,13 @@ async def send_task(
     *,
     timeouts: Timeouts,
     caps: AnswerCaps,
+    reserve: Callable[[], Awaitable[None]] | None = None,
 ) -> Answer:
     """POST one task and return the answer as received, body still compressed.
 
-    Raises :class:`~intersect_batch.errors.UnreachableApiError` when the host cannot be
+    ``reserve`` is awaited once the body passes ``caps.read_ahead_bytes``, before more of
+    it is read (the crawler takes a place in memory then; the wait counts toward the
+    deadline). Raises :class:`~intersect_batch.errors.UnreachableApiError` when the host cannot be
     reached (refused, DNS, no route, connect timeout), a
     :class:`~intersect_batch.errors.TransientApiError` for any other network failure or
     timeout (a silence longer than ``timeouts.read``, a call longer than
@@ -136,7 +139,7 @@ async def send_task(
                     for name in KEPT_HEADERS
                     if name in response.headers
                 }
-                body = await _read_capped(response, caps.max_body_bytes)
+                body = await _read_capped(response, caps, reserve)
                 return Answer(response.status, kept, body)
     except aiohttp.ConnectionTimeoutError:
         raise UnreachableApiError(
@@ -167,8 +170,17 @@ async def send_task(
         ) from None
 
 
-async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
-    """The body, read as it comes; over ``cap`` bytes, a JobFatalApiError and no more read."""
+async def _read_capped(
+    response: aiohttp.ClientResponse,
+    caps: AnswerCaps,
+    reserve: Callable[[], Awaitable[None]] | None,
+) -> bytes:
+    """The body, read as it comes; past ``caps.max_body_bytes``, JobFatalApiError, no more read.
+
+    Past ``caps.read_ahead_bytes`` (or at once, when the answer declares more), ``reserve``
+    is awaited before reading on: meanwhile the socket is not read, so the server waits.
+    """
+    cap = caps.max_body_bytes
     declared = response.content_length
     if declared is not None and declared > cap:
         raise _over_cap(
@@ -176,6 +188,10 @@ async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
             "max_body_bytes",
             response.status,
         )
+    ahead = caps.read_ahead_bytes
+    if reserve is not None and declared is not None and declared > ahead:
+        await reserve()
+        reserve = None
     chunks: list[bytes] = []
     size = 0
     while chunk := await response.content.readany():
@@ -187,6 +203,9 @@ async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
                 response.status,
             )
         chunks.append(chunk)
+        if reserve is not None and size > ahead:
+            await reserve()
+            reserve = None
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
