@@ -103,14 +103,16 @@ async def send_task(
 ) -> Answer:
     """POST one task and return the answer as received, body still compressed.
 
-    ``reserve`` is awaited once the body passes ``caps.read_ahead_bytes``, before more of
-    it is read (the crawler takes a place in memory then; the wait counts toward the
-    deadline). Raises :class:`~intersect_batch.errors.UnreachableApiError` when the host cannot be
+    Raises :class:`~intersect_batch.errors.UnreachableApiError` when the host cannot be
     reached (refused, DNS, no route, connect timeout), a
     :class:`~intersect_batch.errors.TransientApiError` for any other network failure or
     timeout (a silence longer than ``timeouts.read``, a call longer than
     ``timeouts.deadline``), and a :class:`~intersect_batch.errors.JobFatalApiError` when
     the body is larger than ``caps.max_body_bytes`` (reading stops there).
+
+    ``reserve`` is awaited once the body passes ``caps.read_ahead_bytes``, before more of
+    it is read (the crawler takes a place in memory then; the wait counts toward the
+    deadline).
     """
     scrubber = credentials.scrubber()
     headers = {
