@@ -35,7 +35,13 @@ from intersect_batch.providers import Credentials, Provider
 from intersect_batch.scrub import Scrubber
 from intersect_batch.settings import AnswerCaps, Timeouts
 from intersect_batch.status import NO_RESULTS, RUN_FATAL_ADVICE, classify
-from intersect_batch.wire import Envelope, Task, aisa_error_decoder, envelope_decoder
+from intersect_batch.wire import (
+    Envelope,
+    Task,
+    aisa_error_decoder,
+    envelope_decoder,
+    page_items,
+)
 
 __all__ = [
     "USER_AGENT",
@@ -391,7 +397,7 @@ def _judge(
 ) -> FetchedPage:
     """The page of a decoded envelope, or the error its status codes call for."""
     status = answer.http_status
-    task: Task | None = envelope.tasks[0] if envelope.tasks else None
+    task: Task | None = envelope.first_task
     task_code = task.status_code if task is not None else None
     cost = _reported_cost(answer.headers, envelope, task)
     verdict = classify(status, envelope.status_code, task_code)
@@ -419,15 +425,15 @@ def _judge(
         )
     task_id = None if task.id is None else scrubber.excerpt(task.id, caps.max_message_chars)
     usd = cost if cost is not None else 0.0
-    if task.status_code == NO_RESULTS or not task.result:
+    result = task.result.result if task.result is not None else None
+    if task.status_code == NO_RESULTS or result is None:
         return FetchedPage(total_count=None, items_count=0, lines=[], cost=usd, task_id=task_id)
-    result = task.result[0]
     # Tabs and line breaks never appear raw inside JSON strings: if the body has none,
     # no item spans lines (one memchr over the body instead of one per item).
     broken = b"\n" in body or b"\r" in body or b"\t" in body
     try:
-        lines = split_items(result.items or [], may_span_lines=broken)
-    except ValueError as exc:
+        lines = split_items(page_items(result.items), may_span_lines=broken)
+    except (ValueError, msgspec.DecodeError, RecursionError) as exc:
         raise TransientApiError(
             f"bad answer: {scrubber.excerpt(str(exc), caps.max_message_chars)}",
             http_status=status,
