@@ -32,6 +32,7 @@ __all__ = [
     "envelope_decoder",
     "item_key",
     "item_key_decoder",
+    "item_url",
     "page_items",
 ]
 
@@ -160,6 +161,27 @@ _KEY_DECODE_LIMIT = 2**20
 
 def _digest(data: bytes) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+
+
+def item_url(line: bytes) -> str | None:
+    """The referring page's URL an item names (its first url_from), or None.
+
+    The common case is a byte search; a value with escapes, or an item laid out
+    otherwise, is decoded, unless the item is over 1 MiB: decoding one of those could
+    mean millions of objects (real items are 1-70 kB), so it is named by nothing.
+    """
+    start = line.find(_URL_FROM)
+    if start >= 0:
+        start += len(_URL_FROM)
+        end = line.find(b'"', start)
+        if end > start and b"\\" not in line[start:end]:
+            return line[start:end].decode("utf-8", "replace")
+    if len(line) > _KEY_DECODE_LIMIT:
+        return None
+    try:
+        return item_key_decoder.decode(line).url_from()
+    except (msgspec.DecodeError, RecursionError):
+        return None
 
 
 def item_key(line: bytes) -> int:
