@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import math
 import zlib
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +35,13 @@ from intersect_batch.providers import Credentials, Provider
 from intersect_batch.scrub import Scrubber
 from intersect_batch.settings import AnswerCaps, Timeouts
 from intersect_batch.status import NO_RESULTS, RUN_FATAL_ADVICE, classify
-from intersect_batch.wire import Envelope, Task, aisa_error_decoder, envelope_decoder
+from intersect_batch.wire import (
+    Envelope,
+    Task,
+    aisa_error_decoder,
+    envelope_decoder,
+    page_items,
+)
 
 __all__ = [
     "USER_AGENT",
@@ -99,6 +105,7 @@ async def send_task(
     *,
     timeouts: Timeouts,
     caps: AnswerCaps,
+    reserve: Callable[[], Awaitable[None]] | None = None,
 ) -> Answer:
     """POST one task and return the answer as received, body still compressed.
 
@@ -108,6 +115,10 @@ async def send_task(
     timeout (a silence longer than ``timeouts.read``, a call longer than
     ``timeouts.deadline``), and a :class:`~intersect_batch.errors.JobFatalApiError` when
     the body is larger than ``caps.max_body_bytes`` (reading stops there).
+
+    ``reserve`` is awaited once the body passes ``caps.read_ahead_bytes``, before more of
+    it is read (the crawler takes a place in memory then; the wait counts toward the
+    deadline).
     """
     scrubber = credentials.scrubber()
     headers = {
@@ -136,7 +147,7 @@ async def send_task(
                     for name in KEPT_HEADERS
                     if name in response.headers
                 }
-                body = await _read_capped(response, caps.max_body_bytes)
+                body = await _read_capped(response, caps, reserve)
                 return Answer(response.status, kept, body)
     except aiohttp.ConnectionTimeoutError:
         raise UnreachableApiError(
@@ -167,8 +178,17 @@ async def send_task(
         ) from None
 
 
-async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
-    """The body, read as it comes; over ``cap`` bytes, a JobFatalApiError and no more read."""
+async def _read_capped(
+    response: aiohttp.ClientResponse,
+    caps: AnswerCaps,
+    reserve: Callable[[], Awaitable[None]] | None,
+) -> bytes:
+    """The body, read as it comes; past ``caps.max_body_bytes``, JobFatalApiError, no more read.
+
+    Past ``caps.read_ahead_bytes`` (or at once, when the answer declares more), ``reserve``
+    is awaited before reading on: meanwhile the socket is not read, so the server waits.
+    """
+    cap = caps.max_body_bytes
     declared = response.content_length
     if declared is not None and declared > cap:
         raise _over_cap(
@@ -176,6 +196,10 @@ async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
             "max_body_bytes",
             response.status,
         )
+    ahead = caps.read_ahead_bytes
+    if reserve is not None and declared is not None and declared > ahead:
+        await reserve()
+        reserve = None
     chunks: list[bytes] = []
     size = 0
     while chunk := await response.content.readany():
@@ -187,6 +211,9 @@ async def _read_capped(response: aiohttp.ClientResponse, cap: int) -> bytes:
                 response.status,
             )
         chunks.append(chunk)
+        if reserve is not None and size > ahead:
+            await reserve()
+            reserve = None
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
@@ -370,7 +397,7 @@ def _judge(
 ) -> FetchedPage:
     """The page of a decoded envelope, or the error its status codes call for."""
     status = answer.http_status
-    task: Task | None = envelope.tasks[0] if envelope.tasks else None
+    task: Task | None = envelope.first_task
     task_code = task.status_code if task is not None else None
     cost = _reported_cost(answer.headers, envelope, task)
     verdict = classify(status, envelope.status_code, task_code)
@@ -398,15 +425,15 @@ def _judge(
         )
     task_id = None if task.id is None else scrubber.excerpt(task.id, caps.max_message_chars)
     usd = cost if cost is not None else 0.0
-    if task.status_code == NO_RESULTS or not task.result:
+    result = task.result.result if task.result is not None else None
+    if task.status_code == NO_RESULTS or result is None:
         return FetchedPage(total_count=None, items_count=0, lines=[], cost=usd, task_id=task_id)
-    result = task.result[0]
     # Tabs and line breaks never appear raw inside JSON strings: if the body has none,
     # no item spans lines (one memchr over the body instead of one per item).
     broken = b"\n" in body or b"\r" in body or b"\t" in body
     try:
-        lines = split_items(result.items or [], may_span_lines=broken)
-    except ValueError as exc:
+        lines = split_items(page_items(result.items), may_span_lines=broken)
+    except (ValueError, msgspec.DecodeError, RecursionError) as exc:
         raise TransientApiError(
             f"bad answer: {scrubber.excerpt(str(exc), caps.max_message_chars)}",
             http_status=status,

@@ -323,6 +323,7 @@ class _Crawler:
         self.interrupted_by: int | None = None
         self._changed = anyio.Event()
         self._unsent: set[anyio.CancelScope] = set()
+        self._hard_stop = False
         self._ledger_dirty = False
 
     # -- preparing ------------------------------------------------------------------------
@@ -514,8 +515,8 @@ class _Crawler:
             self._notify()
 
     async def _pace(self) -> bool:
-        """Wait for the rate; False when the run stopped meanwhile (the call is not sent)."""
-        if self.stop_info is not None:
+        """Wait for the rate; False when the run stopped hard meanwhile (not sent then)."""
+        if self._hard_stop:
             return False
         with anyio.CancelScope() as unsent:
             self._unsent.add(unsent)
@@ -523,7 +524,7 @@ class _Crawler:
                 await self.pacer.wait()
             finally:
                 self._unsent.discard(unsent)
-        return not unsent.cancelled_caught and self.stop_info is None
+        return not unsent.cancelled_caught and not self._hard_stop
 
     async def _answered(
         self, job: _Job, send: Send, page: FetchedPage, sent_at: float | None = None
@@ -671,13 +672,20 @@ class _Crawler:
             log.warning("cannot remove its progress files: %s", exc, extra={"job": job.job_id})
 
     def _stop(self, kind: StopKind, reason: str) -> None:
-        """Send no more calls; those in flight are still answered and written."""
+        """Send no more calls; those in flight are still answered and written.
+
+        The budget and the safety cap stop handing out calls, and the calls already
+        handed out (paid for in the budget, within the cap) still go; any other stop
+        also holds back the calls waiting for their rate token.
+        """
         if self.stop_info is None:
             self.stop_info = StopInfo(kind, reason)
             log.warning("stopping: %s", reason)
         self.schedule.stop_all(reason)
-        for scope in self._unsent:
-            scope.cancel()
+        if kind not in ("budget", "cap"):
+            self._hard_stop = True
+            for scope in self._unsent:
+                scope.cancel()
         self._notify()
 
     # -- the night's ledger ---------------------------------------------------------------

@@ -17,7 +17,7 @@ from intersect_batch.durable import atomic_file, jsonl_lines
 from intersect_batch.keyset import KeySet
 from intersect_batch.layout import RunFolder, earlier_runs
 from intersect_batch.manifest import DiffCounts, JobManifest, read_manifest
-from intersect_batch.wire import item_key, item_key_decoder
+from intersect_batch.wire import item_key, item_url
 
 __all__ = [
     "DiffCounts",
@@ -133,10 +133,7 @@ def read_diff_counts(path: Path) -> tuple[int, int] | None:
 
 
 def _change_line(change: bytes, line: bytes) -> bytes:
-    try:
-        url = item_key_decoder.decode(line).url_from()
-    except msgspec.DecodeError:
-        url = None
+    url = item_url(line)
     # The item is passed through as the bytes the crawl wrote: no field is lost.
     return b'{"change":"%s","key":%s,"item":%s}\n' % (change, _encoder.encode(url), line)
 

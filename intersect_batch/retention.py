@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 from intersect_batch.durable import atomic_write
+from intersect_batch.errors import OutputError
 from intersect_batch.layout import RunFolder, earlier_runs
 
 __all__ = ["mark_run_dir", "prune_runs"]
@@ -20,12 +21,19 @@ _MARKER_TEXT = b"made by intersect-batch; --keep-days may remove this folder\n"
 def mark_run_dir(folder: RunFolder) -> None:
     """Create the run-date folder (if needed) and mark it as this tool's.
 
-    A run folder that is a symlink is refused: it may be shared with another output
-    folder, whose lock would not protect it.
+    Raises OutputError, before any call, when the run folder is a symlink (it may be
+    shared with another output folder, whose lock would not protect it) or when its
+    state folder is: the run would read, truncate and remove files in the folder it
+    points to as if they were its own progress.
     """
     path = folder.path
     if path.is_symlink():
-        raise OSError(40, "the run folder is a symlink; use a real folder", str(path))
+        raise OutputError(f"the run folder is a symlink; use a real folder ({path})")
+    if folder.state.is_symlink():
+        raise OutputError(
+            f"the run folder's state folder is a symlink; remove it ({folder.state}), "
+            "the run will start its unfinished jobs over"
+        )
     path.mkdir(parents=True, exist_ok=True)
     if not folder.marker.is_file():
         atomic_write(folder.marker, _MARKER_TEXT)

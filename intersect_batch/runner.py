@@ -238,6 +238,7 @@ class _Night:
             extra={
                 "job": job_id,
                 "status": manifest.status,
+                "reason": manifest.reason,
                 "items": manifest.items_written,
                 "pages": manifest.pages,
                 "calls": manifest.calls,

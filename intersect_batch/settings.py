@@ -178,6 +178,13 @@ class AnswerCaps:
     ``max_inflated_bytes=64 MiB``: the body once inflated (or as received, when it came
     uncompressed); inflating stops past it, so a small gzip that would inflate to
     gigabytes costs no more memory than this.
+    ``read_ahead_bytes=4 MiB``: how much of a body a call reads before it takes one of
+    the run's places in memory (``RunSettings.pages_in_memory``); a larger body waits for
+    a place before it is read on. So at most ``concurrency x read_ahead_bytes`` plus the
+    pages in memory are held at once, whatever every call's server sends: without it,
+    30 calls each sent a 60 MB body would hold 1.8 GB. A page of the API is well under
+    it (2.5 MB compressed for 1000 items of 20 targets), so the calls' reads never wait
+    on each other.
     ``max_message_chars=500``: outside text (a status message, a gateway's error, a quoted
     body, an exception string) kept in an error, after scrubbing; the rest is cut, and
     the cut is marked.
@@ -196,4 +203,5 @@ class AnswerCaps:
 
     max_body_bytes: int = 64 * 2**20
     max_inflated_bytes: int = 64 * 2**20
+    read_ahead_bytes: int = 4 * 2**20
     max_message_chars: int = 500

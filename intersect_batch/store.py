@@ -265,6 +265,10 @@ class JobStore:
         return self._resume_spool(checkpoint)
 
     def _resume_spool(self, checkpoint: Checkpoint) -> Checkpoint:
+        if self.spool_dir.is_symlink():
+            # Not a folder this job made: never read or empty what it points to. The
+            # link goes; the pages it was to hold are fetched again.
+            self.spool_dir.unlink()
         self.spool_dir.mkdir(exist_ok=True)
         kept: dict[int, SpooledPage] = {}
         for path in self.spool_dir.iterdir():

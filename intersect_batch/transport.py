@@ -26,10 +26,12 @@ async def http_fetch(
 ) -> AsyncIterator[Fetch]:
     """A Fetch that POSTs each call to ``provider``; its session closes on exit.
 
-    The body is read whole (compressed, capped, under the call's deadline) before the
+    The body is read (compressed, capped, under the call's deadline) before the
     crawler's memory gate is awaited: a body that trickles in holds its own slot until
-    its deadline, never a place in memory that other jobs' pages need. Inflating and
-    decoding happen after the gate, off the event loop.
+    its deadline, never a place in memory that other jobs' pages need. Only a body
+    larger than ``caps.read_ahead_bytes`` takes its place in memory first, as soon as it
+    passes that size, so that many large bodies at once are not all held in memory.
+    Inflating and decoding happen after the gate, off the event loop.
     """
     # A few spare connections: a slot is released just before its connection is.
     connector = aiohttp.TCPConnector(limit=settings.limits.concurrency + 4)
@@ -37,6 +39,15 @@ async def http_fetch(
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def fetch(call: Call, before_decode: Callable[[], Awaitable[None]]) -> FetchedPage:
+            reserved = False
+
+            async def reserve() -> None:
+                # The crawler's gate is taken once per call: mid-read, or after it.
+                nonlocal reserved
+                if not reserved:
+                    reserved = True
+                    await before_decode()
+
             answer = await send_task(
                 session,
                 provider,
@@ -44,8 +55,9 @@ async def http_fetch(
                 call.task,
                 timeouts=settings.timeouts,
                 caps=settings.caps,
+                reserve=reserve,
             )
-            await before_decode()
+            await reserve()
             return await in_thread(read, answer)
 
         yield fetch

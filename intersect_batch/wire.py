@@ -4,17 +4,27 @@ Only what the crawler reads is typed (status codes, cost, total_count). Each ite
 ``msgspec.Raw`` slice of the response, written to disk as the API sent it, so a field
 the API adds tomorrow is never lost. :func:`item_key` names the referring page an item
 describes, from its bytes, for de-duplication within a job and diffs between runs.
+
+Decoding never costs more than a bounded number of objects, whatever the answer holds:
+only the first task and the first result are decoded (the rest of those arrays is skipped
+unread), and a page's items are decoded into at most ``MAX_PAGE_ITEMS + 1`` slots by
+:func:`page_items`. An answer within the size caps could otherwise hold twenty million
+``{}`` (60 MB, gzipped to 60 kB), and one Python object each is 1-2 GB.
 """
 
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import msgspec
 
 __all__ = [
+    "MAX_PAGE_ITEMS",
     "AisaError",
     "Envelope",
+    "FirstResult",
+    "FirstTask",
     "ItemKey",
     "Result",
     "Task",
@@ -22,7 +32,12 @@ __all__ = [
     "envelope_decoder",
     "item_key",
     "item_key_decoder",
+    "item_url",
+    "page_items",
 ]
+
+#: The most items one answer may hold: the API's ``limit`` is at most 1000.
+MAX_PAGE_ITEMS = 1000
 
 
 class Result(msgspec.Struct):
@@ -30,7 +45,14 @@ class Result(msgspec.Struct):
 
     total_count: int | None = None
     items_count: int | None = None
-    items: list[msgspec.Raw] | None = None
+    #: The items array as sent, not decoded yet: see :func:`page_items`.
+    items: msgspec.Raw = msgspec.Raw(b"null")
+
+
+class FirstResult(msgspec.Struct, array_like=True):
+    """A task's result array, of which only the first result is decoded."""
+
+    result: Result | None = None
 
 
 class Task(msgspec.Struct):
@@ -40,7 +62,13 @@ class Task(msgspec.Struct):
     status_message: str = ""
     id: str | None = None
     cost: float | None = None
-    result: list[Result] | None = None
+    result: FirstResult | None = None
+
+
+class FirstTask(msgspec.Struct, array_like=True):
+    """The envelope's task array, of which only the first task is decoded."""
+
+    task: Task | None = None
 
 
 class Envelope(msgspec.Struct):
@@ -51,7 +79,12 @@ class Envelope(msgspec.Struct):
     cost: float | None = None
     tasks_count: int | None = None
     tasks_error: int | None = None
-    tasks: list[Task] | None = None
+    tasks: FirstTask | None = None
+
+    @property
+    def first_task(self) -> Task | None:
+        """The first task, the only one the crawler sends; None when there is none."""
+        return self.tasks.task if self.tasks is not None else None
 
 
 class AisaErrorBody(msgspec.Struct):
@@ -91,20 +124,72 @@ envelope_decoder = msgspec.json.Decoder(Envelope)
 aisa_error_decoder = msgspec.json.Decoder(AisaError)
 item_key_decoder = msgspec.json.Decoder(ItemKey)
 
+# An array_like Struct decodes an array's first elements into its fields and skips the
+# rest unread: one slot more than a page may hold tells a longer array apart.
+_PageSlots = msgspec.defstruct(
+    "_PageSlots",
+    [(f"i{n}", msgspec.Raw | msgspec.UnsetType, msgspec.UNSET) for n in range(MAX_PAGE_ITEMS + 1)],
+    array_like=True,
+)
+_page_slots_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(_PageSlots | None)
+
+
+def page_items(items: msgspec.Raw) -> list[msgspec.Raw]:
+    """A result's items, each still raw; [] for ``null``.
+
+    Raises ValueError when the array holds more than :data:`MAX_PAGE_ITEMS` items (the
+    rest of it is not decoded), and msgspec.DecodeError when it is not an array.
+    """
+    slots = _page_slots_decoder.decode(items)
+    if slots is None:
+        return []
+    values = msgspec.structs.astuple(slots)
+    if values[-1] is not msgspec.UNSET:
+        raise ValueError(f"the page holds more than {MAX_PAGE_ITEMS} items, the most a page can")
+    try:
+        end = values.index(msgspec.UNSET)
+    except ValueError:
+        end = len(values)
+    return list(values[:end])
+
 
 _URL_FROM = b'"url_from":"'
+#: An item larger than this whose url_from the byte search misses is keyed by its text:
+#: decoding it could mean millions of objects (real items are 1-70 kB).
+_KEY_DECODE_LIMIT = 2**20
 
 
 def _digest(data: bytes) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
 
 
+def item_url(line: bytes) -> str | None:
+    """The referring page's URL an item names (its first url_from), or None.
+
+    The common case is a byte search; a value with escapes, or an item laid out
+    otherwise, is decoded, unless the item is over 1 MiB: decoding one of those could
+    mean millions of objects (real items are 1-70 kB), so it is named by nothing.
+    """
+    start = line.find(_URL_FROM)
+    if start >= 0:
+        start += len(_URL_FROM)
+        end = line.find(b'"', start)
+        if end > start and b"\\" not in line[start:end]:
+            return line[start:end].decode("utf-8", "replace")
+    if len(line) > _KEY_DECODE_LIMIT:
+        return None
+    try:
+        return item_key_decoder.decode(line).url_from()
+    except (msgspec.DecodeError, RecursionError):
+        return None
+
+
 def item_key(line: bytes) -> int:
     """A stable 64-bit key of the referring page an item describes: its first url_from.
 
     The common case is found by a byte search (the dedup key is on the hot path); a
-    value with escapes, or an item laid out otherwise, is decoded, with the same result.
-    Items with no url_from are keyed by their whole text.
+    value with escapes, or an item laid out otherwise, is decoded, with the same result,
+    unless it is over 1 MiB. Items with no url_from are keyed by their whole text.
     """
     start = line.find(_URL_FROM)
     if start >= 0:
@@ -112,6 +197,8 @@ def item_key(line: bytes) -> int:
         end = line.find(b'"', start)
         if end > start and b"\\" not in line[start:end]:
             return _digest(line[start:end])
+    if len(line) > _KEY_DECODE_LIMIT:
+        return _digest(line)
     try:
         url = item_key_decoder.decode(line).url_from()
     except (msgspec.DecodeError, RecursionError):

@@ -166,3 +166,82 @@ def encode(value: Any, **options: Any) -> bytes:
     """``json.dumps`` as bytes (compact unless told otherwise)."""
     options.setdefault("separators", (",", ":"))
     return json.dumps(value, **options).encode()
+
+
+#: What a raw answer function returns: the bytes to send, and whether to close after them.
+RawAnswer = tuple[bytes, bool]
+
+
+@dataclass
+class RawSeen:
+    """What a raw server received: each request's first target and its header lines."""
+
+    requests: list[tuple[str | None, list[bytes]]] = field(default_factory=list)
+
+    def count(self, target: str) -> int:
+        """How many requests asked for ``target`` first."""
+        return sum(1 for first, _ in self.requests if first == target)
+
+
+@asynccontextmanager
+async def serve_raw(
+    answer: Callable[[str | None, bytes, int], RawAnswer],
+) -> AsyncIterator[tuple[str, RawSeen]]:
+    """A bare TCP server speaking just enough HTTP to be wrong in ways aiohttp.web won't be.
+
+    Each request is read whole (head, then Content-Length bytes); ``answer(first target,
+    the Authorization header's value, how many requests for that target came before)``
+    returns the raw bytes to write and whether to close the connection after them.
+    Yields the base URL (``.../v3``) and a :class:`RawSeen`.
+    """
+    seen = RawSeen()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                lines = head.split(b"\r\n")
+                fields = {
+                    name.strip().lower(): value.strip()
+                    for name, _, value in (line.partition(b":") for line in lines[1:] if line)
+                }
+                body = await reader.readexactly(int(fields.get(b"content-length", b"0")))
+                try:
+                    first = json.loads(body)[0]["targets"]["1"]
+                except (ValueError, LookupError, TypeError):
+                    first = None
+                before = seen.count(first) if first is not None else 0
+                seen.requests.append((first, lines))
+                data, close = answer(first, fields.get(b"authorization", b""), before)
+                writer.write(data)
+                await writer.drain()
+                if close:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/v3", seen
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def raw_response(
+    body: bytes,
+    *,
+    status: bytes = b"200 OK",
+    headers: dict[bytes, bytes] | None = None,
+    length: int | None = None,
+    version: bytes = b"HTTP/1.1",
+) -> bytes:
+    """An HTTP response as bytes; ``length`` declares a Content-Length other than the body's."""
+    lines = [version + b" " + status, b"Content-Type: application/json"]
+    lines += [name + b": " + value for name, value in (headers or {}).items()]
+    if version == b"HTTP/1.1":
+        lines.append(b"Content-Length: %d" % (len(body) if length is None else length))
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body

@@ -101,6 +101,18 @@ class _Change(msgspec.Struct, gc=False):
 _item_decoder = msgspec.json.Decoder(_Item)
 _change_decoder = msgspec.json.Decoder(_Change)
 
+#: A line over 1 MiB holding more JSON values than this is not decoded, but counted as
+#: unreadable: a real item holds a few thousand, while a 60 MB item of empty backlinks
+#: (within the crawler's answer caps) would be twenty million objects, gigabytes.
+MAX_LINE_VALUES = 500_000
+
+
+def _too_many_values(line: bytes) -> bool:
+    # A line under 1 MiB holds at most ~350,000 values: only long lines are counted.
+    if len(line) <= 2**20:
+        return False
+    return line.count(b",") + line.count(b"{") + line.count(b"[") > MAX_LINE_VALUES
+
 
 @dataclass(slots=True)
 class _Page:
@@ -331,8 +343,10 @@ def aggregate_items(report: JobReport, path: Path) -> None:
     report.rank_buckets = [0] * BUCKETS
     for line in jsonl_lines(path):
         try:
-            item = _item_decoder.decode(line)
+            item = None if _too_many_values(line) else _item_decoder.decode(line)
         except msgspec.DecodeError:
+            item = None
+        if item is None:
             report.unreadable_lines += 1
             continue
         page = _page(item)
@@ -361,8 +375,10 @@ def aggregate_changes(report: JobReport, path: Path) -> None:
     sites = Sites()
     for line in jsonl_lines(path):
         try:
-            change = _change_decoder.decode(line)
+            change = None if _too_many_values(line) else _change_decoder.decode(line)
         except msgspec.DecodeError:
+            change = None
+        if change is None:
             report.unreadable_lines += 1
             continue
         if change.change == "new":
