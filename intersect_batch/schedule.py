@@ -55,6 +55,8 @@ __all__ = [
 ]
 
 EndStatus = Literal["complete", "failed", "partial"]
+#: How many holes a failed job's reason names; the manifest lists them all.
+HOLES_NAMED = 3
 
 
 class Failure(enum.Enum):
@@ -540,7 +542,10 @@ class Schedule:
 
     @staticmethod
     def _describe_holes(job: JobState) -> str:
-        parts = [f"offset {hole.offset}: {hole.reason}" for _, hole in sorted(job.holes.items())]
+        holes = [hole for _, hole in sorted(job.holes.items())]
+        parts = [f"offset {hole.offset}: {hole.reason}" for hole in holes[:HOLES_NAMED]]
+        if len(holes) > HOLES_NAMED:
+            parts.append(f"and {len(holes) - HOLES_NAMED} more (the manifest lists them)")
         return "; ".join(parts)
 
     def holes(self, key: int) -> list[Hole]:
