@@ -11,7 +11,7 @@ help:
 	@echo "make demo   crawl configs/ against the bundled emulator into out/"
 	@echo "make test   ruff + import-linter + mypy --strict + pytest"
 	@echo "make bench  benchmarks against the emulator (writes bench/results.json)"
-	@echo "make mutation  mutmut over the crawl's core (~10 min; fails under 90% killed)"
+	@echo "make mutation  mutmut over the crawl's core (~8 min; fails under 90% killed)"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
