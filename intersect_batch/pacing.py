@@ -93,14 +93,11 @@ class Budget:
         call in flight means the money has run out.
         """
         amount = self.worst_case(limit)
-        if self.limit_usd is None:
-            self._outstanding += 1
-            self.reserved += amount
-            return amount
-        if not self._price_known and self._outstanding:
-            return None
-        if self.committed + amount > self.limit_usd + 1e-9:
-            return None
+        if self.limit_usd is not None:
+            if not self._price_known and self._outstanding:
+                return None
+            if self.committed + amount > self.limit_usd + 1e-9:
+                return None
         self._outstanding += 1
         self.reserved += amount
         return amount

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import enum
 import heapq
+import math
 import random
 from collections import deque
 from collections.abc import Iterable
@@ -207,7 +208,7 @@ class Schedule:
         self._running: list[JobState] = []
         self._pause_until = 0.0
         self._throttle_streak = 0
-        self._throttled_at = float("-inf")
+        self._throttled_at = -math.inf
         self._unreachable_since: float | None = None
 
     # -- jobs -----------------------------------------------------------------------------
@@ -272,7 +273,7 @@ class Schedule:
                 # A lower hole appeared since this retry was planned: it goes first.
                 job.parked.add(page)
                 continue
-            if job.active and not job.taken(page) and self._within_plan(job, page):
+            if job.active and not job.taken(page):
                 return self._send(job, page)
         self._running = [job for job in self._running if job.active]
         for job in self._running:
@@ -301,9 +302,6 @@ class Schedule:
         limit = page_limit(page, job.page_size, job.max_items)
         return Send(job=job.key, page=page, offset=page * job.page_size, limit=limit)
 
-    def _within_plan(self, job: JobState, page: int) -> bool:
-        return page == 0 or job.planned is None or page < job.planned
-
     def unsent(self, key: int, page: int) -> None:
         """A page handed out was not sent (stopped, no budget): it is the next again."""
         job = self.jobs[key]
@@ -313,7 +311,7 @@ class Schedule:
         if page == 0 and job.planned is None:
             self._probes.appendleft(job)
         else:
-            self._retry_at(job, page, float("-inf"))
+            self._retry_at(job, page, -math.inf)
 
     def stop(self, kind: Literal["run_fatal", "throttled", "unreachable"], reason: str) -> None:
         """Send nothing more; the first reason stays."""
@@ -376,7 +374,7 @@ class Schedule:
         if job.parked:
             lowest = min(job.parked)
             job.parked.discard(lowest)
-            self._retry_at(job, lowest, float("-inf"))
+            self._retry_at(job, lowest, -math.inf)
 
     def _hole(
         self, job: JobState, page: int, *, total: int | None, items: int, limit: int
@@ -436,11 +434,10 @@ class Schedule:
         job.in_flight.discard(page)
         if failure is Failure.RUN_FATAL:
             self.stop("run_fatal", message)
-            self._requeue_quietly(job, page)
             assert self.stopped is not None
             return self.stopped
-        if not job.active:
-            return JobEnded(job.status or "partial", job.reason)
+        if job.status is not None:
+            return JobEnded(job.status, job.reason)
         if failure is Failure.JOB_FATAL:
             self.end_job(key, "failed", message)
             return JobEnded("failed", message)
@@ -472,7 +469,7 @@ class Schedule:
         if hole is not None and page > min(job.holes):
             # Only the lowest hole is asked again; this one waits for it.
             job.parked.add(page)
-            return Retry(at=float("inf"), attempt=attempts)
+            return Retry(at=math.inf, attempt=attempts)
         self._retry_at(job, page, now + delay)
         return Retry(at=now + delay, attempt=attempts)
 
@@ -510,7 +507,6 @@ class Schedule:
             self._unreachable_since = now
         elif now - self._unreachable_since >= policy.unreachable_after:
             self.stop("unreachable", message)
-            self._requeue_quietly(job, page)
             assert self.stopped is not None
             return self.stopped
         waited = now - self._unreachable_since
@@ -527,10 +523,6 @@ class Schedule:
     def _retry_at(self, job: JobState, page: int, due: float) -> None:
         job.waiting.add(page)
         heapq.heappush(self._retries, (due, job.key, page))
-
-    def _requeue_quietly(self, job: JobState, page: int) -> None:
-        if job.active and not job.taken(page):
-            self._retry_at(job, page, float("-inf"))
 
     # -- plans ----------------------------------------------------------------------------
 

@@ -143,3 +143,55 @@ def test_without_a_cap_every_call_is_reserved_and_the_price_is_still_learned() -
         budget.settle(a, 0.1, 1000)
     assert budget.spent == pytest.approx(5.0)
     assert budget.worst_case(1000) == pytest.approx(0.1)
+
+
+def test_a_pause_under_a_second_holds_the_call_to_the_instant() -> None:
+    async def main() -> float:
+        pacer = Pacer(Limits(rate_per_minute=60, burst=1, safety=1.0))
+        pacer.pause_until(0.25)
+        await pacer.wait()
+        return anyio.current_time()
+
+    assert run_virtual(main) == pytest.approx(0.25, abs=1e-5)
+
+
+def test_the_cap_holds_calls_that_add_up_to_it_exactly() -> None:
+    # 3 x 0.05 is 0.15000000000000002 in floating point: still within a 0.15 cap.
+    budget = Budget(0.15)
+    first = budget.reserve(1000)
+    assert first is not None
+    budget.settle(first, 0.05, 1000)
+    assert budget.reserve(1000) == pytest.approx(0.05)
+    assert budget.reserve(1000) == pytest.approx(0.05)
+    assert budget.reserve(1) is None
+    assert budget.committed == pytest.approx(0.15)
+
+
+def test_a_call_that_ended_lets_the_next_one_go_while_the_price_is_unknown() -> None:
+    budget = Budget(10.0)
+    first = budget.reserve(100)
+    assert first is not None
+    budget.settle(first, None)  # lost: the price is still unknown
+    second = budget.reserve(100)
+    assert second is not None
+    assert budget.reserve(100) is None
+    # A free answer (a refusal costs nothing) does not tell the price either.
+    budget.settle(second, 0.0, 0)
+    assert budget.reserve(100) is not None
+    assert budget.reserve(100) is None
+
+
+def test_an_answer_billed_without_items_tells_the_price_of_a_call() -> None:
+    budget = Budget(10.0)
+    first = budget.reserve(100)
+    assert first is not None
+    budget.settle(first, 2 * price(1, 0))  # an error answer, billed twice the call price
+    assert budget.worst_case(100) == pytest.approx(2 * price(1, 100))
+    assert budget.spent == pytest.approx(0.04)
+
+
+def test_without_a_cap_the_calls_in_flight_are_committed() -> None:
+    budget = Budget(None, spent_before=1.0)
+    assert budget.reserve(1000) == pytest.approx(0.05)
+    assert budget.reserve(1000) == pytest.approx(0.05)
+    assert budget.committed == pytest.approx(1.1)

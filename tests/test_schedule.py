@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -357,3 +358,297 @@ def test_a_stopped_run_sends_nothing_more_and_marks_its_jobs_partial() -> None:
     assert plan.next(0.0) == Done()
     plan.end_active("budget")
     assert (plan.job(job).status, plan.job(job).reason) == ("partial", "budget")
+
+
+class Lowest(random.Random):
+    """Draws the bottom of every range: the shortest back-off the jitter allows."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return a
+
+
+def test_a_window_of_one_page_sends_each_page_after_the_one_before_is_written() -> None:
+    for ahead in (1, 0):
+        plan = Schedule(retry=RetryPolicy(), pages_ahead=ahead, rng=Highest())
+        job = plan.add_job(10, None)
+        assert sends(plan) == [(job, 0)]
+        answer(plan, job, 0, total=30)
+        assert sends(plan) == []
+        plan.durable(job, 1, [0])
+        assert sends(plan) == [(job, 1)]
+
+
+def test_the_first_end_of_a_job_stays_unless_a_complete_job_cannot_be_moved_into_place() -> None:
+    plan = schedule()
+    failed = plan.add_job(10, None, total=10)
+    done = plan.add_job(10, None, total=10)
+    moved = plan.add_job(10, None, total=10)
+    plan.end_job(failed, "failed", "the API rejected it")
+    plan.end_job(failed, "failed", "a second reason")
+    plan.end_job(failed, "complete", None)
+    for key in (done, moved):
+        plan.end_job(key, "complete", None)
+    plan.end_job(done, "partial", "stopped")
+    plan.end_job(moved, "failed", "cannot move its result into place")
+    assert [(plan.job(k).status, plan.job(k).reason) for k in (failed, done, moved)] == [
+        ("failed", "the API rejected it"),
+        ("complete", None),
+        ("failed", "cannot move its result into place"),
+    ]
+
+
+def test_a_job_ended_before_its_probe_sends_nothing() -> None:
+    plan = schedule()
+    a = plan.add_job(10, None)
+    b = plan.add_job(10, None)
+    plan.end_job(a, "failed", "its output folder cannot be written")
+    assert sends(plan) == [(b, 0)]
+
+
+def test_a_resumed_job_without_a_total_probes_first_and_skips_its_durable_pages() -> None:
+    plan = schedule()
+    job = plan.add_job(10, None, durable=[1])
+    assert sends(plan) == [(job, 0)]
+    answer(plan, job, 0, total=40)
+    assert sends(plan) == [(job, 2), (job, 3)]
+
+
+def test_a_failed_jobs_waiting_retry_is_not_sent() -> None:
+    plan = schedule()
+    a = plan.add_job(10, None, total=10)
+    b = plan.add_job(10, None, total=10)
+    assert sends(plan) == [(a, 0), (b, 0)]
+    assert plan.failed(a, 0, 0.0, Failure.TRANSIENT, message="HTTP 500") == Retry(1.0, 1)
+    plan.end_job(a, "failed", "its output folder cannot be written")
+    assert plan.next(5.0) == Wait(None)  # b's page is still in flight
+    # Its late failure changes nothing: the job's first end stays.
+    assert plan.failed(a, 0, 5.0, Failure.TRANSIENT, message="x") == JobEnded(
+        "failed", "its output folder cannot be written"
+    )
+
+
+def test_a_retry_behind_a_lower_hole_does_not_hold_up_other_jobs_retries() -> None:
+    plan = schedule(attempts=5)
+    a = plan.add_job(100, None, total=10_000)
+    b = plan.add_job(10, None, total=10)
+    assert sends(plan) == [(a, 0), (a, 1), (a, 2), (a, 3), (b, 0)]
+    hole = plan.answered(a, 3, 0.0, total=10_000, items=0, limit=100)
+    assert isinstance(hole, Hole)
+    assert plan.failed(a, 3, 0.0, Failure.TRANSIENT, message="x", hole=hole) == Retry(1.0, 1)
+    assert plan.failed(b, 0, 0.0, Failure.TRANSIENT, message="HTTP 500") == Retry(1.0, 1)
+    hole = plan.answered(a, 2, 0.5, total=10_000, items=0, limit=100)
+    assert isinstance(hole, Hole)
+    assert plan.failed(a, 2, 0.5, Failure.TRANSIENT, message="x", hole=hole) == Retry(1.5, 1)
+    # At 1.0 page 3's retry is due but waits for page 2; b's retry, due as well, goes out.
+    assert plan.next(1.0) == Send(job=b, page=0, offset=0, limit=10)
+
+
+def test_holes_found_in_offset_order_wait_for_the_lowest_and_fail_together() -> None:
+    plan = schedule(attempts=2)
+    job = plan.add_job(100, None, total=10_000)
+    assert sends(plan) == [(job, 0), (job, 1), (job, 2), (job, 3)]
+    for page in (2, 3):
+        hole = plan.answered(job, page, 0.0, total=10_000, items=0, limit=100)
+        assert isinstance(hole, Hole)
+        outcome = plan.failed(job, page, 0.0, Failure.TRANSIENT, message="x", hole=hole)
+    # Page 3 waits, with no time of its own, until page 2 is resolved.
+    assert outcome == Retry(at=math.inf, attempt=1)
+    assert sends(plan, 1.0) == [(job, 2)]
+    hole = plan.answered(job, 2, 1.0, total=10_000, items=60, limit=100)
+    assert hole == Hole(200, "60 of 100 items although total_count is 10000", attempts=2)
+    assert plan.failed(job, 2, 1.0, Failure.TRANSIENT, message="x", hole=hole) == GaveUp(
+        "offset 200: 60 of 100 items although total_count is 10000; "
+        "offset 300: an empty page inside total_count 10000, after 2 attempts"
+    )
+
+
+def test_a_parked_hole_goes_out_once_the_hole_before_it_fills() -> None:
+    plan = schedule(attempts=5)
+    job = plan.add_job(100, None, total=10_000)
+    sends(plan)
+    for page in (2, 3):
+        hole = plan.answered(job, page, 0.0, total=10_000, items=0, limit=100)
+        assert isinstance(hole, Hole)
+        plan.failed(job, page, 0.0, Failure.TRANSIENT, message="x", hole=hole)
+    assert sends(plan, 1.0) == [(job, 2)]
+    answer(plan, job, 2, total=10_000)
+    assert sends(plan, 1.0) == [(job, 3)]
+
+
+def test_a_resumed_page_0_that_was_not_sent_goes_out_again() -> None:
+    plan = schedule()
+    job = plan.add_job(10, None, total=30)
+    assert sends(plan) == [(job, 0), (job, 1), (job, 2)]
+    plan.unsent(job, 0)
+    assert sends(plan) == [(job, 0)]
+
+
+def test_a_failed_page_waits_for_its_retry_even_when_asked_for_next_at_once() -> None:
+    plan = schedule()
+    job = plan.add_job(10, None, total=30)
+    assert plan.next(0.0) == Send(job=job, page=0, offset=0, limit=10)
+    assert plan.failed(job, 0, 0.0, Failure.TRANSIENT, message="HTTP 500") == Retry(1.0, 1)
+    assert sends(plan, 0.5) == [(job, 1), (job, 2)]
+    assert sends(plan, 1.0) == [(job, 0)]
+
+
+def test_stopping_the_run_tells_why_and_the_first_reason_stays() -> None:
+    plan = schedule()
+    plan.add_job(10, None, total=100)
+    assert plan.stop_all("budget") == RunStopped("run_fatal", "budget")
+    assert plan.stop_all("signal") == RunStopped("run_fatal", "budget")
+    assert plan.stopped == RunStopped("run_fatal", "budget")
+
+
+def test_a_hole_of_a_job_that_already_failed_is_dropped() -> None:
+    plan = schedule()
+    job = plan.add_job(100, None, total=400)
+    sends(plan)
+    plan.end_job(job, "failed", "the API rejected it")
+    assert plan.answered(job, 3, 0.0, total=400, items=0, limit=100) == "drop"
+
+
+def test_a_page_answered_after_failures_leaves_no_attempt_behind() -> None:
+    plan = schedule(attempts=3)
+    job = plan.add_job(10, None, total=20)
+    sends(plan)
+    plan.failed(job, 1, 0.0, Failure.TRANSIENT, message="x")
+    assert sends(plan, 1.0) == [(job, 1)]
+    answer(plan, job, 1, total=20)
+    assert plan.job(job).attempts == {}
+
+
+def test_a_first_page_with_no_results_plans_a_job_of_one_empty_page() -> None:
+    plan = schedule()
+    job = plan.add_job(10, None)
+    sends(plan)
+    assert plan.answered(job, 0, 0.0, total=None, items=0, limit=10) == "write"
+    assert (plan.job(job).total, plan.job(job).planned) == (0, 1)
+    assert plan.durable(job, 1, [0])
+
+
+def test_a_page_0_with_no_results_is_never_a_hole() -> None:
+    plan = schedule()
+    job = plan.add_job(10, None, total=30)
+    sends(plan)
+    assert plan.answered(job, 0, 0.0, total=None, items=0, limit=10) == "write"
+
+
+def test_an_answer_without_a_total_keeps_the_total_known_for_the_next_hole() -> None:
+    plan = schedule()
+    job = plan.add_job(10, None)
+    sends(plan)
+    answer(plan, job, 0, total=80)
+    assert sends(plan) == [(job, 1), (job, 2), (job, 3)]
+    answer(plan, job, 1, total=25)
+    # Past the last total: no result is what it should be...
+    assert plan.answered(job, 3, 0.0, total=None, items=0, limit=10) == "write"
+    assert plan.job(job).total == 25
+    # ...but inside it, no result is a hole.
+    hole = plan.answered(job, 2, 0.0, total=None, items=0, limit=10)
+    assert hole == Hole(20, "no result inside total_count 25", attempts=1)
+
+
+def test_a_holes_attempts_count_every_call_of_its_page() -> None:
+    plan = schedule(attempts=5)
+    job = plan.add_job(100, None, total=400)
+    sends(plan)
+    for attempt, now in enumerate((0.0, 1.0, 3.0), start=1):
+        if attempt > 1:
+            assert sends(plan, now) == [(job, 3)]
+        hole = plan.answered(job, 3, now, total=400, items=0, limit=100)
+        assert isinstance(hole, Hole) and hole.attempts == attempt
+        plan.failed(job, 3, now, Failure.TRANSIENT, message="x", hole=hole)
+
+
+def test_a_retry_after_under_a_second_is_kept_and_a_negative_one_means_now() -> None:
+    plan = schedule(cap=8.0)
+    job = plan.add_job(10, None, total=20)
+    sends(plan)
+    assert plan.failed(job, 0, 10.0, Failure.TRANSIENT, message="x", retry_after=0.5) == Retry(
+        at=10.5, attempt=1
+    )
+    assert plan.failed(job, 1, 10.0, Failure.TRANSIENT, message="x", retry_after=-3) == Retry(
+        at=10.0, attempt=1
+    )
+
+
+def test_full_jitter_may_send_a_retry_at_once() -> None:
+    plan = Schedule(retry=RetryPolicy(attempts=3, base=1.0, cap=8.0), pages_ahead=4, rng=Lowest())
+    job = plan.add_job(10, None, total=10)
+    sends(plan)
+    assert plan.failed(job, 0, 7.0, Failure.TRANSIENT, message="x") == Retry(at=7.0, attempt=1)
+
+
+def test_a_throttle_with_retry_after_pauses_for_it_within_the_cap() -> None:
+    plan = schedule(cap=60.0, slowdown=5.0)
+    job = plan.add_job(10, None, total=100)
+    sends(plan)
+    assert plan.failed(job, 0, 0.0, Failure.THROTTLED, message="x", retry_after=30) == Retry(
+        at=30.0, attempt=0, paused_until=30.0
+    )
+    # An earlier end does not shorten the pause, nor count its seconds twice.
+    assert plan.failed(job, 1, 1.0, Failure.THROTTLED, message="x", retry_after=0.5) == Retry(
+        at=30.0, attempt=0, paused_until=1.5
+    )
+    assert plan.throttled_seconds == 30.0
+    assert plan.failed(job, 2, 30.0, Failure.THROTTLED, message="x", retry_after=600) == Retry(
+        at=90.0, attempt=0, paused_until=90.0
+    )
+    assert plan.failed(job, 3, 90.0, Failure.THROTTLED, message="x", retry_after=-1) == Retry(
+        at=90.0, attempt=0, paused_until=90.0
+    )
+    assert plan.paused_until == 90.0
+
+
+def test_a_throttled_or_unreachable_page_keeps_the_attempts_it_had() -> None:
+    plan = schedule(attempts=5, slowdown=5.0)
+    job = plan.add_job(10, None, total=100)
+    sends(plan)
+    plan.failed(job, 0, 0.0, Failure.TRANSIENT, message="x")
+    assert sends(plan, 1.0) == [(job, 0)]
+    assert plan.failed(job, 0, 1.0, Failure.THROTTLED, message="x") == Retry(
+        at=6.0, attempt=1, paused_until=6.0
+    )
+    assert sends(plan, 6.0) == [(job, 0)]
+    assert plan.failed(job, 0, 6.0, Failure.UNREACHABLE, message="x") == Retry(at=7.0, attempt=1)
+    assert plan.failed(job, 1, 6.0, Failure.UNREACHABLE, message="x") == Retry(at=7.0, attempt=0)
+
+
+def test_an_answer_ends_a_throttle_streak_only_if_its_call_went_out_after_the_refusal() -> None:
+    plan = schedule(slowdown=5.0, cap=60.0)
+    job = plan.add_job(10, None, total=100)
+    sends(plan)
+    assert plan.failed(job, 0, 10.0, Failure.THROTTLED, message="x") == Retry(15.0, 0, 15.0)
+    # Sent before the refusal: the streak goes on, and the next pause doubles.
+    answer_at = plan.answered(job, 1, 11.0, total=100, items=10, limit=10, sent_at=9.0)
+    assert answer_at == "write"
+    assert plan.failed(job, 2, 15.0, Failure.THROTTLED, message="x") == Retry(25.0, 0, 25.0)
+    # Sent at the instant of the last refusal: it went through, the streak is over.
+    plan.answered(job, 3, 16.0, total=100, items=10, limit=10, sent_at=15.0)
+    assert plan.failed(job, 0, 30.0, Failure.THROTTLED, message="x") == Retry(35.0, 0, 35.0)
+
+
+def test_a_throttle_or_a_transient_failure_reached_the_api_and_ends_the_unreachable_streak() -> (
+    None
+):
+    for reached in (Failure.THROTTLED, Failure.TRANSIENT):
+        plan = schedule(attempts=5, unreachable_after=60.0, slowdown=1.0, cap=8.0)
+        job = plan.add_job(10, None, total=100)
+        sends(plan)
+        assert isinstance(plan.failed(job, 0, 0.0, Failure.UNREACHABLE, message="r"), Retry)
+        assert isinstance(plan.failed(job, 1, 30.0, reached, message="x"), Retry)
+        assert isinstance(plan.failed(job, 2, 70.0, Failure.UNREACHABLE, message="r"), Retry)
+
+
+def test_the_unreachable_back_off_grows_with_the_time_the_api_has_been_unreachable() -> None:
+    plan = Schedule(
+        retry=RetryPolicy(base=1.0, cap=8.0, unreachable_after=60.0),
+        pages_ahead=4,
+        rng=Lowest(),
+    )
+    job = plan.add_job(10, None, total=100)
+    sends(plan)
+    # Half of the delay at least: base 1 s at first, then the time waited so far.
+    assert plan.failed(job, 0, 100.0, Failure.UNREACHABLE, message="r") == Retry(100.5, 0)
+    assert plan.failed(job, 1, 103.0, Failure.UNREACHABLE, message="r") == Retry(104.5, 0)

@@ -85,12 +85,14 @@ def test_resume_cuts_a_torn_tail_and_remembers_the_keys(folder: RunFolder) -> No
 def test_resume_drops_spool_files_the_checkpoint_does_not_vouch_for(folder: RunFolder) -> None:
     store = opened(folder)
     store.commit([page(0), page(2), page(3)], Counters())
+    vouched = store.checkpoint.spooled[2]
     spool = folder.spool("job")
     (spool / "4.jsonl").write_bytes(item(12) + b"\n")  # written, then the crash
     with open(spool / "3.jsonl", "ab") as torn:  # vouched for, but not what was vouched
         torn.write(b"x")
     resumed = JobStore(folder, "job").open("fp")
     assert resumed.checkpoint.pages_done == {0, 2}
+    assert resumed.checkpoint.spooled == {2: vouched}
     assert sorted(p.name for p in spool.iterdir()) == ["2.jsonl"]
 
 
@@ -152,6 +154,8 @@ def test_the_checkpoint_is_written_only_after_the_data_is_fsynced(
     store.commit([page(1)], Counters())
     store.commit([page(0)], Counters())
     assert events.index("fsync 1.jsonl") < events.index("checkpoint")
+    # An early page alone goes to the spool: the part file, untouched, is not synced.
+    assert "fsync job.part" not in events[: events.index("checkpoint")]
     second = events[events.index("checkpoint") + 1 :]
     assert second.index("fsync job.part") < second.index("checkpoint")
 
@@ -218,6 +222,22 @@ def _drop_checkpoint(folder: RunFolder) -> None:
     folder.checkpoint("job").unlink()
 
 
+def _drop_checkpoint_and_part(folder: RunFolder) -> None:
+    folder.checkpoint("job").unlink()
+    folder.part("job").unlink()
+
+
+def _drop_part(folder: RunFolder) -> None:
+    folder.part("job").unlink()
+
+
+def _miscount_items(folder: RunFolder) -> None:
+    checkpoint = json.loads(folder.checkpoint("job").read_bytes())
+    folder.checkpoint("job").write_bytes(
+        json.dumps({**checkpoint, "items_written": checkpoint["items_written"] + 1}).encode()
+    )
+
+
 @pytest.mark.parametrize(
     ("damage", "warning"),
     [
@@ -226,6 +246,9 @@ def _drop_checkpoint(folder: RunFolder) -> None:
         (_lose_lines, "line 3 of its part file is not an item"),
         (_garble_checkpoint, "its checkpoint does not decode"),
         (_drop_checkpoint, "progress without its checkpoint"),
+        (_drop_checkpoint_and_part, "progress without its checkpoint"),
+        (_drop_part, "its checkpoint has no part file"),
+        (_miscount_items, "its part file holds 6 items, its checkpoint says 7"),
     ],
 )
 def test_damaged_progress_is_fetched_again_with_a_warning(
@@ -238,6 +261,7 @@ def test_damaged_progress_is_fetched_again_with_a_warning(
     assert len(found.warnings) == 1 and found.warnings[0].startswith(warning)
     assert found.warnings[0].endswith("its pages are fetched again")
     assert found.checkpoint.pages_done == frozenset()
+    assert found.checkpoint.fingerprint == "fp"
     assert not folder.part("job").exists() and not folder.spool("job").exists()
 
 
@@ -286,3 +310,225 @@ def test_counters_are_kept_with_the_pages_and_only_grow(folder: RunFolder) -> No
     on_disk = JobStore(folder, "job").open("fp").checkpoint
     assert on_disk.counters == Counters(calls=2, retries=3, cost_usd=0.1)
     assert isinstance(on_disk, Checkpoint)
+
+
+def test_the_totals_a_job_saw_are_kept_first_last_lowest_and_highest(folder: RunFolder) -> None:
+    store = opened(folder)
+    for number, total in enumerate((12, 15, 9, 11)):
+        store.commit([PageIn(number, [item(number)], total)], Counters())
+    store.commit([PageIn(4, [], None)], Counters())  # no result: no reading
+    checkpoint = JobStore(folder, "job").open("fp").checkpoint
+    assert (
+        checkpoint.total_first,
+        checkpoint.total_last,
+        checkpoint.total_min,
+        checkpoint.total_max,
+    ) == (12, 11, 9, 15)
+
+
+def test_a_job_starts_at_an_instant_in_utc(folder: RunFolder) -> None:
+    started = dt.datetime.fromisoformat(opened(folder).checkpoint.started_at)
+    assert started.utcoffset() == dt.timedelta(0)
+
+
+def test_a_store_must_be_opened_before_it_tells_its_progress(folder: RunFolder) -> None:
+    with pytest.raises(RuntimeError, match=r"open\(\) must come first"):
+        JobStore(folder, "job").checkpoint  # noqa: B018
+
+
+def test_a_store_opens_in_a_run_folder_not_made_yet(tmp_path: Path) -> None:
+    run = RunFolder(tmp_path / "out", DATE)
+    store = opened(run)
+    store.commit([page(0)], Counters())
+    assert run.part("job").read_bytes() == expected(1)
+
+
+def test_progress_that_cannot_be_opened_names_the_job_and_the_path(folder: RunFolder) -> None:
+    folder.state.write_text("a file where the state folder goes")
+    with pytest.raises(OutputError) as raised:
+        JobStore(folder, "job").open("fp")
+    assert str(raised.value) == (
+        f"job 'job': cannot open its progress: File exists ({folder.state})"
+    )
+
+
+def test_pages_already_durable_are_ignored(folder: RunFolder) -> None:
+    store = opened(folder)
+    store.commit([page(0), page(2)], Counters())
+    before = store.checkpoint
+    assert store.commit([page(0), page(2)], Counters(calls=9)) is before
+    assert store.checkpoint.items_received == 6
+
+
+def test_an_item_seen_in_an_earlier_commit_is_dropped_too(folder: RunFolder) -> None:
+    store = opened(folder)
+    store.commit([page(0)], Counters())
+    store.commit([PageIn(1, [item(1), item(2), item(3), item(4)], 12)], Counters())
+    assert store.checkpoint.items_written == 5 and store.checkpoint.duplicates_dropped == 2
+
+
+def test_a_failed_write_names_every_page_it_could_not_write(
+    folder: RunFolder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = opened(folder)
+
+    def full(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(folder.checkpoint("job")))
+
+    monkeypatch.setattr(store_module, "atomic_write", full)
+    with pytest.raises(OutputError) as raised:
+        store.commit([page(2), page(1)], Counters())
+    assert str(raised.value) == (
+        f"job 'job': cannot write page 1, 2: No space left on device ({folder.checkpoint('job')})"
+    )
+
+
+def test_a_failed_writes_bytes_never_reach_the_result(
+    folder: RunFolder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = opened(folder)
+    store.commit([page(0)], Counters())
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".part"):
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(OutputError, match="Input/output error"):
+        store.commit([page(1), page(2), page(3)], Counters())
+    monkeypatch.undo()
+    # The total shrank meanwhile: the pages written now are shorter than those that failed.
+    store.commit([page(1, total=10), page(2, total=10), page(3, total=10)], Counters())
+    store.finalize()
+    assert folder.result("job").read_bytes() == expected(4, total=10)
+
+
+def test_a_spool_file_that_cannot_be_removed_after_its_merge_does_no_harm(
+    folder: RunFolder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = opened(folder)
+    store.commit([page(1)], Counters())
+    real_unlink = Path.unlink
+
+    def unlink(path: Path, missing_ok: bool = False) -> None:
+        if path.name == "1.jsonl":
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        real_unlink(path, missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", unlink)
+    store.commit([page(0)], Counters())
+    monkeypatch.undo()
+    assert store.checkpoint.next_page == 2 and store.checkpoint.spooled == {}
+    # The next run finds the leftover, which no checkpoint vouches for, and removes it.
+    resumed = JobStore(folder, "job").open("fp")
+    assert resumed.warnings == () and resumed.checkpoint.pages_done == {0, 1}
+    assert not any(folder.spool("job").iterdir())
+
+
+def test_a_spool_folder_replaced_by_a_symlink_is_refused(folder: RunFolder, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    store = opened(folder)
+    folder.spool("job").symlink_to(elsewhere)
+    with pytest.raises(OutputError) as raised:
+        store.commit([page(1)], Counters())
+    assert str(raised.value) == (
+        f"job 'job': cannot write page 1: the spool folder is a symlink ({folder.spool('job')})"
+    )
+    assert not any(elsewhere.iterdir())
+
+
+def test_counters_saved_alone_are_what_the_store_tells_next(
+    folder: RunFolder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = opened(folder)
+    store.commit([page(0)], Counters(calls=1))
+    assert store.save(Counters(calls=2)) == store.checkpoint
+    assert store.checkpoint.counters == Counters(calls=2)
+
+    def full(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(folder.checkpoint("job")))
+
+    monkeypatch.setattr(store_module, "atomic_write", full)
+    with pytest.raises(OutputError) as raised:
+        store.save(Counters(calls=3))
+    assert str(raised.value) == (
+        f"job 'job': cannot write its checkpoint: No space left on device "
+        f"({folder.checkpoint('job')})"
+    )
+    assert store.checkpoint.counters == Counters(calls=2)
+
+
+def test_a_job_of_no_page_at_all_finishes_as_an_empty_file(folder: RunFolder) -> None:
+    store = opened(folder)
+    assert store.finalize() == folder.result("job")
+    assert folder.result("job").read_bytes() == b""
+
+
+def test_a_result_that_cannot_be_moved_into_place_names_the_job(folder: RunFolder) -> None:
+    store = opened(folder)
+    store.commit([page(n) for n in range(4)], Counters())
+    folder.result("job").mkdir()
+    with pytest.raises(OutputError) as raised:
+        store.finalize()
+    assert str(raised.value).startswith("job 'job': cannot move its result into place: Is a ")
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (PermissionError(), "PermissionError"),
+        (OSError(errno.EROFS, "Read-only file system"), "Read-only file system"),
+    ],
+)
+def test_an_error_without_a_file_name_names_the_run_folder(
+    folder: RunFolder, monkeypatch: pytest.MonkeyPatch, error: OSError, reason: str
+) -> None:
+    store = opened(folder)
+    store.commit([page(0)], Counters())
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise error
+
+    monkeypatch.setattr(store_module, "atomic_write", fail)
+    with pytest.raises(OutputError) as raised:
+        store.save(Counters(calls=1))
+    assert str(raised.value) == f"job 'job': cannot write its checkpoint: {reason} ({folder.path})"
+
+
+def test_a_finished_result_of_another_size_is_fetched_again(folder: RunFolder) -> None:
+    store = opened(folder)
+    store.commit([page(n) for n in range(4)], Counters())
+    store.finalize()
+    size = folder.result("job").stat().st_size
+    with open(folder.result("job"), "ab") as result:
+        result.write(item(99) + b"\n")
+    found = JobStore(folder, "job").open("fp")
+    assert found.warnings == (
+        f"its finished result job.jsonl is {size + len(item(99)) + 1} bytes, "
+        f"its checkpoint says {size}: its pages are fetched again",
+    )
+
+
+def test_stray_files_in_the_spool_are_removed_on_resume(folder: RunFolder) -> None:
+    store = opened(folder)
+    store.commit([page(0), page(2)], Counters())
+    spool = folder.spool("job")
+    for stray in ("notes.jsonl", "3.tmp", "2.jsonl.tmp"):
+        (spool / stray).write_bytes(b"x")
+    resumed = JobStore(folder, "job").open("fp")
+    assert resumed.warnings == () and resumed.checkpoint == store.checkpoint
+    assert sorted(p.name for p in spool.iterdir()) == ["2.jsonl"]
+
+
+def test_resume_learns_the_same_keys_whatever_the_items_text(folder: RunFolder) -> None:
+    # A url_from with an escaped character is keyed by decoding the item, not a byte search.
+    quoted = item(0, url='https://p0.example/"quoted"')
+    store = opened(folder)
+    store.commit([PageIn(0, [quoted, item(1), item(2)], 12)], Counters())
+    again = JobStore(folder, "job")
+    again.open("fp")
+    again.commit([PageIn(1, [quoted, item(3), item(4)], 12)], Counters())
+    assert again.checkpoint.duplicates_dropped == 1 and again.checkpoint.items_written == 5
