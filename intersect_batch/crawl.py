@@ -347,10 +347,14 @@ class _Crawler:
             job.base = checkpoint.counters
             job.started_at = checkpoint.started_at
             job.resumed_pages = checkpoint.pages
+            total = checkpoint.total_last
+            if total is None and checkpoint.pages:
+                # Every durable page said "no result" (40102): the query has none.
+                total = 0
             key = self.schedule.add_job(
                 job.spec.page_size,
                 job.spec.max_items,
-                total=checkpoint.total_last,
+                total=total,
                 durable=checkpoint.pages_done,
                 written=checkpoint.next_page,
             )
@@ -360,7 +364,7 @@ class _Crawler:
                 # A crash came after the result was complete and before it was closed.
                 self.schedule.end_job(job.key, "complete", None)
                 await self._complete(job)
-            elif checkpoint.total_last is not None:
+            elif total is not None:
                 log.info(
                     "job resumed", extra={"job": job.job_id, "pages_on_disk": job.resumed_pages}
                 )

@@ -16,6 +16,7 @@ import pytest
 
 from intersect_batch.errors import (
     JobFatalApiError,
+    OutputError,
     RunFatalApiError,
     ThrottledApiError,
     TransientApiError,
@@ -343,3 +344,26 @@ def test_a_resumed_job_sends_only_its_missing_pages(tmp_path: Path) -> None:
     assert {s.offset for s in api.sent}.isdisjoint(paid)
     assert done.folder.result("a").read_bytes() == lines_of("a", 100)
     assert done.final("a").counters.calls == 10
+
+
+def test_a_job_whose_only_page_said_no_result_completes_on_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def no_result(api: ScriptedApi, call: Any) -> Any:
+        return api.page(call, items=0, total=None)  # 40102: no result at all
+
+    api = ScriptedApi({"a": 0})
+    api.script("a", 0, no_result)
+
+    def disk_gone(self: JobStore) -> Path:
+        raise OutputError(f"job {self.job_id!r}: cannot move its result into place: I/O error")
+
+    monkeypatch.setattr(JobStore, "finalize", disk_gone)
+    first = crawl_in_virtual_time(api, [job("a")], settings(tmp_path))
+    assert first.final("a").status == "failed"
+    monkeypatch.undo()
+    api.sent.clear()
+    again = crawl_in_virtual_time(api, [job("a")], settings(tmp_path))
+    assert again.final("a").status == "complete"
+    assert api.sent == []  # the durable "no result" page is not asked again
+    assert again.folder.result("a").read_bytes() == b""
