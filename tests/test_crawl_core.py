@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from intersect_batch.client import FetchedPage
 from intersect_batch.errors import (
     JobFatalApiError,
     OutputError,
@@ -350,7 +351,8 @@ def test_a_job_whose_only_page_said_no_result_completes_on_resume(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def no_result(api: ScriptedApi, call: Any) -> Any:
-        return api.page(call, items=0, total=None)  # 40102: no result at all
+        # 40102: no result at all, not even a total_count.
+        return FetchedPage(total_count=None, items_count=0, lines=[], cost=0.02, task_id=None)
 
     api = ScriptedApi({"a": 0})
     api.script("a", 0, no_result)
