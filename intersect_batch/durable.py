@@ -8,6 +8,7 @@ redirects it to another file.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import functools
 import os
@@ -24,6 +25,7 @@ __all__ = [
     "in_thread",
     "jsonl_lines",
     "open_nofollow",
+    "temporary_path",
 ]
 
 T = TypeVar("T")
@@ -54,6 +56,11 @@ def open_nofollow(path: Path, flags: int, mode: int = 0o666) -> BinaryIO:
     return cast(BinaryIO, os.fdopen(fd, how))
 
 
+def temporary_path(path: Path) -> Path:
+    """Where :func:`atomic_file` writes ``path`` before renaming it (left by a crash)."""
+    return path.with_name(f".{path.name}.tmp")
+
+
 @contextlib.contextmanager
 def atomic_file(path: Path, *, sync_dir: bool = True, mode: int = 0o666) -> Iterator[BinaryIO]:
     """A file to write that replaces ``path`` only once it is whole and durable.
@@ -63,7 +70,7 @@ def atomic_file(path: Path, *, sync_dir: bool = True, mode: int = 0o666) -> Iter
     (a stale one, or a symlink planted in its place, is removed first, never followed).
     The folder is fsync'd after the rename unless ``sync_dir`` is off.
     """
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = temporary_path(path)
     with contextlib.suppress(FileNotFoundError):
         tmp.unlink()
     try:
@@ -104,5 +111,21 @@ async def in_thread(function: Callable[..., T], *args: Any) -> T:
     """
     loop = asyncio.get_running_loop()
     with anyio.CancelScope(shield=True):
-        result = await loop.run_in_executor(None, functools.partial(function, *args))
+        result = await loop.run_in_executor(_workers(), functools.partial(function, *args))
     return result
+
+
+#: Threads for blocking work: what runs at once is bounded anyway (the pages in memory
+#: being decoded and written, a manifest, the ledger), and every extra thread costs the
+#: process a malloc arena that big pages leave fragmented.
+WORKER_THREADS = 2
+_executor: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _workers() -> concurrent.futures.ThreadPoolExecutor:
+    global _executor
+    if _executor is None:
+        _executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=WORKER_THREADS, thread_name_prefix="intersect-batch"
+        )
+    return _executor

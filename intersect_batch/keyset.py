@@ -45,6 +45,12 @@ class KeySet:
             self._merge()
         return True
 
+    def add_new(self, keys: set[int]) -> None:
+        """Add keys known to be absent (checked against this set before), unchecked."""
+        self._recent |= keys
+        if len(self._recent) >= self._flush_at:
+            self._merge()
+
     def _merge(self) -> None:
         self._sorted = array("Q", heapq.merge(self._sorted, sorted(self._recent)))
         self._recent.clear()

@@ -35,7 +35,7 @@ from typing import BinaryIO, NamedTuple
 
 import msgspec
 
-from intersect_batch.durable import atomic_write, fsync_dir, open_nofollow
+from intersect_batch.durable import atomic_write, fsync_dir, open_nofollow, temporary_path
 from intersect_batch.errors import OutputError
 from intersect_batch.keyset import KeySet
 from intersect_batch.layout import RunFolder
@@ -303,7 +303,8 @@ class JobStore:
 
     def discard(self) -> None:
         """Throw away every unfinished file of the job (the final file stays)."""
-        for path in (self.checkpoint_path, self.part_path):
+        stale = temporary_path(self.checkpoint_path)  # a checkpoint a crash cut short
+        for path in (self.checkpoint_path, self.part_path, stale):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
         if self.spool_dir.is_symlink():
@@ -338,8 +339,7 @@ class JobStore:
             raise self._output_error(f"cannot write page {numbers}", exc) from None
         # Durable: only now does the store's state move on.
         self._checkpoint = new
-        for key in keys:
-            self._keys.add(key)
+        self._keys.add_new(keys)
         for done in merged:
             with contextlib.suppress(OSError):
                 self._spool_path(done).unlink()

@@ -15,7 +15,7 @@ unread), and a page's items are decoded into at most ``MAX_PAGE_ITEMS + 1`` slot
 from __future__ import annotations
 
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -40,13 +40,29 @@ __all__ = [
 MAX_PAGE_ITEMS = 1000
 
 
+# An array_like Struct decodes an array's first elements into its fields and skips the
+# rest unread: one slot more than a page may hold tells a longer array apart. The
+# items are decoded in the same pass as the envelope, each a raw slice of the body.
+if TYPE_CHECKING:
+    PageSlots = msgspec.Struct
+else:
+    PageSlots = msgspec.defstruct(
+        "PageSlots",
+        [
+            (f"i{n}", msgspec.Raw | msgspec.UnsetType, msgspec.UNSET)
+            for n in range(MAX_PAGE_ITEMS + 1)
+        ],
+        array_like=True,
+    )
+
+
 class Result(msgspec.Struct):
     """One result of a task: the query's full count and one page of items."""
 
     total_count: int | None = None
     items_count: int | None = None
-    #: The items array as sent, not decoded yet: see :func:`page_items`.
-    items: msgspec.Raw = msgspec.Raw(b"null")
+    #: The first items of the array, raw: see :func:`page_items`.
+    items: PageSlots | None = None
 
 
 class FirstResult(msgspec.Struct, array_like=True):
@@ -124,23 +140,13 @@ envelope_decoder = msgspec.json.Decoder(Envelope)
 aisa_error_decoder = msgspec.json.Decoder(AisaError)
 item_key_decoder = msgspec.json.Decoder(ItemKey)
 
-# An array_like Struct decodes an array's first elements into its fields and skips the
-# rest unread: one slot more than a page may hold tells a longer array apart.
-_PageSlots = msgspec.defstruct(
-    "_PageSlots",
-    [(f"i{n}", msgspec.Raw | msgspec.UnsetType, msgspec.UNSET) for n in range(MAX_PAGE_ITEMS + 1)],
-    array_like=True,
-)
-_page_slots_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(_PageSlots | None)
 
-
-def page_items(items: msgspec.Raw) -> list[msgspec.Raw]:
+def page_items(slots: PageSlots | None) -> list[msgspec.Raw]:
     """A result's items, each still raw; [] for ``null``.
 
-    Raises ValueError when the array holds more than :data:`MAX_PAGE_ITEMS` items (the
-    rest of it is not decoded), and msgspec.DecodeError when it is not an array.
+    Raises ValueError when the array held more than :data:`MAX_PAGE_ITEMS` items (the
+    rest of it was skipped, not decoded).
     """
-    slots = _page_slots_decoder.decode(items)
     if slots is None:
         return []
     values = msgspec.structs.astuple(slots)

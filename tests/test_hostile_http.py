@@ -35,7 +35,7 @@ from intersect_batch.exitcode import ExitCode
 from intersect_batch.layout import RunFolder
 from intersect_batch.providers import resolve_provider
 from intersect_batch.settings import AnswerCaps, Timeouts
-from intersect_batch.wire import MAX_PAGE_ITEMS, page_items
+from intersect_batch.wire import MAX_PAGE_ITEMS, Result, page_items
 from tests.hostile_cli import CliRun, assert_nothing_leaked, command, run_cli, secret_forms
 from tests.hostile_server import (
     MiB,
@@ -294,12 +294,17 @@ async def test_a_body_within_the_read_ahead_reserves_nothing() -> None:
 )
 def test_page_items_decodes_up_to_a_full_page(count: int | None, expected: int) -> None:
     raw = b"null" if count is None else encode([{"n": n} for n in range(count)])
-    items = page_items(msgspec.Raw(raw))
+    items = page_items(_result(raw).items)
     assert [json.loads(bytes(item))["n"] for item in items] == list(range(expected))
 
 
 def test_page_items_refuses_more_than_a_page_without_decoding_the_rest() -> None:
     with pytest.raises(ValueError, match="more than 1000 items"):
-        page_items(msgspec.Raw(b"[" + b"{}," * 5_000_000 + b"{}]"))
+        page_items(_result(b"[" + b"{}," * 5_000_000 + b"{}]").items)
     with pytest.raises(msgspec.DecodeError):
-        page_items(msgspec.Raw(b'{"a": 1}'))
+        _result(b'{"a": 1}')
+
+
+def _result(items: bytes) -> Result:
+    """A result whose items array is ``items``, decoded as an answer's is."""
+    return msgspec.json.decode(b'{"total_count": 1, "items": ' + items + b"}", type=Result)

@@ -132,7 +132,8 @@ def test_kill_9_at_seeded_points_then_resume_gives_identical_files(
         # decoded and waiting for the writer (RunSettings.pages_in_memory).
         bound = CONCURRENCY + RunSettings().pages_in_memory
         assert len(refetched) <= bound, (seed, point, refetched)
-        assert not (run_dir / ".state").exists()
+        state = run_dir / ".state"
+        assert not state.exists(), sorted(str(p) for p in state.rglob("*"))
 
 
 def test_sigterm_stops_cleanly_and_the_next_run_finishes(
