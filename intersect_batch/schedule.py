@@ -28,6 +28,7 @@ The rules, each decided here and nowhere else:
 
 from __future__ import annotations
 
+import bisect
 import enum
 import heapq
 import math
@@ -364,7 +365,9 @@ class Schedule:
             known = job.total if job.total is not None else 0
             self._replan(job, total if total is not None else known)
             if job not in self._running:
-                self._running.append(job)
+                # Jobs fan out in the order of their configs, whichever probe came back
+                # first: the same folder is crawled in the same order every night.
+                bisect.insort(self._running, job, key=lambda running: running.key)
         return "write"
 
     def _resolve_hole(self, job: JobState, page: int) -> None:

@@ -40,7 +40,7 @@ JOBS: list[dict[str, Any]] = [
     {"id": "delta", "targets": ["delta.example", "b.example"], "page_size": 100},
     {"id": "gamma", "targets": ["gamma.example", "b.example"], "page_size": 100},
 ]
-RATE = 3000
+RATE = 600
 
 
 @dataclass
@@ -147,9 +147,9 @@ def test_the_night_and_the_invocation_add_up_to_what_was_served(
         assert f"{calls}, {this['cost_usd']:.4f} USD in " in invocation.last_line
 
     statuses = {job["job_id"]: job["status"] for job in stopped.summary["jobs"]}
-    # The calls in flight at the Ctrl-C are answered and saved: that may finish delta.
-    assert statuses["alpha"] == "partial" and statuses["gamma"] == "failed"
-    assert statuses["delta"] in {"partial", "complete"}
+    # Jobs fan out in config order: at the Ctrl-C alpha's pages were still going out,
+    # and delta's had not begun.
+    assert statuses == {"alpha": "partial", "delta": "partial", "gamma": "failed"}
     assert "needs attention: gamma failed (" in stopped.last_line
 
     # --job alpha: the run date's other jobs stay listed, as an earlier invocation left them.

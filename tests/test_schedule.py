@@ -652,3 +652,13 @@ def test_the_unreachable_back_off_grows_with_the_time_the_api_has_been_unreachab
     # Half of the delay at least: base 1 s at first, then the time waited so far.
     assert plan.failed(job, 0, 100.0, Failure.UNREACHABLE, message="r") == Retry(100.5, 0)
     assert plan.failed(job, 1, 103.0, Failure.UNREACHABLE, message="r") == Retry(104.5, 0)
+
+
+def test_jobs_fan_out_in_the_order_of_their_configs_whichever_probe_came_back_first() -> None:
+    plan = schedule()
+    first = plan.add_job(10, None)
+    second = plan.add_job(10, None)
+    assert sends(plan) == [(first, 0), (second, 0)]
+    answer(plan, second, 0, total=30)
+    answer(plan, first, 0, total=30)
+    assert sends(plan) == [(first, 1), (first, 2), (second, 1), (second, 2)]
