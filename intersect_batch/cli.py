@@ -9,7 +9,6 @@ SIGINT / SIGTERM at any stage ending in 130 / 143 without a traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import datetime as dt
 import difflib
@@ -20,9 +19,8 @@ import signal
 import sys
 import textwrap
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 from typing import Any, Literal, NoReturn
 
 import anyio
@@ -35,11 +33,12 @@ from intersect_batch.config import job_file_schema, load_jobs
 from intersect_batch.errors import IntersectBatchError, UsageError
 from intersect_batch.estimate import DryRun, dry_run
 from intersect_batch.exitcode import ExitCode, exit_code_for_error
+from intersect_batch.interrupts import Interrupts, file_state, record_interrupted
 from intersect_batch.layout import RunFolder
 from intersect_batch.ledger import read_ledger
 from intersect_batch.listing import list_jobs
 from intersect_batch.logs import close_logging, configure_logging
-from intersect_batch.manifest import RunSummary, write_json
+from intersect_batch.manifest import RunSummary
 from intersect_batch.metrics import RunMetrics, write_metrics
 from intersect_batch.plan import SAFETY_FACTOR, SAFETY_FLOOR
 from intersect_batch.progress import LogProgress, RichProgress, summary_table
@@ -605,57 +604,6 @@ def _check_metrics_file(path: Path) -> None:
         raise UsageError(f"--metrics-file {path}: {exc.strerror or exc}") from None
 
 
-class _Interrupts:
-    """SIGINT / SIGTERM outside the crawl (which handles its own): stop the run at once.
-
-    Installed before anything runs, so a signal while configs load, while the lock is
-    taken, or while run.json and the report are written ends the run with 130 / 143 and
-    no traceback. The crawl takes the signals over while it runs and hands them back.
-    """
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._scope: anyio.CancelScope | None = None
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.signum is None:
-            self.signum = signum
-        if self._loop is not None and self._scope is not None:
-            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-                self._loop.call_soon_threadsafe(self._scope.cancel)
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[None]:
-        handled = (signal.SIGINT, signal.SIGTERM)
-        previous = {signum: signal.signal(signum, self._handle) for signum in handled}
-        try:
-            yield
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-
-    @contextlib.contextmanager
-    def cancelling(self, scope: anyio.CancelScope) -> Iterator[None]:
-        """While inside, a signal cancels ``scope`` (at once if one came already)."""
-        self._loop = asyncio.get_running_loop()
-        self._scope = scope
-        if self.signum is not None:
-            scope.cancel()
-        try:
-            yield
-        finally:
-            self._loop = self._scope = None
-
-
-def _file_state(path: Path) -> tuple[int, int] | None:
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return stat.st_ino, stat.st_mtime_ns
-
-
 class _Session:
     """One ``run`` command: where its records go, and how it ends."""
 
@@ -750,7 +698,7 @@ class _Session:
 
 
 async def _crawl(
-    args: argparse.Namespace, session: _Session, interrupts: _Interrupts
+    args: argparse.Namespace, session: _Session, interrupts: Interrupts
 ) -> RunOutcome | None:
     """The run, or None when a signal stopped it outside the crawl."""
     provider = resolve_provider(args.provider, args.base_url)
@@ -777,27 +725,6 @@ async def _crawl(
     return outcome
 
 
-def _interrupted(
-    folder: RunFolder, before: tuple[int, int] | None, signum: int
-) -> RunSummary | None:
-    """run.json made true to a run stopped by ``signum`` after writing it; None if it did not."""
-    if _file_state(folder.run_json) in (None, before):
-        return None
-    try:
-        summary = msgspec.json.decode(folder.run_json.read_bytes(), type=RunSummary)
-    except (OSError, msgspec.DecodeError):
-        return None
-    code = 128 + signum
-    if summary.exit_code != code:
-        name = signal.Signals(signum).name
-        summary.exit_code = code
-        summary.needs_attention = True
-        summary.stop_reason = summary.stop_reason or f"interrupted by {name} after the crawl"
-        with contextlib.suppress(OSError):
-            write_json(folder.run_json, summary)
-    return summary
-
-
 def _say(text: str, *, to_stderr: bool) -> None:
     print(text, file=sys.stderr if to_stderr else sys.stdout, flush=True)
 
@@ -820,8 +747,8 @@ def _run(args: argparse.Namespace) -> int:
             session.error(str(exc))
             return session.finish(exit_code_for_error(exc), metrics=False)
     folder = _settings(args).folder
-    before = _file_state(folder.run_json)
-    interrupts = _Interrupts()
+    before = file_state(folder.run_json)
+    interrupts = Interrupts()
     with interrupts.installed():
         try:
             outcome = anyio.run(_crawl, args, session, interrupts)
@@ -863,7 +790,7 @@ def _end_interrupted(
 ) -> int:
     code = 128 + signum
     name = signal.Signals(signum).name
-    summary = _interrupted(folder, before, signum)
+    summary = record_interrupted(folder, before, signum)
     if summary is not None:
         where = f"results in {folder.path}/ (summary: {folder.run_json})"
     else:
