@@ -32,6 +32,7 @@ __all__ = [
     "TransientApiError",
     "UnreachableApiError",
     "UsageError",
+    "config_place",
 ]
 
 
@@ -64,13 +65,22 @@ class ConfigError(IntersectBatchError):
 
     def describe(self) -> str:
         """``file:line: job 'id': field: message``, leaving out what is unknown."""
-        where = self.file if self.line is None else f"{self.file}:{self.line}"
-        parts = [where]
-        if self.job is not None:
-            parts.append(f"job {self.job!r}")
-        if self.field is not None:
-            parts.append(self.field)
-        return ": ".join([*parts, self.message])
+        return config_place(
+            self.message, file=self.file, job=self.job, field=self.field, line=self.line
+        )
+
+
+def config_place(
+    message: str, *, file: str, job: str | None, field: str | None, line: int | None
+) -> str:
+    """``file:line: job 'id': field: message``, leaving out what is unknown."""
+    where = file if line is None else f"{file}:{line}"
+    parts = [where]
+    if job is not None:
+        parts.append(f"job {job!r}")
+    if field is not None:
+        parts.append(field)
+    return ": ".join([*parts, message])
 
 
 class ApiError(IntersectBatchError):

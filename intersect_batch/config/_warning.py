@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import config_place
+
 __all__ = ["ConfigWarning"]
 
 
@@ -22,13 +24,9 @@ class ConfigWarning:
 
     def describe(self) -> str:
         """``file:line: job 'id': field: message``, leaving out what is unknown."""
-        where = self.file if self.line is None else f"{self.file}:{self.line}"
-        parts = [where]
-        if self.job is not None:
-            parts.append(f"job {self.job!r}")
-        if self.field is not None:
-            parts.append(self.field)
-        return ": ".join([*parts, self.message])
+        return config_place(
+            self.message, file=self.file, job=self.job, field=self.field, line=self.line
+        )
 
     def __str__(self) -> str:
         return self.describe()
