@@ -129,3 +129,16 @@ def _workers() -> concurrent.futures.ThreadPoolExecutor:
             max_workers=WORKER_THREADS, thread_name_prefix="intersect-batch"
         )
     return _executor
+
+
+def _forget_workers() -> None:
+    """A forked child has none of its parent's threads: it starts workers of its own.
+
+    (Kept, the parent's executor would queue the child's work for threads that do not
+    exist there, and every ``in_thread`` would wait for ever.)
+    """
+    global _executor
+    _executor = None
+
+
+os.register_at_fork(after_in_child=_forget_workers)
