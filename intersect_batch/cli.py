@@ -221,7 +221,8 @@ def _add_run_options(crawl: argparse.ArgumentParser) -> None:
     crawl.add_argument(
         "--dry-run",
         action="store_true",
-        help="print the calls and cost a full run needs (one limit-1 probe call per job)",
+        help="print the calls and cost a full run needs; each job costs one limit-1 probe "
+        "call, counted in the night's spend and --budget-usd",
     )
     crawl.add_argument(
         "--no-probe",
@@ -528,10 +529,22 @@ def _print_dry_run(result: DryRun) -> None:
             f"total: {result.calls_min}-{top} calls, "
             f"{money(result.cost_min_usd)}-{money(result.cost_max_usd)} USD (bounds)"
         )
+    if result.budget_stop is not None:
+        names = ", ".join(result.not_probed[:5])
+        more = f" and {len(result.not_probed) - 5} more" if len(result.not_probed) > 5 else ""
+        print(f"{result.budget_stop}: not probed: {names}{more}")
+    if result.budget_usd is not None:
+        left = max(0.0, result.budget_usd - result.night_spent_usd)
+        print(
+            f"the night's budget: {result.night_spent_usd:.4f} of {result.budget_usd} USD "
+            f"spent, this dry run included; {left:.4f} USD left"
+        )
+        if result.cost_min_usd > left + 1e-9:
+            print("the run needs more than is left: it would stop at the budget, jobs partial")
     if result.probe_calls:
         print(
             f"the dry run spent {result.probe_cost_usd:.4f} USD on "
-            f"{result.probe_calls} probe call(s) (limit 1)"
+            f"{result.probe_calls} probe call(s) (limit 1), counted in the night's spend"
         )
     else:
         print("the dry run spent nothing")

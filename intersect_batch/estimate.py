@@ -5,6 +5,10 @@ about 0.02 USD) and the figures are exact for a result that does not change befo
 run. Without one, a previous run's count is used where there is one, and bounds
 otherwise. Pages already on disk for the run date are not counted: a real run would not
 fetch them again.
+
+Probes are money spent on the run date like any other call: a probing dry run holds the
+output folder's lock, counts its probes in the night's ledger, and keeps the night's
+``--budget-usd`` (a job whose probe the budget does not allow is estimated without one).
 """
 
 from __future__ import annotations
@@ -23,10 +27,13 @@ from intersect_batch.config import JobEntry, LoadResult, load_jobs
 from intersect_batch.durable import in_thread
 from intersect_batch.errors import ApiError, RunFatalApiError, UnreachableApiError, UsageError
 from intersect_batch.layout import RunFolder
-from intersect_batch.manifest import is_complete, previous_total
-from intersect_batch.pacing import Pacer, price
+from intersect_batch.ledger import Ledger, write_ledger
+from intersect_batch.lock import output_lock
+from intersect_batch.manifest import is_complete, night_ledger, previous_total
+from intersect_batch.pacing import Budget, Pacer, price
 from intersect_batch.plan import fingerprint, items_wanted, page_count, select_jobs
 from intersect_batch.providers import Credentials, Provider
+from intersect_batch.retention import mark_run_dir
 from intersect_batch.settings import RunSettings
 from intersect_batch.store import Checkpoint
 
@@ -59,6 +66,8 @@ class DryRun(msgspec.Struct, kw_only=True):
     #: Why the probes stopped early: the API refused the account or could not be reached.
     stopped: str | None
     probe_calls: int
+    #: What the probes cost as the budget counts it: reported costs, plus the worst case
+    #: of a probe whose answer was lost after the API may have billed it.
     probe_cost_usd: float
     calls: int | None
     cost_usd: float | None
@@ -66,6 +75,14 @@ class DryRun(msgspec.Struct, kw_only=True):
     cost_min_usd: float
     calls_max: int | None
     cost_max_usd: float | None
+    #: What the run date has spent over all its invocations, this dry run's probes included.
+    night_spent_usd: float = 0.0
+    #: The night's cap (``--budget-usd``), if any.
+    budget_usd: float | None = None
+    #: Why some jobs were not probed: the night's budget did not allow it.
+    budget_stop: str | None = None
+    #: The jobs estimated without a probe because of ``budget_stop``.
+    not_probed: list[str] = msgspec.field(default_factory=list)
 
 
 def _cost(calls: int, items: int) -> float:
@@ -129,6 +146,110 @@ def _bounds(entry: JobEntry, on_disk: int) -> Estimate:
     )
 
 
+class _NightMoney:
+    """The probes' money, in the night's budget and ledger (:mod:`intersect_batch.ledger`).
+
+    The same rules as a crawl's: no probe starts whose worst case would take the night's
+    spend over the cap; while the price is unknown, one probe at a time; a capped dry run
+    books its money in the ledger before a probe can spend it; a probe whose answer was
+    lost keeps its worst case.
+    """
+
+    def __init__(self, folder: RunFolder, cap: float | None, base: Ledger) -> None:
+        self.folder = folder
+        self.cap = cap
+        self.base = base
+        self.budget = Budget(cap, spent_before=base.committed_usd)
+        self.booked = base.booked_usd
+        self.in_flight = 0
+        self.calls = 0
+        self.cost_usd = 0.0
+        self.written = False
+        #: Why a probe was refused: the night's budget, or a booking the disk refused.
+        self.refused: str | None = None
+        self._changed = anyio.Event()
+        self._booking = anyio.Lock()
+
+    @property
+    def spent(self) -> float:
+        """What the probes spent so far, as the budget counts it."""
+        return self.budget.spent - self.base.committed_usd
+
+    async def reserve(self) -> float | None:
+        """A probe's reservation; ``None`` when the night's budget allows no more probes."""
+        if self.refused is not None:
+            return None
+        while (reservation := self.budget.reserve(1)) is None:
+            if not self.in_flight:
+                self.refused = (
+                    f"budget: a probe could cost {self.budget.worst_case(1):.5f} USD and "
+                    f"{self.budget.spent:.5f} of {self.cap} USD are spent tonight"
+                )
+                return None
+            # The price is not known yet, or a probe in flight may cost less than its
+            # worst case: wait for one to settle, then ask again.
+            await self._changed.wait()
+        self.in_flight += 1
+        async with self._booking:
+            if self.cap is not None and self.budget.committed > self.booked:
+                before = self.booked
+                self.booked = min(self.cap, self.budget.committed + self.cap * 0.05)
+                error = await self.save()
+                if error is not None:
+                    self.booked = before
+                    self.settle(reservation, 0.0, called=False)
+                    self.refused = (
+                        f"budget: the night's spend cannot be booked in {self.folder.ledger} "
+                        f"({error}); a capped dry run sends no probe it cannot book"
+                    )
+                    return None
+        return reservation
+
+    def settle(
+        self, reservation: float, cost: float | None, *, items: int = 0, called: bool = True
+    ) -> None:
+        """A probe ended: ``cost=None`` when its answer was lost after it may have been billed."""
+        self.in_flight -= 1
+        self.calls += called
+        self.cost_usd += cost or 0.0
+        self.budget.settle(reservation, cost, items)
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    def ledger(self, *, final: bool) -> Ledger:
+        base = self.base
+        spent = round(self.budget.spent, 8)
+        return Ledger(
+            spent_usd=spent,
+            cost_usd=round(base.cost_usd + self.cost_usd, 8),
+            calls=base.calls + self.calls,
+            retries=base.retries,
+            throttled_s=base.throttled_s,
+            invocations=base.invocations + 1,
+            booked_usd=0.0 if final or not self.booked else round(max(self.booked, spent), 8),
+        )
+
+    async def save(self, *, final: bool = False) -> str | None:
+        """Write the night's ledger; the reason it could not be written, else None."""
+        ledger = self.ledger(final=final)
+        try:
+            await in_thread(mark_run_dir, self.folder)
+            await in_thread(write_ledger, self.folder.ledger, ledger)
+        except OSError as exc:
+            log.error("cannot write the night's ledger: %s", exc.strerror or exc)
+            return str(exc.strerror or exc)
+        self.written = True
+        return None
+
+
+def _unprobed(entry: JobEntry, settings: RunSettings, print_: str, on_disk: int) -> Estimate:
+    """A job's figures without a probe: a previous run's count, else bounds."""
+    previous = previous_total(settings.out_dir, settings.run_date, entry.job.id, print_)
+    if previous is not None:
+        return _exact(entry, previous, "previous run", on_disk)
+    return _bounds(entry, on_disk)
+
+
 async def estimate(
     entries: Sequence[JobEntry],
     *,
@@ -137,9 +258,13 @@ async def estimate(
     settings: RunSettings,
     probe: bool,
 ) -> DryRun:
-    """Per job and in total, the calls and cost a full run would need."""
+    """Per job and in total, the calls and cost a full run would need.
+
+    With ``probe``, holds the output folder's lock while it probes (raises LockError when
+    a run holds it) and counts the probes in the night's ledger.
+    """
     results: dict[str, Estimate] = {}
-    to_probe: list[JobEntry] = []
+    to_probe: list[tuple[JobEntry, str, int]] = []
     folder = RunFolder(settings.out_dir, settings.run_date)
     for entry in entries:
         job = entry.job
@@ -154,33 +279,36 @@ async def estimate(
                 calls_max=0,
                 cost_max_usd=0.0,
             )
-            continue
-        if probe:
-            to_probe.append(entry)
-            continue
-        previous = previous_total(settings.out_dir, settings.run_date, job.id, print_)
-        if previous is not None:
-            results[job.id] = _exact(entry, previous, "previous run", on_disk)
+        elif probe:
+            to_probe.append((entry, print_, on_disk))
         else:
-            results[job.id] = _bounds(entry, on_disk)
+            results[job.id] = _unprobed(entry, settings, print_, on_disk)
 
-    probe_cost = 0.0
-    probe_calls = 0
     stopped: list[str] = []
+    not_probed: list[str] = []
+    money: _NightMoney | None = None
     if to_probe:
         if credentials is None:
             raise RuntimeError("a probing dry run needs credentials")
         pacer = Pacer(settings.limits)
         slots = anyio.CapacityLimiter(settings.limits.concurrency)
 
-        async def probe_one(session: aiohttp.ClientSession, entry: JobEntry) -> None:
-            nonlocal probe_cost, probe_calls
+        async def probe_one(
+            session: aiohttp.ClientSession,
+            night: _NightMoney,
+            entry: JobEntry,
+            print_: str,
+            on_disk: int,
+        ) -> None:
             job = entry.job
-            print_ = fingerprint(job.api_params(), job.page_size, job.max_items)
-            _, on_disk = _progress(folder, entry, print_)
             async with slots:
                 if stopped:
                     results[job.id] = Estimate(job_id=job.id, source="skipped", error=stopped[0])
+                    return
+                reservation = await night.reserve()
+                if reservation is None:
+                    not_probed.append(job.id)
+                    results[job.id] = _unprobed(entry, settings, print_, on_disk)
                     return
                 await pacer.wait()
                 try:
@@ -195,11 +323,13 @@ async def estimate(
                     )
                 except ApiError as exc:
                     error = exc.at(job_id=job.id, offset=0)
-                    if not isinstance(exc, UnreachableApiError):
+                    if isinstance(exc, UnreachableApiError):
+                        night.settle(reservation, 0.0, called=False)
+                    elif exc.cost is not None:
+                        night.settle(reservation, exc.cost)
+                    else:
                         # It reached the API; a lost answer may have been billed.
-                        probe_calls += 1
-                        if exc.maybe_billed:
-                            probe_cost += price(1, 1)
+                        night.settle(reservation, None if exc.maybe_billed else 0.0)
                     if isinstance(exc, RunFatalApiError | UnreachableApiError):
                         # No other probe can do better: the account or the network is out.
                         stopped.append(error.describe())
@@ -211,22 +341,33 @@ async def estimate(
                         cost_min_usd=_cost(1, 0),
                     )
                     return
-            probe_calls += 1
-            probe_cost += page.cost
+                night.settle(reservation, page.cost, items=len(page.lines))
             results[job.id] = _exact(entry, page.total_count or 0, "probe", on_disk)
 
-        async with aiohttp.ClientSession() as session, anyio.create_task_group() as group:
-            for entry in to_probe:
-                group.start_soon(probe_one, session, entry)
+        with output_lock(settings.out_dir):
+            money = _NightMoney(folder, settings.budget_usd, await in_thread(night_ledger, folder))
+            try:
+                async with aiohttp.ClientSession() as session, anyio.create_task_group() as group:
+                    for entry, print_, on_disk in to_probe:
+                        group.start_soon(probe_one, session, money, entry, print_, on_disk)
+            finally:
+                if money.calls or money.written:
+                    with anyio.CancelScope(shield=True):
+                        await money.save(final=True)
+    night_spent = (
+        money.budget.spent
+        if money is not None
+        else (await in_thread(night_ledger, folder)).committed_usd
+    )
 
     jobs = [results[entry.job.id] for entry in entries]
     exact = all(item.calls is not None for item in jobs)
     bounded = all(item.calls_max is not None for item in jobs)
     return DryRun(
         jobs=jobs,
-        stopped=stopped[0] if to_probe and stopped else None,
-        probe_calls=probe_calls,
-        probe_cost_usd=round(probe_cost, 6),
+        stopped=stopped[0] if stopped else None,
+        probe_calls=money.calls if money is not None else 0,
+        probe_cost_usd=round(money.spent, 6) if money is not None else 0.0,
         calls=sum(item.calls or 0 for item in jobs) if exact else None,
         cost_usd=round(sum(item.cost_usd or 0.0 for item in jobs), 6) if exact else None,
         calls_min=sum(item.calls_min for item in jobs),
@@ -235,6 +376,10 @@ async def estimate(
         cost_max_usd=(
             round(sum(item.cost_max_usd or 0.0 for item in jobs), 6) if bounded else None
         ),
+        night_spent_usd=round(night_spent, 6),
+        budget_usd=settings.budget_usd,
+        budget_stop=money.refused if money is not None and not_probed else None,
+        not_probed=[entry.job.id for entry in entries if entry.job.id in not_probed],
     )
 
 

@@ -21,8 +21,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import msgspec
-
 from intersect_batch._version import __version__
 from intersect_batch.config import JobEntry, LoadResult, load_jobs
 from intersect_batch.crawl import CrawlJob, CrawlObserver, CrawlResult, Fetch, JobFinal, crawl
@@ -31,7 +29,7 @@ from intersect_batch.durable import in_thread
 from intersect_batch.errors import ConfigError, IntersectBatchError, UsageError
 from intersect_batch.exitcode import ExitCode, exit_code_for_run
 from intersect_batch.layout import RunFolder
-from intersect_batch.ledger import Ledger, read_ledger
+from intersect_batch.ledger import Ledger
 from intersect_batch.lock import output_lock
 from intersect_batch.logs import scrubbed_logs
 from intersect_batch.manifest import (
@@ -44,6 +42,7 @@ from intersect_batch.manifest import (
     RunSummary,
     build_manifest,
     is_complete,
+    night_ledger,
     previous_total,
     read_manifest,
     write_json,
@@ -168,26 +167,6 @@ def config_problems(errors: Sequence[ConfigError]) -> list[ConfigProblem]:
         )
         for error in errors
     ]
-
-
-def night_ledger(folder: RunFolder) -> Ledger:
-    """What earlier invocations of the date spent; rebuilt from the manifests if damaged."""
-    try:
-        return read_ledger(folder.ledger)
-    except (OSError, msgspec.DecodeError) as exc:
-        cost = calls = retries = 0.0
-        for job_id in folder.job_ids():
-            manifest = read_manifest(folder.manifest(job_id))
-            if manifest is not None:
-                cost += manifest.cost_usd
-                calls += manifest.calls
-                retries += manifest.retries
-        log.warning(
-            "the night's ledger cannot be read (%s): counting %.4f USD from the manifests",
-            exc,
-            cost,
-        )
-        return Ledger(spent_usd=cost, cost_usd=cost, calls=int(calls), retries=int(retries))
 
 
 @dataclass

@@ -13,8 +13,12 @@ from pathlib import Path
 import pytest
 
 from intersect_batch.emulator import EmulatorSettings, FaultSettings, PinnedFault, running_emulator
+from intersect_batch.estimate import dry_run
 from intersect_batch.exitcode import ExitCode
 from intersect_batch.layout import RunFolder
+from intersect_batch.ledger import read_ledger
+from intersect_batch.lock import output_lock
+from intersect_batch.providers import resolve_provider
 from tests.support import (
     DEMO_ENV,
     RUN_DATE,
@@ -74,9 +78,71 @@ def test_the_dry_run_tells_the_price_and_the_run_then_pays_it(
     paid = emulator.calls()[before:]
     assert len(paid) == figures["calls"]
     assert sum(call["cost"] for call in paid) == pytest.approx(figures["cost_usd"])
+    # The night's totals count the probes too: what the server saw, what it billed.
+    night = json.loads((out / RUN_DATE.isoformat() / "run.json").read_text())["night"]
+    assert night["calls"] == len(emulator.calls()) == figures["calls"] + 2
+    assert night["cost_usd"] == pytest.approx(sum(call["cost"] for call in emulator.calls()))
     # Once the night is done, the dry run says there is nothing left to pay.
     again = _cli(*cli_run(configs, out, emulator, "--dry-run", "--no-probe", "--json"))
     assert json.loads(again.stdout.splitlines()[0])["cost_usd"] == 0
+
+
+def test_a_dry_run_keeps_the_night_budget_and_the_run_counts_its_probes(
+    tmp_path: Path, emulator: EmulatorProcess
+) -> None:
+    configs = tmp_path / "configs"
+    third = {"id": "gamma", "targets": ["beta.example", "c.example"], "page_size": 100}
+    write_jobs(configs, "jobs.yaml", [*JOBS, third])
+    out = tmp_path / "out"
+    # Each probe costs 0.02003 USD: two fit in 0.05, the third would not.
+    dry = _cli(*cli_run(configs, out, emulator, "--dry-run", "--budget-usd", "0.05"))
+    assert dry.returncode == 0, dry.stderr
+    assert len(emulator.calls()) == 2
+    lines = dry.stdout.splitlines()
+    assert any(
+        line.startswith("budget: a probe could cost 0.02003 USD and 0.04006 of 0.05 USD")
+        and line.endswith("not probed: gamma")
+        for line in lines
+    ), lines
+    assert (
+        "the night's budget: 0.0401 of 0.05 USD spent, this dry run included; 0.0099 USD left"
+        in lines
+    )
+    assert "the run needs more than is left: it would stop at the budget, jobs partial" in lines
+    assert lines[-1] == (
+        "the dry run spent 0.0401 USD on 2 probe call(s) (limit 1), counted in the night's spend"
+    )
+    gamma = next(line for line in lines if line.startswith("gamma "))
+    assert gamma.split()[1] == "bounds"
+    ledger = json.loads((out / RUN_DATE.isoformat() / ".ledger.json").read_text())
+    assert ledger["spent_usd"] == pytest.approx(0.04006)
+    assert ledger["calls"] == 2 and ledger["booked_usd"] == 0
+    # The run that follows keeps the same night's cap: no call fits in what is left.
+    real = _cli(*cli_run(configs, out, emulator, "--budget-usd", "0.05"))
+    assert real.returncode == ExitCode.ATTENTION, real.stderr
+    assert len(emulator.calls()) == 2
+    assert sum(call["cost"] for call in emulator.calls()) <= 0.05
+    summary = json.loads((out / RUN_DATE.isoformat() / "run.json").read_text())
+    assert summary["night"]["spent_usd"] == pytest.approx(0.04006)
+    assert {job["status"] for job in summary["jobs"]} == {"partial"}
+
+
+def test_a_probing_dry_run_waits_its_turn_behind_a_run(
+    tmp_path: Path, emulator: EmulatorProcess
+) -> None:
+    configs = tmp_path / "configs"
+    write_jobs(configs, "jobs.yaml", JOBS)
+    out = tmp_path / "out"
+    with output_lock(out):
+        probing = _cli(*cli_run(configs, out, emulator, "--dry-run"))
+        blind = _cli(*cli_run(configs, out, emulator, "--dry-run", "--no-probe"))
+    # The probes would spend the night's money beside a run that counts it: not now.
+    assert probing.returncode == ExitCode.LOCKED, probing.stderr
+    assert f"another intersect-batch run (pid {os.getpid()}) is using {out}" in probing.stderr
+    assert "Traceback" not in probing.stderr
+    # A dry run that spends nothing needs no lock.
+    assert blind.returncode == 0, blind.stderr
+    assert emulator.calls() == []
 
 
 def test_the_dry_run_against_nothing_spends_nothing(tmp_path: Path) -> None:
@@ -171,3 +237,29 @@ async def test_a_crash_between_the_result_and_its_manifest_is_finished_by_the_ne
     assert manifest(folder.path, "alpha")["calls"] == 3
     assert read_lines(folder.result("alpha")) == items and total == 250
     assert not folder.state.exists()
+
+
+@pytest.mark.anyio
+async def test_a_probe_whose_answer_was_lost_counts_at_its_worst_case(tmp_path: Path) -> None:
+    configs = tmp_path / "configs"
+    write_jobs(configs, "jobs.yaml", JOBS)
+    cut = PinnedFault(offset=0, kind="truncated_body", target="alpha.example")
+    emulated = EmulatorSettings(seed=3, sizes=SIZES, faults=FaultSettings(pinned=(cut,)))
+    settings = fast_settings(tmp_path / "out", budget_usd=1.0)
+    async with running_emulator(emulated) as emu:
+        provider = resolve_provider("dataforseo", emu.dataforseo_base)
+        outcome = await dry_run(configs, provider=provider, environ=DEMO_ENV, settings=settings)
+        calls = emu.calls()
+    result = outcome.result
+    alpha, beta = result.jobs
+    assert alpha.source == "probe failed" and alpha.error is not None
+    assert beta.source == "probe" and beta.total_count == 40
+    # The server billed both; only beta's answer said so.
+    assert len(calls) == 2 and sum(call.cost for call in calls) == pytest.approx(0.04006)
+    assert result.probe_calls == 2
+    assert result.probe_cost_usd == pytest.approx(0.04006)
+    assert result.night_spent_usd == pytest.approx(0.04006)
+    ledger = read_ledger(RunFolder(tmp_path / "out", RUN_DATE).ledger)
+    assert ledger.spent_usd == pytest.approx(0.04006)
+    assert ledger.cost_usd == pytest.approx(0.02003)
+    assert (ledger.calls, ledger.invocations, ledger.booked_usd) == (2, 1, 0.0)

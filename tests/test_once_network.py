@@ -30,6 +30,7 @@ from intersect_batch.emulator import (
 )
 from intersect_batch.estimate import estimate
 from intersect_batch.exitcode import ExitCode
+from intersect_batch.layout import LOCK_NAME
 from intersect_batch.providers import resolve_provider
 from intersect_batch.runner import run_batch
 from intersect_batch.settings import RetryPolicy
@@ -126,7 +127,9 @@ def test_a_dry_run_against_a_closed_port_says_it_spent_nothing(tmp_path: Path) -
     assert out[-1] == "the dry run spent nothing"
     assert not any("spent 0" in line or "probe call" in line for line in out)
     assert sum("error: job 'j" in line and "cannot reach the API" in line for line in out) == 2
-    assert not (tmp_path / "out").exists()
+    # It held the lock while it tried (its probes count in the night's ledger), but it
+    # spent nothing, so there is no run folder and no ledger.
+    assert [path.name for path in (tmp_path / "out").iterdir()] == [LOCK_NAME]
 
 
 @pytest.mark.anyio
