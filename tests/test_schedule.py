@@ -268,6 +268,33 @@ def test_an_empty_page_inside_the_total_is_a_hole_retried_then_failed() -> None:
 
 
 @pytest.mark.parametrize(
+    ("holes", "tail"), [(3, ""), (5, "; and 2 more (the manifest lists them)")]
+)
+def test_a_job_that_gives_up_on_its_holes_names_three_and_counts_the_rest(
+    holes: int, tail: str
+) -> None:
+    policy = RetryPolicy(attempts=2, base=1.0, cap=8.0, slowdown=5.0)
+    plan = Schedule(retry=policy, pages_ahead=8, rng=Highest())
+    job = plan.add_job(100, None)
+    sends(plan)
+    answer(plan, job, 0, total=10_000)
+    assert len(sends(plan)) >= holes
+    for page in range(1, holes + 1):
+        hole = plan.answered(job, page, 0.0, total=10_000, items=0, limit=100)
+        assert isinstance(hole, Hole)
+        plan.failed(job, page, 0.0, Failure.TRANSIENT, message="x", hole=hole)
+    assert sends(plan, 1.0) == [(job, 1)]
+    hole = plan.answered(job, 1, 1.0, total=10_000, items=0, limit=100)
+    assert isinstance(hole, Hole)
+    outcome = plan.failed(job, 1, 1.0, Failure.TRANSIENT, message="x", hole=hole)
+    named = "; ".join(
+        f"offset {offset}: an empty page inside total_count 10000" for offset in (100, 200, 300)
+    )
+    assert outcome == GaveUp(f"{named}{tail}, after 2 attempts")
+    assert len(plan.holes(job)) == holes
+
+
+@pytest.mark.parametrize(
     ("total", "items", "limit", "hole"),
     [
         (400, 0, 100, "an empty page inside total_count 400"),
@@ -627,6 +654,30 @@ def test_an_answer_ends_a_throttle_streak_only_if_its_call_went_out_after_the_re
     # Sent at the instant of the last refusal: it went through, the streak is over.
     plan.answered(job, 3, 16.0, total=100, items=10, limit=10, sent_at=15.0)
     assert plan.failed(job, 0, 30.0, Failure.THROTTLED, message="x") == Retry(35.0, 0, 35.0)
+
+
+def test_refusals_of_one_wave_pause_once_and_cost_no_attempt() -> None:
+    plan = schedule(attempts=5, slowdown=5.0, cap=60.0)
+    job = plan.add_job(10, None, total=100)
+    assert sends(plan) == [(job, 0), (job, 1), (job, 2), (job, 3)]
+    assert plan.failed(job, 3, 1.0, Failure.TRANSIENT, message="x") == Retry(2.0, 1)
+    assert sends(plan, 2.0) == [(job, 3)]
+    assert plan.failed(job, 0, 10.0, Failure.THROTTLED, message="x", sent_at=0.0) == Retry(
+        15.0, 0, 15.0
+    )
+    # Sent before that refusal: the same wave. It waits for the same pause, which neither
+    # grows nor counts twice, and the page's attempts stay as they were.
+    assert plan.failed(job, 1, 11.0, Failure.THROTTLED, message="x", sent_at=0.0) == Retry(15.0, 0)
+    assert plan.failed(job, 3, 11.0, Failure.THROTTLED, message="x", sent_at=2.0) == Retry(15.0, 1)
+    assert (plan.paused_until, plan.throttled_seconds) == (15.0, 5.0)
+    assert plan.job(job).attempts == {3: 1}
+    assert sends(plan, 14.0) == []
+    assert sends(plan, 15.0) == [(job, 0), (job, 1), (job, 3)]
+    # Sent at the instant of the last refusal: a refusal of its own, and the pause doubles.
+    assert plan.failed(job, 2, 12.0, Failure.THROTTLED, message="x", sent_at=10.0) == Retry(
+        22.0, 0, 22.0
+    )
+    assert (plan.paused_until, plan.throttled_seconds) == (22.0, 12.0)
 
 
 def test_a_throttle_or_a_transient_failure_reached_the_api_and_ends_the_unreachable_streak() -> (
