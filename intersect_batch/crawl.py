@@ -47,7 +47,7 @@ from intersect_batch.errors import (
     UnreachableApiError,
 )
 from intersect_batch.layout import RunFolder
-from intersect_batch.ledger import Ledger, write_ledger
+from intersect_batch.ledger import Ledger, next_booking, write_ledger
 from intersect_batch.pacing import Budget, Pacer
 from intersect_batch.schedule import (
     Done,
@@ -429,11 +429,11 @@ class _Crawler:
 
     async def _reserve(self, limit: int) -> float | None:
         reservation = self.budget.reserve(limit)
-        cap = self.settings.budget_usd
-        if reservation is not None and cap is not None and self.budget.committed > self.booked:
+        booking = next_booking(self.settings.budget_usd, self.budget.committed, self.booked)
+        if reservation is not None and booking is not None:
             # Book the money in the ledger before the call can spend it: a crash now
             # cannot make the night forget it (see intersect_batch.ledger).
-            before, self.booked = self.booked, min(cap, self.budget.committed + cap * 0.05)
+            before, self.booked = self.booked, booking
             error = await self._save_ledger()
             if error is not None:
                 # Money not booked on disk would be spent again by the night's next

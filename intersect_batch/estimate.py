@@ -27,7 +27,7 @@ from intersect_batch.config import JobEntry, LoadResult, load_jobs
 from intersect_batch.durable import in_thread
 from intersect_batch.errors import ApiError, RunFatalApiError, UnreachableApiError, UsageError
 from intersect_batch.layout import RunFolder
-from intersect_batch.ledger import Ledger, write_ledger
+from intersect_batch.ledger import Ledger, next_booking, write_ledger
 from intersect_batch.lock import output_lock
 from intersect_batch.manifest import is_complete, night_ledger, previous_total
 from intersect_batch.pacing import Budget, Pacer, price
@@ -191,9 +191,9 @@ class _NightMoney:
             await self._changed.wait()
         self.in_flight += 1
         async with self._booking:
-            if self.cap is not None and self.budget.committed > self.booked:
-                before = self.booked
-                self.booked = min(self.cap, self.budget.committed + self.cap * 0.05)
+            booking = next_booking(self.cap, self.budget.committed, self.booked)
+            if booking is not None:
+                before, self.booked = self.booked, booking
                 error = await self.save()
                 if error is not None:
                     self.booked = before

@@ -20,7 +20,7 @@ import msgspec
 
 from intersect_batch.durable import atomic_write, open_nofollow
 
-__all__ = ["Ledger", "read_ledger", "write_ledger"]
+__all__ = ["BOOKING_SHARE", "Ledger", "next_booking", "read_ledger", "write_ledger"]
 
 
 class Ledger(msgspec.Struct, frozen=True, kw_only=True):
@@ -43,6 +43,23 @@ class Ledger(msgspec.Struct, frozen=True, kw_only=True):
     def committed_usd(self) -> float:
         """What the next invocation must count as spent: the larger of spent and booked."""
         return max(self.spent_usd, self.booked_usd)
+
+
+#: A capped invocation books this share of the cap at a time: one ledger write per chunk
+#: of spending, and a night killed with money booked under-spends by one chunk at most.
+BOOKING_SHARE = 0.05
+
+
+def next_booking(cap: float | None, committed: float, booked: float) -> float | None:
+    """What to book before a call brings the invocation's spend to ``committed``.
+
+    ``None`` when nothing needs booking: no cap, or what is booked covers it. Otherwise
+    the new amount to write in the ledger, a chunk ahead of ``committed``, never past
+    the cap.
+    """
+    if cap is None or committed <= booked:
+        return None
+    return min(cap, committed + cap * BOOKING_SHARE)
 
 
 _decoder = msgspec.json.Decoder(Ledger)

@@ -7,6 +7,7 @@ import itertools
 import anyio
 import pytest
 
+from intersect_batch.ledger import next_booking
 from intersect_batch.pacing import Budget, Pacer, price
 from intersect_batch.settings import Limits
 from tests.virtual_time import run_virtual
@@ -195,3 +196,12 @@ def test_without_a_cap_the_calls_in_flight_are_committed() -> None:
     assert budget.reserve(1000) == pytest.approx(0.05)
     assert budget.reserve(1000) == pytest.approx(0.05)
     assert budget.committed == pytest.approx(1.1)
+
+
+def test_a_capped_run_books_a_chunk_ahead_of_its_spend_never_past_the_cap() -> None:
+    assert next_booking(None, 5.0, 0.0) is None
+    assert next_booking(1.0, 0.02, 0.0) == pytest.approx(0.07)
+    # What is booked covers the next call: no ledger write.
+    assert next_booking(1.0, 0.07, 0.07) is None
+    assert next_booking(1.0, 0.0701, 0.07) == pytest.approx(0.1201)
+    assert next_booking(1.0, 0.98, 0.97) == 1.0
