@@ -302,15 +302,19 @@ async def estimate(
         ) -> None:
             job = entry.job
             async with slots:
+                reservation = None if stopped else await night.reserve()
+                if reservation is not None and not stopped:
+                    await pacer.wait()
                 if stopped:
+                    # The account or the network is gone, maybe while this probe waited.
+                    if reservation is not None:
+                        night.settle(reservation, 0.0, called=False)
                     results[job.id] = Estimate(job_id=job.id, source="skipped", error=stopped[0])
                     return
-                reservation = await night.reserve()
                 if reservation is None:
                     not_probed.append(job.id)
                     results[job.id] = _unprobed(entry, settings, print_, on_disk)
                     return
-                await pacer.wait()
                 try:
                     page = await fetch_page(
                         session,

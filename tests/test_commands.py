@@ -263,3 +263,25 @@ async def test_a_probe_whose_answer_was_lost_counts_at_its_worst_case(tmp_path: 
     assert ledger.spent_usd == pytest.approx(0.04006)
     assert ledger.cost_usd == pytest.approx(0.02003)
     assert (ledger.calls, ledger.invocations, ledger.booked_usd) == (2, 1, 0.0)
+
+
+@pytest.mark.anyio
+async def test_a_capped_dry_run_sends_no_probe_after_the_account_is_refused(
+    tmp_path: Path,
+) -> None:
+    configs = tmp_path / "configs"
+    third = {"id": "gamma", "targets": ["beta.example", "c.example"], "page_size": 100}
+    write_jobs(configs, "jobs.yaml", [*JOBS, third])
+    broke = FaultSettings(pinned=(PinnedFault(offset=0, kind=40210),))
+    settings = fast_settings(tmp_path / "out", budget_usd=1.0)
+    async with running_emulator(EmulatorSettings(sizes=SIZES, faults=broke)) as emu:
+        provider = resolve_provider("dataforseo", emu.dataforseo_base)
+        outcome = await dry_run(configs, provider=provider, environ=DEMO_ENV, settings=settings)
+        calls = emu.calls()
+    result = outcome.result
+    # Until a probe is billed, a capped dry run probes one at a time: the first refusal
+    # stops the others before they are sent.
+    assert len(calls) == 1 and result.probe_calls == 1
+    assert result.stopped is not None and "40210" in result.stopped
+    assert [job.source for job in result.jobs].count("skipped") == 2
+    assert result.probe_cost_usd == 0.0
