@@ -53,6 +53,7 @@ from intersect_batch.providers import Provider
 from intersect_batch.report import write_report
 from intersect_batch.retention import mark_run_dir, prune_runs
 from intersect_batch.settings import RunSettings
+from intersect_batch.store import JobStore
 from intersect_batch.transport import http_fetch
 
 __all__ = [
@@ -103,6 +104,10 @@ def _plan_jobs(
         job = crawl_job(entry, folder)
         manifest = None if fresh else is_complete(folder, job.job_id, job.fingerprint)
         if manifest is not None:
+            # A crash after the manifest, before the job's progress files went, left
+            # files that nothing reads again: they go now.
+            with contextlib.suppress(OSError):
+                JobStore(folder, job.job_id).discard()
             done.append(manifest)
         else:
             todo.append(job)

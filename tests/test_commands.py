@@ -240,6 +240,28 @@ async def test_a_crash_between_the_result_and_its_manifest_is_finished_by_the_ne
 
 
 @pytest.mark.anyio
+async def test_a_crash_after_the_manifest_leaves_no_progress_behind_the_next_run(
+    tmp_path: Path,
+) -> None:
+    configs = tmp_path / "configs"
+    write_jobs(configs, "jobs.yaml", JOBS)
+    folder = RunFolder(tmp_path / "out", RUN_DATE)
+    async with running_emulator(EmulatorSettings(seed=3, sizes=SIZES)) as emu:
+        first = await run(configs, emu, fast_settings(tmp_path / "out"))
+        assert first.exit_code == ExitCode.OK
+        result = folder.result("alpha").read_bytes()
+        # The crash: alpha's manifest was written, and the process died while it removed
+        # alpha's progress (its checkpoint went, its spool folder not yet).
+        folder.spool("alpha").mkdir(parents=True)
+        served = len(emu.calls())
+        again = await run(configs, emu, fast_settings(tmp_path / "out"))
+        assert len(emu.calls()) == served
+    assert again.exit_code == ExitCode.OK, again.message
+    assert folder.result("alpha").read_bytes() == result
+    assert not folder.state.exists()
+
+
+@pytest.mark.anyio
 async def test_a_probe_whose_answer_was_lost_counts_at_its_worst_case(tmp_path: Path) -> None:
     configs = tmp_path / "configs"
     write_jobs(configs, "jobs.yaml", JOBS)
