@@ -33,6 +33,7 @@ __all__ = [
     "UnreachableApiError",
     "UsageError",
     "config_place",
+    "printable",
 ]
 
 
@@ -70,10 +71,22 @@ class ConfigError(IntersectBatchError):
         )
 
 
+def printable(text: str) -> str:
+    """``text`` with its control and invisible characters escaped (``\\n``, ``\\x1b``).
+
+    A file or folder name may hold a newline or an escape sequence: said raw, it would
+    forge a line of the output or drive the terminal.
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 def config_place(
     message: str, *, file: str, job: str | None, field: str | None, line: int | None
 ) -> str:
     """``file:line: job 'id': field: message``, leaving out what is unknown."""
+    file = printable(file)
     where = file if line is None else f"{file}:{line}"
     parts = [where]
     if job is not None:

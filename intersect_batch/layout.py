@@ -24,8 +24,10 @@ what "the last run" is.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +42,7 @@ __all__ = [
     "STATE_DIR",
     "RunFolder",
     "diff_name",
+    "discard_state",
     "earlier_runs",
     "job_ids_in",
     "lock_path",
@@ -220,3 +223,21 @@ def earlier_runs(out_dir: Path, before: dt.date) -> list[RunFolder]:
         found.append(RunFolder(out_dir, date))
     found.sort(key=lambda folder: folder.date, reverse=True)
     return found
+
+
+def discard_state(folder: RunFolder, *, only_if_empty: bool = False) -> None:
+    """Remove the run date's progress (``.state/``): ``--fresh``, or after a run.
+
+    ``only_if_empty``: remove the folder only when nothing is left in it (after a run
+    whose jobs all finished). A state folder that is a symlink is unlinked, never
+    followed: what it points to is not this run's. Errors are ignored: a folder left
+    behind is resumed or removed by the next run.
+    """
+    state = folder.state
+    with contextlib.suppress(OSError):
+        if only_if_empty:
+            state.rmdir()
+        elif state.is_symlink():
+            state.unlink()
+        else:
+            shutil.rmtree(state, ignore_errors=True)

@@ -17,8 +17,10 @@ __all__ = [
     "ProgressSettings",
     "ReportSettings",
     "RetryPolicy",
+    "RunOptions",
     "RunSettings",
     "Timeouts",
+    "check_keep_days",
 ]
 
 
@@ -145,6 +147,43 @@ class RunSettings:
     def run_dir(self) -> Path:
         """The folder of this run date's results."""
         return self.folder.path
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOptions:
+    """What a run does besides crawling with its settings: which jobs, and what follows.
+
+    ``job_ids=()`` and ``patterns=()``: only the jobs of these ids, or whose id matches
+    one of these globs; both empty: every job. ``keep_days=None``: keep every earlier
+    run folder; N: after a run whose every job is complete, remove the run folders this
+    tool made more than N days before the run date (:func:`check_keep_days`).
+    ``report=False``: also write the run folder's HTML report and opportunity CSVs.
+    ``metrics_file=None``: also write the run's figures there, in Prometheus text format.
+    """
+
+    job_ids: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
+    keep_days: int | None = None
+    report: bool = False
+    metrics_file: Path | None = None
+
+
+def check_keep_days(keep_days: int, run_date: dt.date) -> str | None:
+    """Why ``keep_days`` cannot be used with ``run_date``, or None.
+
+    Retention counts back from the run date (or today, the earlier): a count that
+    reaches before the first day of year 1 names no date at all.
+    """
+    if keep_days < 1:
+        return f"--keep-days must be at least 1, got {keep_days}"
+    since = min(run_date, _today_utc())
+    most = (since - dt.date.min).days
+    if keep_days > most:
+        return (
+            f"--keep-days {keep_days} reaches back before the year 1 from {since.isoformat()}; "
+            f"use at most {most}"
+        )
+    return None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,7 +19,7 @@ import yaml
 from intersect_batch.emulator import CallRecord, RunningEmulator
 from intersect_batch.providers import resolve_provider
 from intersect_batch.runner import RunOutcome, run_batch
-from intersect_batch.settings import Limits, RetryPolicy, RunSettings
+from intersect_batch.settings import Limits, RetryPolicy, RunOptions, RunSettings
 
 DEMO_ENV = {"DATAFORSEO_LOGIN": "demo", "DATAFORSEO_PASSWORD": "demo-password"}
 RUN_DATE = dt.date(2026, 11, 29)
@@ -57,6 +57,8 @@ async def run(
     settings: RunSettings,
     *,
     environ: dict[str, str] | None = None,
+    keep_days: int | None = None,
+    report: bool = False,
     **kwargs: Any,
 ) -> RunOutcome:
     """Run the real batch against the emulator's DataForSEO route."""
@@ -65,6 +67,7 @@ async def run(
         provider=resolve_provider("dataforseo", emulator.dataforseo_base),
         environ=DEMO_ENV if environ is None else environ,
         settings=settings,
+        options=RunOptions(keep_days=keep_days, report=report),
         **kwargs,
     )
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from intersect_batch import cli
+from intersect_batch import arguments, cli
 from intersect_batch.exitcode import ExitCode
 from tests.support import write_jobs
 
@@ -126,7 +126,7 @@ def test_a_closed_pipe_ends_quietly() -> None:
 
 
 def _subcommands() -> dict[str, argparse.ArgumentParser]:
-    _, subs = cli._build_parser()
+    _, subs = arguments.build_parser()
     return subs
 
 

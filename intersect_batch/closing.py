@@ -1,0 +1,139 @@
+"""The run's last line, and the ``run finished`` record that closes every log.
+
+One line, because it is what cron mails and what a person reads first: the run date's
+state, this invocation's work, why it stopped, what needs attention, where the results
+are. Control characters in it are escaped, whatever a folder name or a server holds.
+"""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+from intersect_batch.errors import printable
+from intersect_batch.layout import RunFolder
+from intersect_batch.manifest import RunSummary
+
+__all__ = ["closing_line", "finished_record", "interrupted_line"]
+
+
+#: How many jobs the last line names before "and N more".
+ATTENTION_NAMED = 3
+#: How much of a job's reason the last line quotes (the summary table and run.json have it
+#: whole).
+REASON_CHARS = 100
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _cut(text: str, limit: int = REASON_CHARS) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "\u2026"
+
+
+def _attention(summary: RunSummary) -> list[str]:
+    """The jobs that need attention, the worst first, each with why in a few words."""
+    order = {"invalid": 0, "failed": 1, "partial": 2}
+    jobs = sorted(
+        (job for job in summary.jobs if job.status != "complete"),
+        key=lambda job: (order.get(job.status, 3), job.job_id),
+    )
+    named = []
+    for job in jobs:
+        # A job stopped by the run's own stop (a signal, the budget) says nothing new.
+        if job.reason and job.reason != summary.stop_reason:
+            reason = job.reason
+            if (
+                job.status == "invalid"
+                and job.config_file
+                and job.reason.startswith(job.config_file)
+            ):
+                # "file:line: job 'id': field: message": the id is already named.
+                reason = job.reason.replace(f"job {job.job_id!r}: ", "", 1)
+            named.append(f"{job.job_id} {job.status} ({_cut(reason)})")
+        else:
+            named.append(f"{job.job_id} {job.status}")
+    return named
+
+
+def _named(items: list[str]) -> str:
+    shown = ", ".join(items[:ATTENTION_NAMED])
+    more = len(items) - ATTENTION_NAMED
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+def closing_line(summary: RunSummary, folder: RunFolder, report: bool) -> str:
+    """The last line: the run date's state, this invocation's work, what needs attention.
+
+    One line, because it is what cron mails and what a person reads first. Both totals
+    are labelled: "night" is every invocation of the run date, "this invocation" is the
+    command that just ran.
+    """
+    night, invocation = summary.night, summary.invocation
+    counts = ", ".join(f"{n} {status}" for status, n in night.jobs_by_status.items())
+    night_part = (
+        f"night {summary.run_date}: {counts}; {night.items} items, {night.calls} calls, "
+        f"{night.cost_usd:.4f} USD over {_count(night.invocations, 'invocation')}"
+    )
+    skipped = sum(1 for job in summary.jobs if job.reason == "already complete")
+    if invocation.jobs_run:
+        done = _count(invocation.jobs_run, "job") + " run"
+        if skipped:
+            done += f" ({skipped} already complete)"
+    else:
+        done = "nothing to run" + (f" ({skipped} already complete)" if skipped else "")
+    invocation_part = (
+        f"this invocation: {done}, {invocation.items} items, "
+        f"{_count(invocation.calls, 'call')}, {invocation.cost_usd:.4f} USD "
+        f"in {invocation.duration_s:.1f} s"
+    )
+    parts = [night_part, invocation_part]
+    if summary.stop_reason:
+        parts.append(f"stopped: {_cut(summary.stop_reason)}")
+    attention = _attention(summary)
+    if attention:
+        label = "needs attention" if summary.needs_attention else "not run now, needs attention"
+        parts.append(f"{label}: {_named(attention)}")
+    extra = f", report: {folder.report}" if report else ""
+    parts.append(f"results in {folder.path}/ (summary: {folder.run_json}{extra})")
+    head = "attention" if summary.needs_attention else "ok"
+    # A folder name (or a server's message) may hold a newline or an escape sequence.
+    return printable(f"{head}: " + "; ".join(parts))
+
+
+def interrupted_line(folder: RunFolder, signum: int, *, recorded: bool) -> str:
+    """The last line of a run a signal stopped outside the crawl."""
+    name = signal.Signals(signum).name
+    if recorded:
+        where = f"results in {folder.path}/ (summary: {folder.run_json})"
+    else:
+        where = "run.json was not written"
+    return printable(
+        f"attention: {name}: progress is saved; run the same command to continue; {where}"
+    )
+
+
+def finished_record(exit_code: int, summary: RunSummary | None, line: str | None) -> dict[str, Any]:
+    """The fields of the ``run finished`` record: the status, the totals, the last line."""
+    extra: dict[str, Any] = {"exit_code": int(exit_code)}
+    if summary is not None:
+        night, invocation = summary.night, summary.invocation
+        extra["run_date"] = summary.run_date
+        extra["night"] = {
+            "jobs_by_status": night.jobs_by_status,
+            "items": night.items,
+            "calls": night.calls,
+            "cost_usd": night.cost_usd,
+            "invocations": night.invocations,
+        }
+        extra["invocation"] = {
+            "items": invocation.items,
+            "calls": invocation.calls,
+            "cost_usd": invocation.cost_usd,
+            "duration_s": invocation.duration_s,
+        }
+    if line is not None:
+        extra["line"] = line
+    return extra
