@@ -81,6 +81,7 @@ class Provider:
         """Read the credentials from the environment; a UsageError names what is missing."""
         if self.auth == "bearer":
             key = environ.get("AISA_API_KEY", "")
+            _check_secret("AISA_API_KEY", key)
             if not key:
                 raise UsageError(
                     f"provider {self.name!r} needs an API key: set AISA_API_KEY "
@@ -89,6 +90,8 @@ class Provider:
             return Credentials(header=f"Bearer {key}", identity="api key", secrets=(key,))
         login = environ.get("DATAFORSEO_LOGIN", "")
         password = environ.get("DATAFORSEO_PASSWORD", "")
+        _check_secret("DATAFORSEO_LOGIN", login)
+        _check_secret("DATAFORSEO_PASSWORD", password)
         missing = [
             name
             for name, value in (("DATAFORSEO_LOGIN", login), ("DATAFORSEO_PASSWORD", password))
@@ -117,6 +120,27 @@ PROVIDERS: dict[str, Provider] = {
         name="aisa", base_url="https://api.aisa.one/apis/v1/dataforseo", auth="bearer"
     ),
 }
+
+
+def _check_secret(name: str, value: str) -> None:
+    """A UsageError naming ``name`` when its value cannot go into a header; never its value.
+
+    A carriage return is what an env file saved with Windows line endings leaves at the
+    end of every value; other control characters (a tab, a NUL) are typing accidents.
+    Sent, they would split the HTTP header, which the HTTP library refuses anyway.
+    """
+    if value.isprintable():
+        return
+    if value.endswith("\r") and value[:-1].isprintable():
+        raise UsageError(
+            f"{name} ends in a carriage return (\\r): the env file it comes from was saved "
+            "with Windows line endings; convert it (dos2unix FILE, or sed -i 's/\\r$//' FILE) "
+            "and run again"
+        )
+    raise UsageError(
+        f"{name} holds a control character (a tab, a line break or another invisible "
+        "one); set it again without it"
+    )
 
 
 def resolve_provider(name: str, base_url: str | None = None) -> Provider:
