@@ -24,7 +24,7 @@ from intersect_batch.closing import closing_line
 from intersect_batch.config import JobEntry, load_jobs
 from intersect_batch.crawl import CrawlJob, CrawlObserver, Fetch, crawl
 from intersect_batch.durable import in_thread
-from intersect_batch.errors import IntersectBatchError, UsageError
+from intersect_batch.errors import IntersectBatchError, UsageError, printable
 from intersect_batch.exitcode import ExitCode, exit_code_for_run
 from intersect_batch.jobend import Night
 from intersect_batch.layout import RunFolder, discard_state
@@ -153,9 +153,9 @@ async def run_batch(
             raise UsageError(problem)
     loaded = await in_thread(load_jobs, config_dir)
     for error in loaded.errors:
-        log.error("invalid config: %s", error.describe(), extra={"file": error.file})
+        log.error("invalid config: %s", error.describe(), extra={"file": printable(error.file)})
     for warning in loaded.warnings:
-        log.warning("config: %s", warning.describe(), extra={"file": warning.file})
+        log.warning("config: %s", warning.describe(), extra={"file": printable(warning.file)})
     if not loaded.jobs:
         raise UsageError(f"no valid job in {config_dir}: nothing to run")
     entries = select_jobs(loaded.jobs, options.job_ids, options.patterns)

@@ -26,7 +26,8 @@ from ._model import (
 FieldPath = tuple[str | int, ...]
 Problem = tuple[FieldPath, str]
 
-_LABEL = r"[^\W_](?:[\w-]{0,61}[^\W_])?"
+# Lengths are checked on the punycode form (see _host_rule), so that the message names them.
+_LABEL = r"[^\W_](?:[\w-]*[^\W_])?"
 _HOST_RE = re.compile(rf"^{_LABEL}(?:\.{_LABEL})+$")
 _FIELD_RE = re.compile(r"^(?:([0-9]+)\.)?([a-z_][a-z0-9_]*)$")
 _SPACE = re.compile(r"\s")
@@ -103,6 +104,46 @@ def target_problem(value: str, *, wildcard: bool = False) -> str | None:
         )
     if not _HOST_RE.match(host):
         return f"{excerpt(value)} is not a valid domain; {_HOW}"
+    return _host_rule(value, host)
+
+
+#: DNS's limits (RFC 1035), on the name as it travels: its ASCII (punycode) form.
+MAX_HOST_CHARS = 253
+MAX_LABEL_CHARS = 63
+
+
+def ascii_host(host: str) -> str | None:
+    """The host in the ASCII form DNS carries (``bücher.de`` -> ``xn--bcher-kva.de``).
+
+    Lower case, each label encoded by IDNA (Python's codec, which also folds case and
+    normalizes), so that every spelling of one name gives one text. None when a label
+    cannot be encoded (empty, or over 63 characters once encoded).
+    """
+    labels = []
+    for part in host.split("."):
+        if part.isascii():
+            labels.append(part.lower())
+            continue
+        try:
+            labels.append(part.encode("idna").decode("ascii"))
+        except UnicodeError:
+            return None
+    return ".".join(labels)
+
+
+def _host_rule(value: str, host: str) -> str | None:
+    """Which of DNS's length rules ``host`` breaks, or None."""
+    encoded = ascii_host(host)
+    if encoded is None or any(len(label) > MAX_LABEL_CHARS for label in encoded.split(".")):
+        return (
+            f"{excerpt(value)}: a part of a host name between dots is at most "
+            f"{MAX_LABEL_CHARS} characters (in its punycode form)"
+        )
+    if len(encoded) > MAX_HOST_CHARS:
+        return (
+            f"{excerpt(value)}: a host name is at most {MAX_HOST_CHARS} characters "
+            f"(in its punycode form), this one has {len(encoded)}"
+        )
     return None
 
 
@@ -114,20 +155,31 @@ def _url_problem(value: str, *, wildcard: bool) -> str | None:
             f"{excerpt(value)}: only http:// and https:// URLs are accepted; "
             f"for a whole domain write it without a scheme: {excerpt(host)}"
         )
-    if "*" in host or not _HOST_RE.match(host.rsplit(":", 1)[0] if ":" in host else host):
+    name, colon, port = host.partition(":")
+    if "*" in host or not _HOST_RE.match(name):
         return f"{excerpt(value)} has no valid host; write a page as 'https://example.com/page'"
+    if colon and not (port.isascii() and port.isdigit() and 0 < int(port) <= MAX_PORT):
+        return f"{excerpt(value)}: a port is a number from 1 to {MAX_PORT}"
     if "*" in value and not wildcard:
         return f"{excerpt(value)}: '*' is only allowed in exclude_targets"
-    return None
+    return _host_rule(value, name)
+
+
+MAX_PORT = 65535
 
 
 def _canonical(value: str) -> str:
-    """Compare targets as the API would: host and scheme are not case-sensitive."""
+    """Compare targets as the API would: host and scheme are not case-sensitive.
+
+    A host is compared in its ASCII (punycode) form, so ``bücher.de`` and
+    ``xn--bcher-kva.de`` are one target, written twice.
+    """
     if "://" not in value:
-        return value.lower()
+        return ascii_host(value) or value.lower()
     scheme, _, rest = value.partition("://")
     host, sep, tail = rest.partition("/")
-    return f"{scheme.lower()}://{host.lower()}{sep}{tail}"
+    name, colon, port = host.partition(":")
+    return f"{scheme.lower()}://{ascii_host(name) or name.lower()}{colon}{port}{sep}{tail}"
 
 
 def _normalize_targets(

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import msgspec
 import yaml
 
-from ..errors import ConfigError
+from ..errors import ConfigError, printable
 from ._checks import FieldPath, Problem, check_job, format_path
 from ._excerpt import excerpt, label
 from ._limits import ConfigLimits
@@ -113,7 +113,7 @@ def load_jobs(config_dir: Path, *, limits: ConfigLimits | None = None) -> LoadRe
                 )
     for job_id, places in folder.ids.items():
         if len(places) > 1:
-            spots = [f"{file}:{line}" for file, line in places]
+            spots = [f"{printable(str(file))}:{line}" for file, line in places]
             where = ", ".join(spots[:-1]) + f" and {spots[-1]}"
             file, line = places[-1]
             folder.errors.append(
