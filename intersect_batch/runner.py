@@ -40,6 +40,7 @@ from intersect_batch.manifest import (
 from intersect_batch.openfiles import fit_open_files
 from intersect_batch.plan import fingerprint, page_count, safety_cap, select_jobs
 from intersect_batch.providers import Credentials, Provider
+from intersect_batch.proxies import Proxy, proxy_for
 from intersect_batch.report import write_report
 from intersect_batch.retention import mark_run_dir, prune_runs
 from intersect_batch.runfile import build_summary, write_record
@@ -118,13 +119,17 @@ def with_safety_cap(settings: RunSettings, jobs: Sequence[CrawlJob]) -> RunSetti
 
 @contextlib.asynccontextmanager
 async def _sender(
-    fetch: Fetch | None, provider: Provider, credentials: Credentials, settings: RunSettings
+    fetch: Fetch | None,
+    provider: Provider,
+    credentials: Credentials,
+    settings: RunSettings,
+    proxy: Proxy | None,
 ) -> AsyncIterator[Fetch]:
     """The crawl's way to the API: ``fetch`` when handed one (tests), else HTTP."""
     if fetch is not None:
         yield fetch
         return
-    async with http_fetch(provider, credentials, settings) as http:
+    async with http_fetch(provider, credentials, settings, proxy) as http:
         yield http
 
 
@@ -160,6 +165,7 @@ async def run_batch(
         raise UsageError(f"no valid job in {config_dir}: nothing to run")
     entries = select_jobs(loaded.jobs, options.job_ids, options.patterns)
     credentials = provider.credentials(environ)
+    proxy = proxy_for(provider.endpoint, environ)
     settings = fit_open_files(settings)
     folder = RunFolder(settings.out_dir, settings.run_date)
     report = options.report
@@ -183,7 +189,11 @@ async def run_batch(
             },
         )
         settings = with_safety_cap(settings, todo)
-        async with _sender(fetch, provider, credentials, settings) as sender:
+        if proxy is not None:
+            log.info(
+                "calls go through a proxy", extra={"proxy": proxy.shown, "from": proxy.variable}
+            )
+        async with _sender(fetch, provider, credentials, settings, proxy) as sender:
             result = await crawl(
                 todo,
                 fetch=sender,

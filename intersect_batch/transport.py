@@ -15,6 +15,7 @@ from intersect_batch.client import FetchedPage, read_answer, send_task
 from intersect_batch.crawl import Call, Fetch
 from intersect_batch.durable import in_thread
 from intersect_batch.providers import Credentials, Provider
+from intersect_batch.proxies import Proxy
 from intersect_batch.settings import RunSettings
 
 __all__ = ["http_fetch"]
@@ -22,9 +23,9 @@ __all__ = ["http_fetch"]
 
 @contextlib.asynccontextmanager
 async def http_fetch(
-    provider: Provider, credentials: Credentials, settings: RunSettings
+    provider: Provider, credentials: Credentials, settings: RunSettings, proxy: Proxy | None = None
 ) -> AsyncIterator[Fetch]:
-    """A Fetch that POSTs each call to ``provider``; its session closes on exit.
+    """A Fetch that POSTs each call to ``provider`` (through ``proxy``); its session closes on exit.
 
     The body is read (compressed, capped, under the call's deadline) before the
     crawler's memory gate is awaited: a body that trickles in holds its own slot until
@@ -36,7 +37,13 @@ async def http_fetch(
     # A few spare connections: a slot is released just before its connection is.
     connector = aiohttp.TCPConnector(limit=settings.limits.concurrency + 4)
     read = functools.partial(read_answer, caps=settings.caps, scrubber=credentials.scrubber())
-    async with aiohttp.ClientSession(connector=connector) as session:
+    # The proxy is decided once (intersect_batch.proxies), not per call from the
+    # environment (trust_env would also read ~/.netrc, whose entry for the API's host
+    # clashes with the Authorization header).
+    # A proxy URL's user:password@ goes to the proxy alone (Proxy-Authorization).
+    async with aiohttp.ClientSession(
+        connector=connector, proxy=proxy.url if proxy else None
+    ) as session:
 
         async def fetch(call: Call, before_decode: Callable[[], Awaitable[None]]) -> FetchedPage:
             reserved = False
