@@ -73,7 +73,8 @@ EXIT_STATUSES: tuple[tuple[ExitCode, str], ...] = (
     ),
     (
         ExitCode.BROKEN_PIPE,
-        "stdout's reader went away (`intersect-batch schema | head -1`); nothing else is said",
+        "stdout's reader went away (`intersect-batch schema | head -1`); nothing else is "
+        "said (`run` exits with the night's status: its files are the record)",
     ),
 )
 

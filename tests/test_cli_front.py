@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from intersect_batch import arguments, cli
-from intersect_batch.exitcode import ExitCode
+from intersect_batch.exitcode import EXIT_STATUSES, ExitCode, status_lines, status_markdown
 from tests.support import write_jobs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -162,3 +162,13 @@ def test_the_readme_lists_every_option_of_run() -> None:
     }
     assert options - listed == set()
     assert "--version" in listed
+
+
+def test_the_readme_and_the_help_show_exitcodes_table() -> None:
+    section = README[README.index("### Exit status\n\n") :]
+    table = section[len("### Exit status\n\n") : section.index("\n\n", len("### Exit status\n\n"))]
+    assert table == status_markdown()
+    help_text = _subcommands()["run"].format_help()
+    assert "\n".join(status_lines()) in help_text
+    codes = [code for code, _ in EXIT_STATUSES]
+    assert sorted(codes) == sorted(ExitCode)
