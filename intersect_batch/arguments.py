@@ -1,8 +1,8 @@
-"""The command line's words: the parser, the checks of its options, and what they build.
+"""The command line's words: every command, its options, their help and their defaults.
 
-Every option's default comes from :mod:`intersect_batch.settings`; a value that cannot
-run is refused here, naming the option (exit 2), before any file is touched. What a
-``run`` command asks for is built once: :class:`RunCommand` (settings, options, provider).
+Every option's default comes from :mod:`intersect_batch.settings`; a value argparse
+cannot read is refused here, naming the option (exit 2). What the ``run`` options mean
+together is :mod:`intersect_batch.command`'s.
 """
 
 from __future__ import annotations
@@ -10,31 +10,25 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import difflib
-import math
-import os
 import textwrap
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
 from intersect_batch._version import __version__
-from intersect_batch.errors import UsageError
 from intersect_batch.exitcode import ExitCode, status_lines
 from intersect_batch.plan import SAFETY_FACTOR, SAFETY_FLOOR
-from intersect_batch.providers import PROVIDERS, Provider, resolve_provider
+from intersect_batch.providers import PROVIDERS
 from intersect_batch.settings import (
     Limits,
     ProgressSettings,
     ReportSettings,
     RetryPolicy,
-    RunOptions,
     RunSettings,
     Timeouts,
-    check_keep_days,
 )
 
-__all__ = ["RunCommand", "build_parser", "parse", "run_command"]
+__all__ = ["build_parser", "parse"]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -418,111 +412,3 @@ def parse(arguments: list[str]) -> argparse.Namespace:
         hint = f"; did you mean {guess[0]}?" if guess and first.startswith("-") else ""
         sub.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
     return args
-
-
-# -- run's options ----------------------------------------------------------------------
-
-
-def _today_utc() -> dt.date:
-    return dt.datetime.now(dt.UTC).date()
-
-
-def _settings(args: argparse.Namespace) -> RunSettings:
-    defaults = RunSettings()
-    return RunSettings(
-        out_dir=args.out,
-        run_date=args.run_date or defaults.run_date,
-        limits=Limits(rate_per_minute=args.rate_per_minute, concurrency=args.concurrency),
-        timeouts=Timeouts(
-            connect=args.connect_timeout, read=args.read_timeout, deadline=args.deadline
-        ),
-        retry=RetryPolicy(
-            attempts=args.attempts,
-            patience=args.patience,
-            unreachable_after=args.unreachable_after,
-        ),
-        budget_usd=args.budget_usd,
-        fresh=args.fresh,
-        grace=args.grace,
-        max_calls=args.max_calls,
-    )
-
-
-def _check_run_args(args: argparse.Namespace) -> None:
-    """Refuse, naming the option, what cannot run; before any file is touched."""
-    if args.no_probe and not args.dry_run:
-        raise UsageError("--no-probe goes with --dry-run")
-    if args.budget_usd is not None and not (args.budget_usd > 0 and math.isfinite(args.budget_usd)):
-        # inf (or 1e400, which a float reads as inf) would be no cap at all.
-        raise UsageError("--budget-usd must be a number of USD more than 0 (and finite)")
-    today = _today_utc()
-    if args.run_date is not None and args.run_date > today and not args.allow_future:
-        raise UsageError(
-            f"--run-date {args.run_date.isoformat()} is after today ({today.isoformat()}, "
-            "UTC); add --allow-future if that is meant"
-        )
-    if args.keep_days is not None:
-        problem = check_keep_days(args.keep_days, args.run_date or today)
-        if problem is not None:
-            raise UsageError(problem)
-    out: Path = args.out
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file, not a folder")
-    for option, path in (
-        ("--out", out),
-        ("--log-file", args.log_file),
-        ("--metrics-file", args.metrics_file),
-    ):
-        if path is None:
-            continue
-        if option != "--out" and path.is_dir():
-            raise UsageError(f"{option} {path} is a folder, not a file")
-        above = next((parent for parent in path.parents if parent.exists()), None)
-        if above is not None and not above.is_dir():
-            raise UsageError(f"{option} {path}: {above} is a file, not a folder")
-
-
-def _check_metrics_file(path: Path) -> None:
-    """Make the metrics file's folder; a UsageError when nothing can be written there."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        probe = path.parent / f".{path.name}.{os.getpid()}.check"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise UsageError(f"--metrics-file {path}: {exc.strerror or exc}") from None
-
-
-@dataclass(frozen=True, kw_only=True)
-class RunCommand:
-    """What one ``run`` command asks for, built once from its arguments."""
-
-    config_dir: Path
-    provider: Provider
-    settings: RunSettings
-    options: RunOptions
-
-
-def run_command(args: argparse.Namespace) -> RunCommand:
-    """The ``run`` command's request; a UsageError names the option that cannot run.
-
-    Checks everything that needs no file written: the values, the paths' kinds, the
-    provider and its base URL. The metrics file's folder is made and tried (not with
-    ``--dry-run``, which writes none).
-    """
-    _check_run_args(args)
-    provider = resolve_provider(args.provider, args.base_url)
-    if args.metrics_file is not None and not args.dry_run:
-        _check_metrics_file(args.metrics_file)
-    return RunCommand(
-        config_dir=args.config_dir,
-        provider=provider,
-        settings=_settings(args),
-        options=RunOptions(
-            job_ids=tuple(args.job),
-            patterns=tuple(args.match),
-            keep_days=args.keep_days,
-            report=args.report,
-            metrics_file=None if args.dry_run else args.metrics_file,
-        ),
-    )

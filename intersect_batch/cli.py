@@ -24,8 +24,9 @@ import anyio
 import msgspec
 from rich.console import Console
 
-from intersect_batch.arguments import RunCommand, parse, run_command
+from intersect_batch.arguments import parse
 from intersect_batch.closing import finished_record, interrupted_line
+from intersect_batch.command import RunCommand, check_run, run_command
 from intersect_batch.config import job_file_schema, load_jobs
 from intersect_batch.errors import IntersectBatchError, UsageError, printable
 from intersect_batch.estimate import DryRun, dry_run
@@ -227,9 +228,9 @@ async def _crawl(
 def _run(args: argparse.Namespace) -> int:
     session = _Session(args)
     try:
-        command = run_command(args)
-        session.metrics_file = command.options.metrics_file
+        session.metrics_file = check_run(args)
         session.configure_logging()
+        command = run_command(args)
     except UsageError as exc:
         session.error(str(exc))
         return session.ended_early(ExitCode.USAGE)

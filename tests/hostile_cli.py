@@ -49,16 +49,17 @@ with open(report, "w") as handle:
 """
 
 # The command line with some defaults changed: the settings classes it reads are
-# replaced, in the module that builds them from the options, by the same classes with
-# other defaults.
+# replaced, in the modules that read them (the options' defaults, the settings they
+# build), by the same classes with other defaults.
 _WITH_DEFAULTS = """
 import functools, json, sys
-import intersect_batch.arguments as arguments
 import intersect_batch.cli as cli
-from intersect_batch import settings
+from intersect_batch import arguments, command, settings
 
 for name, values in json.loads(sys.argv[1]).items():
-    setattr(arguments, name, functools.partial(getattr(settings, name), **values))
+    for module in (arguments, command):
+        if hasattr(module, name):
+            setattr(module, name, functools.partial(getattr(settings, name), **values))
 sys.exit(cli.main(sys.argv[2:]))
 """
 
