@@ -2,13 +2,14 @@
 
 The command line (``intersect-batch``) is a thin shell over this library::
 
-    from intersect_batch import RunSettings, load_jobs, resolve_provider, run_batch
+    from intersect_batch import RunOptions, RunSettings, load_jobs, resolve_provider, run_batch
 
     outcome = await run_batch(
         Path("configs"),
         provider=resolve_provider("dataforseo"),
         environ=os.environ,
         settings=RunSettings(out_dir=Path("out")),
+        options=RunOptions(keep_days=30, report=True),  # optional: which jobs, what follows
     )
 """
 
@@ -29,7 +30,7 @@ from intersect_batch.errors import (
 )
 from intersect_batch.providers import PROVIDERS, Provider, resolve_provider
 from intersect_batch.runner import RunOutcome, run_batch
-from intersect_batch.settings import Limits, RetryPolicy, RunSettings, Timeouts
+from intersect_batch.settings import Limits, RetryPolicy, RunOptions, RunSettings, Timeouts
 
 __all__ = [
     "PROVIDERS",
@@ -46,6 +47,7 @@ __all__ = [
     "Provider",
     "RetryPolicy",
     "RunFatalApiError",
+    "RunOptions",
     "RunOutcome",
     "RunSettings",
     "Timeouts",
