@@ -184,10 +184,9 @@ class _Session:
     # -- the end --
 
     def finish(
-        self, exit_code: int, outcome: RunOutcome | None = None, line: str | None = None
+        self, exit_code: int, summary: RunSummary | None = None, line: str | None = None
     ) -> int:
         """Close every log with ``run finished``: the status, the totals, the last line."""
-        summary = outcome.summary if outcome is not None else None
         if self.logging:
             log.info("run finished", extra=finished_record(exit_code, summary, line))
             close_logging()
@@ -276,7 +275,7 @@ def _end(session: _Session, outcome: RunOutcome) -> int:
     if not (to_stderr and session.json_stderr):
         for text in (*details, last):
             _say(text, to_stderr=to_stderr)
-    return session.finish(outcome.exit_code, outcome, line=last)
+    return session.finish(outcome.exit_code, summary, line=last)
 
 
 def _end_interrupted(
@@ -297,8 +296,7 @@ def _end_interrupted(
         _say(msgspec.json.encode(summary).decode(), to_stderr=False)
     if not (session.args.json and session.json_stderr):
         _say(line, to_stderr=bool(session.args.json))
-    outcome = RunOutcome(exit_code=ExitCode(code), summary=summary, message=line)
-    return session.finish(code, outcome, line=line)
+    return session.finish(code, summary, line=line)
 
 
 async def _dry_run(args: argparse.Namespace, command: RunCommand) -> int:
