@@ -154,11 +154,13 @@ from __future__ import annotations
 
 from .app import build_app
 from .cli import main
+from .oddities import AnswerOddities
 from .records import CallRecord
 from .server import RunningEmulator, running_emulator
 from .settings import EmulatorSettings, FaultSettings, PinnedFault
 
 __all__ = [
+    "AnswerOddities",
     "CallRecord",
     "EmulatorSettings",
     "FaultSettings",
