@@ -117,3 +117,16 @@ def test_the_command_line_sets_every_oddity() -> None:
     assert settings_from_args([]).oddities == AnswerOddities()
     with pytest.raises(SystemExit):
         settings_from_args(["--page-items", "1001"])
+
+
+async def test_the_aisa_route_passes_the_echo_through_and_a_proxy_in_front_of_it_too() -> None:
+    task = {"targets": T2, "offset": 100, "limit": 50}
+    async with serve(sizes={"example.com": 300}) as api:
+        plain = await api.aisa(task)
+    async with serve(
+        sizes={"example.com": 300}, oddities=AnswerOddities(first_page_proxy=True)
+    ) as api:
+        proxied = await api.aisa(task)
+    assert plain.status == proxied.status == 200
+    assert plain.task["data"]["offset"] == 100 and plain.task["data"]["limit"] == 50
+    assert proxied.task["data"]["offset"] == 0
