@@ -11,6 +11,7 @@ credentials and capped. Nothing here retries or sleeps: that is the dispatcher's
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 import zlib
@@ -35,17 +36,21 @@ from intersect_batch.providers import Credentials, Provider
 from intersect_batch.scrub import Scrubber
 from intersect_batch.settings import AnswerCaps, Timeouts
 from intersect_batch.status import NO_RESULTS, RUN_FATAL_ADVICE, classify
+from intersect_batch.suspicion import echo_mismatch
 from intersect_batch.wire import (
+    MAX_PAGE_ITEMS,
     Envelope,
     Task,
     aisa_error_decoder,
     envelope_decoder,
+    mask_lone_surrogates,
     page_items,
 )
 
 __all__ = [
     "USER_AGENT",
     "Answer",
+    "BadAnswerError",
     "FetchedPage",
     "fetch_page",
     "read_answer",
@@ -76,6 +81,8 @@ class Answer:
     headers: Mapping[str, str]
     #: The body as received, still compressed (see ``headers["content-encoding"]``).
     body: bytes
+    #: The task that was sent, to hold the answer's echo against; None: not checked.
+    asked: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +99,41 @@ class FetchedPage:
     #: The cost the API reported for the call, in USD (X-AISA-Price-USD when sent).
     cost: float
     task_id: str | None
+    #: Items whose text had to be repaired to be written as valid UTF-8 JSON: invalid
+    #: UTF-8 bytes (each became U+FFFD) or a lone surrogate escape (became ``\\ufffd``).
+    items_repaired: int = 0
+    #: Whether the answer echoed the request's offset and the echo matched what was sent.
+    #: Without an echo, a page of items the job already holds is suspect (the caller's
+    #: call: see :func:`intersect_batch.suspicion.only_seen`).
+    echoed: bool = False
+
+
+class BadAnswerError(TransientApiError):
+    """An answer that decodes but is not the page asked for: retried, then the job fails.
+
+    An echo of another request, more items than the limit asked, an item that is not a
+    JSON object, more than a page can hold. ``items`` is how many items the answer
+    carried (``MAX_PAGE_ITEMS + 1`` when it held more than a page can: the rest was never
+    decoded) and ``cost`` what it said it cost, so that it can be booked by what came back.
+    """
+
+    def __init__(self, message: str, *, items: int = 0, **context: Any) -> None:
+        self.items = items
+        super().__init__(message, **context)
+
+    def at(self, *, job_id: str, offset: int) -> BadAnswerError:
+        """The same error, its items kept, now naming the job and offset."""
+        return BadAnswerError(
+            self.message,
+            items=self.items,
+            job_id=job_id,
+            offset=offset,
+            http_status=self.http_status,
+            status_code=self.status_code,
+            retry_after=self.retry_after,
+            maybe_billed=self.maybe_billed,
+            cost=self.cost,
+        )
 
 
 # -- the network step ---------------------------------------------------------------------
@@ -148,7 +190,7 @@ async def send_task(
                     if name in response.headers
                 }
                 body = await _read_capped(response, caps, reserve)
-                return Answer(response.status, kept, body)
+                return Answer(response.status, kept, body, asked=task)
     except aiohttp.ConnectionTimeoutError:
         raise UnreachableApiError(
             f"cannot reach the API: no connection within {timeouts.connect:g} s"
@@ -253,7 +295,17 @@ def read_answer(answer: Answer, *, caps: AnswerCaps, scrubber: Scrubber) -> Fetc
     try:
         envelope = envelope_decoder.decode(body)
     except (msgspec.DecodeError, RecursionError) as exc:
-        raise _without_envelope(answer, body, exc, caps, scrubber) from None
+        # The slow path, only for a body the fast decode refused: a lone surrogate
+        # escape ("\\ud800") in some text is valid JSON that msgspec will not decode.
+        masked = mask_lone_surrogates(body) if isinstance(exc, msgspec.DecodeError) else None
+        if masked is None:
+            raise _without_envelope(answer, body, exc, caps, scrubber) from None
+        body, where = masked
+        try:
+            envelope = envelope_decoder.decode(body)
+        except (msgspec.DecodeError, RecursionError):
+            raise _without_envelope(answer, body, exc, caps, scrubber) from None
+        return _judge(answer, envelope, body, caps, scrubber, masked_at=where)
     return _judge(answer, envelope, body, caps, scrubber)
 
 
@@ -393,9 +445,19 @@ def _without_envelope(
 
 
 def _judge(
-    answer: Answer, envelope: Envelope, body: bytes, caps: AnswerCaps, scrubber: Scrubber
+    answer: Answer,
+    envelope: Envelope,
+    body: bytes,
+    caps: AnswerCaps,
+    scrubber: Scrubber,
+    *,
+    masked_at: list[int] | None = None,
 ) -> FetchedPage:
-    """The page of a decoded envelope, or the error its status codes call for."""
+    """The page of a decoded envelope, or the error its status codes call for.
+
+    ``masked_at``: where lone surrogate escapes were replaced in ``body`` (the items
+    holding one count as repaired).
+    """
     status = answer.http_status
     task: Task | None = envelope.first_task
     task_code = task.status_code if task is not None else None
@@ -423,30 +485,139 @@ def _judge(
             status_code=envelope.status_code,
             cost=cost,
         )
+
+    def bad(reason: str, items: int) -> BadAnswerError:
+        return BadAnswerError(
+            f"bad answer: {scrubber.excerpt(reason, caps.max_message_chars)}",
+            items=items,
+            http_status=status,
+            status_code=task.status_code,
+            cost=cost,
+        )
+
     task_id = None if task.id is None else scrubber.excerpt(task.id, caps.max_message_chars)
     usd = cost if cost is not None else 0.0
     result = task.result.result if task.result is not None else None
+    try:
+        items = page_items(result.items if result is not None else None)
+    except ValueError as exc:
+        raise bad(str(exc), MAX_PAGE_ITEMS + 1) from None
+    echoed = False
+    if answer.asked is not None:
+        echoed = _check_echo(answer.asked, task.data, len(items), bad, scrubber)
+        limit = answer.asked.get("limit")
+        if isinstance(limit, int) and len(items) > limit:
+            raise bad(
+                f"the page holds {len(items)} items, more than the limit of {limit} asked",
+                len(items),
+            )
     if task.status_code == NO_RESULTS or result is None:
-        return FetchedPage(total_count=None, items_count=0, lines=[], cost=usd, task_id=task_id)
+        return FetchedPage(
+            total_count=None, items_count=0, lines=[], cost=usd, task_id=task_id, echoed=echoed
+        )
     # Tabs and line breaks never appear raw inside JSON strings: if the body has none,
     # no item spans lines (one memchr over the body instead of one per item).
     broken = b"\n" in body or b"\r" in body or b"\t" in body
     try:
-        lines = split_items(page_items(result.items), may_span_lines=broken)
+        lines = split_items(items, may_span_lines=broken)
     except (ValueError, msgspec.DecodeError, RecursionError) as exc:
-        raise TransientApiError(
-            f"bad answer: {scrubber.excerpt(str(exc), caps.max_message_chars)}",
-            http_status=status,
-            status_code=task.status_code,
-            cost=cost,
-        ) from None
+        raise bad(str(exc), len(items)) from None
+    repaired: set[int] = set()
+    if masked_at:
+        repaired = _items_at(body, items, masked_at)
+    # Only text beyond ASCII can be invalid UTF-8 (isascii is one fast pass, no copy).
+    if not body.isascii():
+        repaired |= repair_utf8(lines)
     return FetchedPage(
         total_count=result.total_count,
         items_count=len(lines),
         lines=lines,
         cost=usd,
         task_id=task_id,
+        items_repaired=len(repaired),
+        echoed=echoed,
     )
+
+
+#: The most bytes of an echo decoded: what this crawler sends is a few kB at most.
+_MAX_ECHO_BYTES = 64 * 1024
+#: How much of an echoed or a sent value a message quotes.
+_QUOTED_CHARS = 120
+
+
+def _check_echo(
+    asked: Mapping[str, Any],
+    data: msgspec.Raw,
+    items: int,
+    bad: Callable[[str, int], BadAnswerError],
+    scrubber: Scrubber,
+) -> bool:
+    """Whether the answer echoed the offset asked; raises when its echo contradicts the request."""
+    raw = bytes(data)
+    if raw in (b"", b"null"):
+        return False
+    if len(raw) > _MAX_ECHO_BYTES:
+        raise bad(f"its echo of the request (tasks[].data) is {len(raw):,} bytes long", items)
+    try:
+        echo = msgspec.json.decode(raw)
+    except (msgspec.DecodeError, RecursionError):
+        raise bad("its echo of the request (tasks[].data) does not decode", items) from None
+    if not isinstance(echo, dict):
+        raise bad("its echo of the request (tasks[].data) is not an object", items)
+    mismatch = echo_mismatch(asked, echo)
+    if mismatch is not None:
+        name, value = mismatch
+
+        def quoted(v: Any) -> str:
+            text = msgspec.json.encode(v).decode("utf-8", "replace")
+            return scrubber.excerpt(text, _QUOTED_CHARS)
+
+        raise bad(
+            f"an answer to another request: the request asked {name} {quoted(asked[name])}, "
+            f"the answer's echo (tasks[].data) says {name} {quoted(value)}",
+            items,
+        )
+    return "offset" in echo
+
+
+def _items_at(body: bytes, items: list[msgspec.Raw], positions: list[int]) -> set[int]:
+    """The indexes of the items that span any of ``positions`` in ``body`` (a slow path).
+
+    Each item is a slice of ``body``, in order: it is found from where the last ended.
+    """
+    touched: set[int] = set()
+    cursor = 0
+    for index, raw in enumerate(items):
+        data = bytes(raw)
+        start = body.find(data, cursor)
+        if start < 0:
+            continue
+        end = start + len(data)
+        first = bisect.bisect_left(positions, start)
+        if first < len(positions) and positions[first] < end:
+            touched.add(index)
+        cursor = end
+    return touched
+
+
+def repair_utf8(lines: list[bytes]) -> set[int]:
+    """Make every line valid UTF-8 in place; the indexes of those that were not.
+
+    Each invalid sequence becomes U+FFFD. JSON's structure is ASCII and the decoder
+    never swallows an ASCII byte into an invalid sequence, so a repaired line is the same
+    JSON object with other text. The check is one strict decode per line, the cheapest
+    exact one the standard library has (msgspec does not look inside the raw items): on
+    2.5 kB items with text beyond ASCII about 1 us an item, on an ASCII line a fraction
+    of that; the caller skips it for a body that is ASCII throughout.
+    """
+    repaired: set[int] = set()
+    for index, line in enumerate(lines):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            lines[index] = line.decode("utf-8", "replace").encode("utf-8")
+            repaired.add(index)
+    return repaired
 
 
 def split_items(items: list[msgspec.Raw], *, may_span_lines: bool = True) -> list[bytes]:

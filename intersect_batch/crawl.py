@@ -36,7 +36,7 @@ import anyio
 import anyio.abc
 import msgspec
 
-from intersect_batch.client import FetchedPage
+from intersect_batch.client import BadAnswerError, FetchedPage
 from intersect_batch.durable import in_thread
 from intersect_batch.errors import (
     ApiError,
@@ -62,6 +62,8 @@ from intersect_batch.schedule import (
 )
 from intersect_batch.settings import RunSettings
 from intersect_batch.store import Checkpoint, Counters, PageIn
+from intersect_batch.suspicion import duplicate_share, only_seen
+from intersect_batch.wire import item_key
 from intersect_batch.writer import JobWriter
 
 __all__ = [
@@ -534,6 +536,22 @@ class _Crawler:
         self, job: _Job, send: Send, page: FetchedPage, sent_at: float | None = None
     ) -> bool:
         """Write an answered page; True when that completes the job."""
+        total = page.total_count
+        if (
+            not page.echoed
+            and total is not None
+            and send.offset < total
+            and only_seen(page.lines, item_key, job.writer.seen)
+        ):
+            # No echo to tell which request it answers, and nothing new: a page repeated.
+            repeated = BadAnswerError(
+                "bad answer: no echo of the request, and every item is one the job "
+                "already holds: a page repeated, not the page asked for",
+                items=len(page.lines),
+                cost=page.cost,
+            )
+            await self._failed(job, send, repeated.at(job_id=job.job_id, offset=send.offset))
+            return False
         verdict = self.schedule.answered(
             job.key,
             send.page,
@@ -552,7 +570,8 @@ class _Crawler:
         self._check_plan(job, page.total_count)
         try:
             checkpoint = await job.writer.write(
-                PageIn(send.page, page.lines, page.total_count), job.counters()
+                PageIn(send.page, page.lines, page.total_count, page.items_repaired),
+                job.counters(),
             )
         except OutputError as exc:
             job.record(CallError(kind="output", message=str(exc), offset=send.offset))
@@ -658,6 +677,14 @@ class _Crawler:
             log.error("job failed: %s", reason, extra={"job": job.job_id, "status": "failed"})
 
     async def _complete(self, job: _Job) -> None:
+        durable = job.writer.durable
+        problem = duplicate_share(
+            durable.duplicates_dropped, durable.total_last, job.spec.page_size
+        )
+        if problem is not None and not durable.finalized:
+            job.record(CallError(kind="bad_answer", message=problem))
+            self._end(job, "failed", problem)
+            return
         try:
             job.output = await job.writer.finalize()
         except OutputError as exc:

@@ -123,6 +123,9 @@ class JobManifest(msgspec.Struct, kw_only=True):
     diff: DiffCounts | None = None
     #: Set when total_count jumped by orders of magnitude since the last complete run.
     plan_jump: PlanJump | None = None
+    #: Items whose text was repaired to be valid UTF-8 JSON (invalid bytes or a lone
+    #: surrogate escape became U+FFFD); counted as received, duplicates included.
+    items_repaired: int = 0
 
 
 class ConfigProblem(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -153,6 +156,8 @@ class JobLine(msgspec.Struct, kw_only=True):
     config_line: int | None = None
     #: Whether this invocation ran the job (False: an earlier one of the date did).
     this_run: bool = True
+    #: Items whose text was repaired to be valid UTF-8 JSON (see the manifest).
+    items_repaired: int = 0
 
 
 class NightTotals(msgspec.Struct, kw_only=True):
@@ -173,6 +178,8 @@ class NightTotals(msgspec.Struct, kw_only=True):
     spent_usd: float = 0.0
     #: Seconds the night's invocations were paused by rate or concurrency refusals.
     throttled_s: float = 0.0
+    #: Items of the night's jobs whose text was repaired to be valid UTF-8 JSON.
+    items_repaired: int = 0
 
 
 class InvocationTotals(msgspec.Struct, kw_only=True):
@@ -224,7 +231,7 @@ def build_manifest(
     job = final.job
     checkpoint = final.checkpoint
     totals = TotalCount()
-    written = received = duplicates = pages = waiting = 0
+    written = received = duplicates = pages = waiting = repaired = 0
     if checkpoint is not None:
         high, low = checkpoint.total_max, checkpoint.total_min
         drift = (high - low) / high if high and low is not None else 0.0
@@ -239,6 +246,7 @@ def build_manifest(
         written = checkpoint.items_written
         received = checkpoint.items_received
         duplicates = checkpoint.duplicates_dropped
+        repaired = checkpoint.items_repaired
         pages = checkpoint.pages
         waiting = sum(spooled.items for spooled in checkpoint.spooled.values())
     return JobManifest(
@@ -274,6 +282,7 @@ def build_manifest(
             if final.plan_jump is not None and job.previous_total is not None
             else None
         ),
+        items_repaired=repaired,
     )
 
 

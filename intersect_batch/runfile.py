@@ -88,6 +88,7 @@ def _job_line(manifest: JobManifest, *, this_run: bool, duration_s: float = 0.0)
         config_file=manifest.config_file,
         config_line=manifest.config_line,
         this_run=this_run,
+        items_repaired=manifest.items_repaired,
     )
 
 
@@ -165,6 +166,7 @@ def build_summary(
             lost_items=sum(line.diff.lost for line in jobs if line.diff),
             invocations=ledger.invocations,
             throttled_s=round(ledger.throttled_s, 3),
+            items_repaired=sum(line.items_repaired for line in jobs),
         ),
         invocation=InvocationTotals(
             started_at=result.started_at,

@@ -57,6 +57,8 @@ class PageIn(NamedTuple):
     page: int
     lines: list[bytes]
     total_count: int | None
+    #: How many of its items had their text repaired to be valid UTF-8 JSON.
+    repaired: int = 0
 
 
 class Counters(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,6 +97,8 @@ class Checkpoint(msgspec.Struct, frozen=True, kw_only=True):
     items_written: int = 0
     items_received: int = 0
     duplicates_dropped: int = 0
+    #: Items received whose text was repaired (see ``FetchedPage.items_repaired``).
+    items_repaired: int = 0
     spooled: dict[int, SpooledPage] = msgspec.field(default_factory=dict)
     total_first: int | None = None
     total_last: int | None = None
@@ -181,6 +185,11 @@ class JobStore:
         if self._checkpoint is None:
             raise RuntimeError("JobStore.open() must come first")
         return self._checkpoint
+
+    @property
+    def keys(self) -> KeySet:
+        """The keys of the items appended in order (those of spooled pages are not yet in)."""
+        return self._keys
 
     # -- opening and resuming -------------------------------------------------------------
 
@@ -359,8 +368,10 @@ class JobStore:
                 part.truncate(checkpoint.part_bytes)
             part.seek(checkpoint.part_bytes)
             totals = checkpoint
+            repaired = checkpoint.items_repaired
             for page in pages:
                 appender.received += len(page.lines)
+                repaired += page.repaired
                 totals = totals.seen_total(page.total_count)
                 if page.page != appender.next_page:
                     spooled[page.page] = self._spool(page)
@@ -384,6 +395,7 @@ class JobStore:
             items_written=appender.written,
             items_received=appender.received,
             duplicates_dropped=appender.duplicates,
+            items_repaired=repaired,
             spooled=spooled,
             counters=checkpoint.counters.latest(counters),
         )

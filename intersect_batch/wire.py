@@ -15,6 +15,7 @@ unread), and a page's items are decoded into at most ``MAX_PAGE_ITEMS + 1`` slot
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -33,6 +34,7 @@ __all__ = [
     "item_key",
     "item_key_decoder",
     "item_url",
+    "mask_lone_surrogates",
     "page_items",
 ]
 
@@ -78,6 +80,10 @@ class Task(msgspec.Struct):
     status_message: str = ""
     id: str | None = None
     cost: float | None = None
+    #: The request as the API understood it (``data``), raw: see
+    #: :func:`intersect_batch.suspicion.echo_mismatch`. Kept raw so that an echo of any
+    #: shape never keeps the envelope from decoding; empty when the answer has none.
+    data: msgspec.Raw = msgspec.Raw()
     result: FirstResult | None = None
 
 
@@ -210,3 +216,46 @@ def item_key(line: bytes) -> int:
     except (msgspec.DecodeError, RecursionError):
         url = None
     return _digest(url.encode() if url is not None else line)
+
+
+# A JSON escape: ``\\uXXXX`` with its hex digits, or a backslash and any one character
+# (so that an escaped backslash is consumed whole and ``\\\\ud800`` is not read as an escape).
+_ESCAPE = re.compile(rb"\\(?:u([0-9a-fA-F]{4})|.)", re.DOTALL)
+#: What a lone surrogate escape is replaced by: U+FFFD, the same six bytes long.
+REPLACEMENT_ESCAPE = b"\\ufffd"
+
+
+def mask_lone_surrogates(body: bytes) -> tuple[bytes, list[int]] | None:
+    """``body`` with every lone UTF-16 surrogate escape replaced by ``\\ufffd``, and where.
+
+    ``"\\ud800"`` without its low half (or a low half alone) is valid JSON text, but no
+    character: strict decoders (msgspec, yyjson and so DuckDB, serde) refuse the whole
+    document. The replacement has the same length, so every other byte stays where it
+    was; the offsets returned are where each replaced escape starts. None when the body
+    holds no lone surrogate escape. A scan over the whole body: call it only once the
+    fast decode has failed.
+    """
+    if b"\\u" not in body and b"\\U" not in body:
+        return None
+    escapes = [
+        (match.start(), int(match.group(1), 16))
+        for match in _ESCAPE.finditer(body)
+        if match.group(1) is not None and 0xD800 <= int(match.group(1), 16) <= 0xDFFF
+    ]
+    lone: list[int] = []
+    index = 0
+    while index < len(escapes):
+        start, unit = escapes[index]
+        if unit <= 0xDBFF and index + 1 < len(escapes):
+            after, low = escapes[index + 1]
+            if after == start + 6 and low >= 0xDC00:
+                index += 2  # a high and a low half side by side: one character
+                continue
+        lone.append(start)
+        index += 1
+    if not lone:
+        return None
+    masked = bytearray(body)
+    for start in lone:
+        masked[start : start + 6] = REPLACEMENT_ESCAPE
+    return bytes(masked), lone

@@ -15,6 +15,7 @@ import anyio
 
 from intersect_batch.durable import in_thread
 from intersect_batch.errors import OutputError
+from intersect_batch.keyset import KeySet
 from intersect_batch.layout import RunFolder
 from intersect_batch.store import Checkpoint, Counters, JobStore, Opened, PageIn
 
@@ -46,6 +47,11 @@ class JobWriter:
     def durable(self) -> Checkpoint:
         """What of the job is durable now."""
         return self._store.checkpoint
+
+    @property
+    def seen(self) -> KeySet:
+        """The keys of the items durable in order (read-only: the store adds to it)."""
+        return self._store.keys
 
     async def open(self, fingerprint: str) -> Opened:
         """Resume the job's progress (see :meth:`JobStore.open`)."""

@@ -26,7 +26,14 @@ from aiohttp.http import SERVER_SOFTWARE
 
 from intersect_batch import client
 from intersect_batch._version import __version__
-from intersect_batch.client import Answer, FetchedPage, fetch_page, read_answer, send_task
+from intersect_batch.client import (
+    Answer,
+    BadAnswerError,
+    FetchedPage,
+    fetch_page,
+    read_answer,
+    send_task,
+)
 from intersect_batch.errors import (
     ApiError,
     JobFatalApiError,
@@ -265,10 +272,11 @@ async def test_deep_nesting_is_an_undecodable_answer(status: int, body: bytes) -
 async def test_an_item_that_is_not_an_object_is_a_bad_answer(item: Any) -> None:
     async with serve(fixed(encode(envelope(items=[ITEM, item])))) as (base, _):
         error = await _error(base)
-    assert type(error) is TransientApiError
+    assert type(error) is BadAnswerError
     assert "item 1 is not a JSON object" in error.message
-    # The envelope said the price: the dispatcher can count it.
+    # The envelope said the price and the answer carried two items: it can be booked.
     assert error.maybe_billed is False and error.cost == 0.02003
+    assert error.items == 2
 
 
 @pytest.mark.parametrize(

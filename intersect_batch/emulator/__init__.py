@@ -147,6 +147,13 @@ Call log ``status_code``          the first task's code, else the envelope's; AI
 Call log ``credential``           the login sent (even a wrong one), or "key:" + 8 hex of
                                   the sha256 of the key sent; never a password or a key.
 Gzip                              level 1, when the client sends ``Accept-Encoding: gzip``.
+Oddities (``AnswerOddities``)     on for every call while set, after the fault draw: a
+                                  first-page proxy answers the query at offset 0 (the log
+                                  keeps the offset asked); ``no_echo`` leaves ``data`` out
+                                  of successful tasks; ``page_items`` pages ignore the
+                                  limit (the echo keeps it) and are billed per item sent;
+                                  odd text goes into the first ``page_from_title`` of the
+                                  item (none when every title is null).
 ================================  ===========================================================
 """
 
@@ -154,11 +161,13 @@ from __future__ import annotations
 
 from .app import build_app
 from .cli import main
+from .oddities import AnswerOddities
 from .records import CallRecord
 from .server import RunningEmulator, running_emulator
 from .settings import EmulatorSettings, FaultSettings, PinnedFault
 
 __all__ = [
+    "AnswerOddities",
     "CallRecord",
     "EmulatorSettings",
     "FaultSettings",

@@ -10,7 +10,7 @@ import math
 import time
 import uuid
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import msgspec
@@ -22,6 +22,7 @@ from .gzipbomb import gzip_bomb
 from .hashing import digest_int
 from .hostile import LONG_MESSAGE_MARK, LONG_MESSAGE_UNIT, applies, credential_echo, mangle_page
 from .limits import CredentialLimits
+from .oddities import odd_text
 from .query import Query, TaskError, parse_task
 from .records import CallLog, CallRecord, Route, credential_id
 from .resultset import ResultStore
@@ -206,6 +207,10 @@ class Emulator:
             return self._envelope(call, [self._error_task(tasks[0], exc.code, exc.message)], tasks)
         call.offset, call.limit, call.targets = query.offset, query.limit, query.targets_dict
         call.tag = query.tag
+        odd = self.settings.oddities
+        if odd.first_page_proxy:
+            # The log keeps the offset asked; the answer is the one for offset 0.
+            query = parse_task(odd.proxied(tasks[0]))
         draw = self.faults.draw(query)
         call.fault = draw.fault
         if draw.delay > 0:
@@ -233,7 +238,10 @@ class Emulator:
             epoch = self.epoch
             self.epoch += 1
         ids = self.store.select(query, epoch, churn)
-        items = self.store.page(query, ids)
+        odd = self.settings.oddities
+        carried = odd.page_limit(query.limit)
+        page_query = query if carried == query.limit else replace(query, limit=carried)
+        items = odd_text(odd, query.offset, self.store.page(page_query, ids))
         total = len(ids)
         if not applies(fault, query.offset, total, len(items)):
             fault = call.fault = None
@@ -250,7 +258,7 @@ class Emulator:
         task = self._task(
             20000,
             STATUS_MESSAGES[20000],
-            query.data,
+            msgspec.UNSET if odd.no_echo else query.data,
             call,
             cost=cost,
             result=[
@@ -358,7 +366,7 @@ class Emulator:
         self,
         code: int,
         message: str,
-        data: dict[str, Any],
+        data: dict[str, Any] | msgspec.UnsetType,
         call: _Call,
         *,
         cost: float = 0.0,

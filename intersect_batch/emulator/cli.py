@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
+from . import oddities
 from .server import running_emulator
 from .settings import FAULT_NAMES, EmulatorSettings, FaultSettings, PinnedFault
 
@@ -282,6 +283,7 @@ def _parser() -> argparse.ArgumentParser:
         default=f.throttle_code,
         help="40202 (per minute, default) or 40209 (simultaneous); AIsa: HTTP 429",
     )
+    oddities.add_flags(p)
     return p
 
 
@@ -304,6 +306,7 @@ def settings_from_args(argv: list[str] | None) -> EmulatorSettings:
             **given,
             sizes={target: int(n) for target, n in a.size},
             faults=faults,
+            oddities=oddities.from_flags(a),
             gzip=not a.no_gzip,
             log_file=a.log_file,
         )
@@ -315,7 +318,16 @@ _SETTINGS_FROM_FLAGS = tuple(
     f.name
     for f in fields(EmulatorSettings)
     if f.name
-    not in ("sizes", "faults", "gzip", "log_file", "clock", "item_cache_size", "query_cache_size")
+    not in (
+        "sizes",
+        "faults",
+        "oddities",
+        "gzip",
+        "log_file",
+        "clock",
+        "item_cache_size",
+        "query_cache_size",
+    )
 )
 
 

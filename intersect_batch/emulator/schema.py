@@ -111,7 +111,8 @@ class Task(msgspec.Struct):
     cost: float
     result_count: int
     path: list[str]
-    data: dict[str, Any]
+    #: The request with its defaults; UNSET leaves the field out (a proxy that strips it).
+    data: dict[str, Any] | msgspec.UnsetType
     result: list[Result] | None
 
 

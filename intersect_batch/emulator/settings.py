@@ -8,6 +8,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .oddities import AnswerOddities
+
 __all__ = [
     "FAULT_NAMES",
     "HOLE_NAMES",
@@ -270,6 +272,7 @@ class EmulatorSettings:
     - ``sizes`` ({}): the result count of the default query for a first target;
       ``size_min`` / ``size_max`` (0 / 5000): the range other target sets are spread over.
     - ``faults``: see ``FaultSettings``.
+    - ``oddities``: answers that are not the page asked for, see ``AnswerOddities``.
     - ``live_data`` (0.0 = off): churn per call; about ``2 * live_data`` of a query's
       candidate pages appear or vanish between two calls.
     - ``gzip`` (True): compress responses for clients that accept it.
@@ -294,6 +297,7 @@ class EmulatorSettings:
     size_min: int = 0
     size_max: int = 5000
     faults: FaultSettings = field(default_factory=FaultSettings)
+    oddities: AnswerOddities = field(default_factory=AnswerOddities)
     live_data: float = 0.0
     gzip: bool = True
     log_file: Path | None = None

@@ -33,8 +33,8 @@ def test_public_names():
     public = {n for n in dir(emulator_pkg) if not n.startswith("_")}
     modules = {
         "app", "cli", "codes", "faults", "filters", "graph", "gzipbomb", "hashing", "hostile",
-        "limits", "query", "records", "resultset", "schema", "server", "settings", "streaming",
-        "words", "annotations",
+        "limits", "oddities", "query", "records", "resultset", "schema", "server", "settings",
+        "streaming", "words", "annotations",
     }  # fmt: skip
     assert public - modules == set(emulator_pkg.__all__)
 
