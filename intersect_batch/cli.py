@@ -40,6 +40,7 @@ from intersect_batch.listing import list_jobs
 from intersect_batch.logs import close_logging, configure_logging
 from intersect_batch.manifest import RunSummary
 from intersect_batch.metrics import RunMetrics, write_metrics
+from intersect_batch.nights import collect_status, render_status
 from intersect_batch.plan import SAFETY_FACTOR, SAFETY_FLOOR
 from intersect_batch.progress import LogProgress, RichProgress, summary_table
 from intersect_batch.providers import PROVIDERS, resolve_provider
@@ -428,6 +429,24 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
         help=f"referring domains listed per job (default: {reporting.top})",
     )
 
+    subs["status"] = status = commands.add_parser(
+        "status",
+        help="the last nights of an output folder at a glance, and each job's last status",
+        description="The last nights under --out: each night's jobs by status, items, new "
+        "and lost pages, cost; then each job with its last status and last complete night.",
+    )
+    status.add_argument(
+        "--out",
+        type=Path,
+        default=run.out_dir,
+        metavar="DIR",
+        help=f"the output folder (default: ./{run.out_dir})",
+    )
+    status.add_argument(
+        "--nights", type=_positive_int, default=7, metavar="N", help="nights shown (default: 7)"
+    )
+    status.add_argument("--json", action="store_true", help="the same, as one JSON document")
+
     subs["schema"] = commands.add_parser(
         "schema",
         help="print the JSON Schema of a job file",
@@ -490,6 +509,15 @@ def _list(args: argparse.Namespace) -> int:
         gap = f"  not: {', '.join(row.exclude_targets)}" if row.exclude_targets else ""
         print(f"{row.id:32} pages {pages:>6}  {row.file}\n    {', '.join(row.targets)}{gap}")
     return ExitCode.ATTENTION if listing.loaded.errors else ExitCode.OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    out: Path = args.out
+    if not out.is_dir():
+        raise UsageError(f"--out {out} is not a folder (the output folder of 'run')")
+    status = collect_status(out, nights=args.nights)
+    print(msgspec.json.encode(status).decode() if args.json else render_status(status))
+    return ExitCode.OK
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -852,6 +880,8 @@ def _command(arguments: list[str]) -> int:
     if args.command == "run":
         return _run(args)
     try:
+        if args.command == "status":
+            return _status(args)
         return _report(args) if args.command == "report" else _list(args)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
