@@ -37,12 +37,12 @@ from intersect_batch.interrupts import Interrupts, file_state, record_interrupte
 from intersect_batch.layout import RunFolder
 from intersect_batch.ledger import read_ledger
 from intersect_batch.listing import list_jobs
-from intersect_batch.logs import close_logging, configure_logging
+from intersect_batch.logs import ALWAYS, close_logging, configure_logging
 from intersect_batch.manifest import RunSummary
 from intersect_batch.metrics import RunMetrics, write_metrics
 from intersect_batch.nights import collect_status, render_status
 from intersect_batch.plan import SAFETY_FACTOR, SAFETY_FLOOR
-from intersect_batch.progress import LogProgress, RichProgress, summary_table
+from intersect_batch.progress import LogProgress, RichProgress, attention_lines, summary_table
 from intersect_batch.providers import PROVIDERS, resolve_provider
 from intersect_batch.report import write_report
 from intersect_batch.runner import RunOutcome, run_batch
@@ -330,6 +330,13 @@ def _add_run_options(crawl: argparse.ArgumentParser) -> None:
         metavar="S",
         help="without bars: a progress log record every S seconds "
         f"(default: {progress.interval:g})",
+    )
+    crawl.add_argument(
+        "--quiet",
+        action="store_true",
+        help="for cron mail: a clean night prints the last line alone and nothing on stderr; "
+        "a night that needs attention prints what failed, then the last line (--log-file "
+        "still gets every record)",
     )
     crawl.add_argument(
         "--log-format",
@@ -661,14 +668,20 @@ class _Session:
 
     def configure_logging(self) -> None:
         args = self.args
-        terminal = sys.stderr.isatty() and not args.no_progress and not args.dry_run
+        terminal = (
+            sys.stderr.isatty() and not args.no_progress and not args.dry_run and not args.quiet
+        )
         fmt: Literal["text", "json"] = args.log_format or (
             "text" if sys.stderr.isatty() else "json"
         )
         console = Console(stderr=True) if terminal and fmt == "text" else None
         try:
             configure_logging(
-                level=args.log_level, fmt=fmt, log_file=args.log_file, console=console
+                level=args.log_level,
+                fmt=fmt,
+                log_file=args.log_file,
+                console=console,
+                quiet=args.quiet,
             )
         except OSError as exc:
             raise UsageError(f"--log-file {args.log_file}: {exc.strerror or exc}") from None
@@ -678,7 +691,7 @@ class _Session:
 
     def error(self, message: str) -> None:
         """An error for the person (stderr) and for the log."""
-        if self.logging and self.json_stderr:
+        if self.logging and self.json_stderr and not self.args.quiet:
             log.error("%s", message)
             return
         print(f"error: {message}", file=sys.stderr)
@@ -722,6 +735,8 @@ class _Session:
                 extra["night"] = {
                     "jobs_by_status": night.jobs_by_status,
                     "items": night.items,
+                    "new_items": night.new_items,
+                    "lost_items": night.lost_items,
                     "calls": night.calls,
                     "cost_usd": night.cost_usd,
                     "invocations": night.invocations,
@@ -734,7 +749,8 @@ class _Session:
                 }
             if line is not None:
                 extra["line"] = line
-            log.info("run finished", extra=extra)
+            # Written whatever --log-level says: every log ends with it.
+            log.info("run finished", extra={**extra, ALWAYS: True})
             close_logging()
         return exit_code
 
@@ -816,12 +832,20 @@ def _end(session: _Session, outcome: RunOutcome) -> int:
     *details, last = outcome.message.splitlines() or [""]
     if args.json and summary is not None:
         _say(msgspec.json.encode(summary).decode(), to_stderr=False)
-    elif summary is not None and sys.stdout.isatty():
+    elif summary is not None and sys.stdout.isatty() and not args.quiet:
         Console().print(summary_table(summary))
     # With --json, stdout holds the JSON alone; with JSON logs, the last line rides in
     # the closing record (stderr stays one JSON object a line).
     to_stderr = bool(args.json)
-    if not (to_stderr and session.json_stderr):
+    if args.quiet:
+        # Cron mails what is printed: the last line, and what failed when something did.
+        if outcome.exit_code != ExitCode.OK:
+            failed = attention_lines(summary) if summary is not None else []
+            for text in (*details, *failed, last):
+                _say(text, to_stderr=to_stderr)
+        elif not to_stderr:
+            _say(last, to_stderr=False)
+    elif not (to_stderr and session.json_stderr):
         for text in (*details, last):
             _say(text, to_stderr=to_stderr)
     return session.finish(outcome.exit_code, summary=summary, line=last, metrics=False)

@@ -26,7 +26,7 @@ from rich.text import Text
 from intersect_batch.crawl import CrawlObserver, JobFinal, JobSnapshot
 from intersect_batch.manifest import JobLine, RunSummary
 
-__all__ = ["LogProgress", "RichProgress", "RunTally", "summary_table"]
+__all__ = ["LogProgress", "RichProgress", "RunTally", "attention_lines", "summary_table"]
 
 log = logging.getLogger("intersect_batch")
 
@@ -405,16 +405,24 @@ _BOX = box.Box(
 )
 #: Columns of the summary table in the order they are dropped when the terminal is narrow;
 #: the job, its status, its items and its cost always stay.
-_DROPPABLE = ("retries", "time", "pages", "calls")
+_DROPPABLE = ("retries", "time", "pages", "calls", "lost", "new")
 
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+def _compared(job: JobLine) -> bool:
+    return job.diff is not None and job.diff.skipped is None
+
+
 def _cells(job: JobLine) -> dict[str, str]:
+    diff = job.diff if _compared(job) else None
     return {
         "items": f"{job.items:,}",
+        # Empty: the job was compared with no earlier night (no diff).
+        "new": "" if diff is None else f"{diff.new:,}",
+        "lost": "" if diff is None else f"{diff.lost:,}",
         "pages": str(job.pages),
         "calls": str(job.calls),
         "retries": str(job.retries),
@@ -434,6 +442,8 @@ def _table(summary: RunSummary, columns: Sequence[str]) -> Table:
     )
     headings = {
         "items": "items",
+        "new": "new",
+        "lost": "lost",
         "pages": "pages",
         "calls": "calls",
         "retries": "retries",
@@ -450,8 +460,11 @@ def _table(summary: RunSummary, columns: Sequence[str]) -> Table:
         table.add_row(job.job_id, status, *(cells[column] for column in columns))
     table.add_section()
     night, invocation = summary.night, summary.invocation
+    compared = any(_compared(job) for job in summary.jobs)
     night_cells = {
         "items": f"{night.items:,}",
+        "new": f"{night.new_items:,}" if compared else "",
+        "lost": f"{night.lost_items:,}" if compared else "",
         "pages": str(sum(job.pages for job in summary.jobs)),
         "calls": str(night.calls),
         "retries": str(night.retries),
@@ -466,6 +479,8 @@ def _table(summary: RunSummary, columns: Sequence[str]) -> Table:
     )
     invocation_cells = {
         "items": f"{invocation.items:,}",
+        "new": "",
+        "lost": "",
         "pages": "",
         "calls": str(invocation.calls),
         "retries": str(invocation.retries),
@@ -500,6 +515,12 @@ def _notes(summary: RunSummary) -> list[Text]:
     return notes
 
 
+def attention_lines(summary: RunSummary) -> list[str]:
+    """What needs attention as plain lines (``stopped: ...``, ``<job> <status>: <reason>``),
+    each reason whole: the summary table's notes, for a mail or a log."""
+    return [note.plain for note in _notes(summary)]
+
+
 class _SummaryView:
     """The summary table at the terminal's width, then the reasons of what needs attention."""
 
@@ -507,7 +528,10 @@ class _SummaryView:
         self.summary = summary
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        columns = ["items", "pages", "calls", "retries", "cost", "time"]
+        columns = ["items", "new", "lost", "pages", "calls", "retries", "cost", "time"]
+        if not any(_compared(job) for job in self.summary.jobs):
+            columns.remove("new")
+            columns.remove("lost")
         if not any(job.retries for job in self.summary.jobs) and not self.summary.night.retries:
             columns.remove("retries")
         table = _table(self.summary, columns)

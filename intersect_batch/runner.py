@@ -426,8 +426,12 @@ def _closing_line(summary: RunSummary, folder: RunFolder, report: bool) -> str:
     """
     night, invocation = summary.night, summary.invocation
     counts = ", ".join(f"{n} {status}" for status, n in night.jobs_by_status.items())
+    # New and lost pages only when some job was compared with an earlier night.
+    compared = any(j.diff is not None and j.diff.skipped is None for j in summary.jobs)
+    changes = f"{night.new_items} new, {night.lost_items} lost" if compared else "no diff"
     night_part = (
-        f"night {summary.run_date}: {counts}; {night.items} items, {night.calls} calls, "
+        f"night {summary.run_date}: {counts}; {night.items} items ({changes}), "
+        f"{night.calls} calls, "
         f"{night.cost_usd:.4f} USD over {_count(night.invocations, 'invocation')}"
     )
     skipped = sum(1 for job in summary.jobs if job.reason == "already complete")
