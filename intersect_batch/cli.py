@@ -15,6 +15,7 @@ import difflib
 import functools
 import logging
 import os
+import re
 import signal
 import sys
 import textwrap
@@ -67,9 +68,24 @@ BROKEN_PIPE_EXIT = 128 + signal.SIGPIPE
 
 
 class _Parser(argparse.ArgumentParser):
-    """An argparse parser whose errors come first, one line, then the usage."""
+    """An argparse parser whose errors come first, one line, then the usage.
+
+    Abbreviated options are refused (``--budget`` is not ``--budget-usd``): in a
+    crontab, a prefix that matches today may match another option tomorrow. A value
+    that is not one of the choices (a command, ``--provider``) gets a guess.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
+        found = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if found:
+            choices = [c.strip().strip("'") for c in found.group(2).split(",")]
+            guess = difflib.get_close_matches(found.group(1), choices, n=1, cutoff=0.6)
+            if guess:
+                message = f"{message}; did you mean {guess[0]}?"
         self.exit(
             ExitCode.USAGE,
             f"{self.prog}: error: {message}\n{self.format_usage()}(see '{self.prog} --help')\n",
@@ -538,11 +554,15 @@ def _report(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def _print_dry_run(result: DryRun) -> None:
     def money(value: float | None) -> str:
         return "?" if value is None else f"{value:.4f}"
 
-    print(f"{'job':32} {'source':16} {'total':>9} {'calls':>7} {'cost USD':>10}")
+    rows: list[tuple[list[str], str | None]] = []
     for item in result.jobs:
         if item.calls is not None:
             calls, cost = str(item.calls), money(item.cost_usd)
@@ -553,11 +573,18 @@ def _print_dry_run(result: DryRun) -> None:
                 f"{money(item.cost_min_usd)}-" + money(item.cost_max_usd),
             )
         total = "" if item.total_count is None else str(item.total_count)
-        print(f"{item.job_id:32} {item.source:16} {total:>9} {calls:>7} {cost:>10}")
-        if item.error:
-            print(f"  error: {item.error}")
+        rows.append(([item.job_id, item.source, total, calls, cost], item.error))
+    # Each column as wide as its widest cell: long ids and bounds keep the table aligned.
+    heading = ["job", "source", "total", "calls", "cost USD"]
+    widths = [max(len(cells[i]) for cells in [heading] + [r for r, _ in rows]) for i in range(5)]
+    for cells, error in [(heading, None), *rows]:
+        texts = [cell.ljust(width) for cell, width in zip(cells[:2], widths, strict=False)]
+        figures = [cell.rjust(width) for cell, width in zip(cells[2:], widths[2:], strict=True)]
+        print("  ".join(texts + figures))
+        if error:
+            print(f"  error: {error}")
     if result.calls is not None:
-        print(f"total: {result.calls} calls, {money(result.cost_usd)} USD")
+        print(f"total: {_plural(result.calls, 'call')}, {money(result.cost_usd)} USD")
     else:
         top = "?" if result.calls_max is None else str(result.calls_max)
         print(
@@ -579,7 +606,8 @@ def _print_dry_run(result: DryRun) -> None:
     if result.probe_calls:
         print(
             f"the dry run spent {result.probe_cost_usd:.4f} USD on "
-            f"{result.probe_calls} probe call(s) (limit 1), counted in the night's spend"
+            f"{_plural(result.probe_calls, 'probe call')} (limit 1), counted in the night's "
+            "spend"
         )
     else:
         print("the dry run spent nothing")

@@ -9,6 +9,8 @@
 4     the API refused the account (credentials, funds, daily cost limit) or could not
       be reached: the run stopped, its progress is saved
 130   interrupted by SIGINT (Ctrl-C); progress is saved, re-run to continue
+141   stdout's reader went away (a closed pipe: intersect-batch schema | head -1);
+      nothing more is said
 143   stopped by SIGTERM; progress is saved, re-run to continue
 ====  ==============================================================================
 """

@@ -431,7 +431,7 @@ def _closing_line(summary: RunSummary, folder: RunFolder, report: bool) -> str:
     changes = f"{night.new_items} new, {night.lost_items} lost" if compared else "no diff"
     night_part = (
         f"night {summary.run_date}: {counts}; {night.items} items ({changes}), "
-        f"{night.calls} calls, "
+        f"{_count(night.calls, 'call')}, "
         f"{night.cost_usd:.4f} USD over {_count(night.invocations, 'invocation')}"
     )
     skipped = sum(1 for job in summary.jobs if job.reason == "already complete")
