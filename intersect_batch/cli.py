@@ -31,6 +31,7 @@ from rich.console import Console
 from intersect_batch import exitcode
 from intersect_batch._version import __version__
 from intersect_batch.config import job_file_schema, load_jobs
+from intersect_batch.envfile import read_env_file
 from intersect_batch.errors import IntersectBatchError, UsageError
 from intersect_batch.estimate import DryRun, dry_run
 from intersect_batch.exitcode import ExitCode, exit_code_for_error
@@ -209,6 +210,15 @@ def _add_run_options(crawl: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="the provider at another base URL: the emulator, a proxy (default: the "
         "provider's own); no credentials, query or fragment in it",
+    )
+    crawl.add_argument(
+        "--env-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="read the credentials from KEY=VALUE lines of FILE, without a shell ($, & and "
+        "quotes in a value stay as written); they win over the environment (default: the "
+        "environment alone)",
     )
     crawl.add_argument(
         "--rate-per-minute",
@@ -792,7 +802,7 @@ async def _crawl(
         run_batch,
         args.config_dir,
         provider=provider,
-        environ=os.environ,
+        environ=args.environ,
         settings=_settings(args),
         job_ids=args.job,
         patterns=args.match,
@@ -819,6 +829,10 @@ def _run(args: argparse.Namespace) -> int:
     session = _Session(args)
     try:
         _check_run_args(args)
+        # The credentials: the environment, and what --env-file sets over it.
+        args.environ = dict(os.environ)
+        if args.env_file is not None:
+            args.environ.update(read_env_file(args.env_file))
         if args.metrics_file is not None and not args.dry_run:
             _check_metrics_file(args.metrics_file)
             session.metrics_file = args.metrics_file
@@ -901,7 +915,7 @@ async def _dry_run(args: argparse.Namespace) -> int:
     outcome = await dry_run(
         args.config_dir,
         provider=resolve_provider(args.provider, args.base_url),
-        environ=os.environ,
+        environ=args.environ,
         settings=_settings(args),
         ids=args.job,
         patterns=args.match,
