@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import anyio
 import duckdb
@@ -43,6 +44,12 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def _rows(query: str) -> list[tuple[Any, ...]]:
+    """The rows of ``query``, run in a fresh in-memory database."""
+    with duckdb.connect() as connection:
+        return connection.execute(query).fetchall()
+
+
 def _manifest(folder: Path, night: dt.date) -> dict[str, object]:
     path = folder / "out" / night.isoformat() / "crm-link-gap.manifest.json"
     document: dict[str, object] = json.loads(path.read_text())
@@ -62,7 +69,7 @@ def test_the_readme_has_the_three_queries() -> None:
 
 def test_one_nights_domains_by_rank(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(folder)
-    rows = duckdb.sql(_queries()[0]).fetchall()
+    rows = _rows(_queries()[0])
     lines = (folder / "out" / "2026-11-29" / "crm-link-gap.jsonl").read_text().splitlines()
     best: dict[str, tuple[float, int]] = {}
     for line in lines:
@@ -79,7 +86,7 @@ def test_one_nights_domains_by_rank(folder: Path, monkeypatch: pytest.MonkeyPatc
 
 def test_every_nights_pages(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(folder)
-    rows = duckdb.sql(_queries()[1]).fetchall()
+    rows = _rows(_queries()[1])
     assert rows == [
         (night.isoformat(), _manifest(folder, night)["items_written"]) for night in NIGHTS
     ]
@@ -87,7 +94,7 @@ def test_every_nights_pages(folder: Path, monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_the_pages_each_night_found_first(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(folder)
-    rows = duckdb.sql(_queries()[2]).fetchall()
+    rows = _rows(_queries()[2])
     seen: set[str] = set()
     expected = []
     for night in NIGHTS:
