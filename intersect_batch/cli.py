@@ -30,6 +30,7 @@ from rich.console import Console
 
 from intersect_batch import exitcode
 from intersect_batch._version import __version__
+from intersect_batch.account import AccountCheckError, account_notes, fetch_account
 from intersect_batch.config import job_file_schema, load_jobs
 from intersect_batch.envfile import read_env_file
 from intersect_batch.errors import IntersectBatchError, UsageError
@@ -241,6 +242,13 @@ def _add_run_options(crawl: argparse.ArgumentParser) -> None:
         metavar="X",
         help="never start a call whose worst case would take the night's spend over X "
         "(default: no cap)",
+    )
+    crawl.add_argument(
+        "--require-balance",
+        action="store_true",
+        help="stop (status 4) before any call when the account's balance, asked of the "
+        "free appendix/user_data, does not cover the night's estimate or cannot be read "
+        "(default: a warning, and the run goes on)",
     )
     crawl.add_argument(
         "--fresh", action="store_true", help="start the run date over, ignoring saved progress"
@@ -701,6 +709,8 @@ class _Session:
         self.logging = False
         self.json_stderr = False
         self.metrics_file: Path | None = None
+        #: What the account check said before the night (see _check_account).
+        self.notes: list[str] = []
 
     # -- the logs --
 
@@ -793,6 +803,67 @@ class _Session:
         return exit_code
 
 
+#: The longest the account check may take: it must never hold up the night.
+ACCOUNT_CHECK_SECONDS = 10.0
+
+
+async def _check_account(args: argparse.Namespace) -> list[str]:
+    """Ask the account's balance and limits (free) before the night; warn once about each
+    problem, and return the warnings. With --require-balance, a balance that does not
+    cover the night's estimate, or cannot be read, raises AccountCheckError."""
+    try:
+        provider = resolve_provider(args.provider, args.base_url)
+        credentials = provider.credentials(args.environ)
+    except UsageError:
+        return []  # the run says what is wrong, the way it always does
+    settings = _settings(args)
+    timeouts = Timeouts(
+        connect=min(settings.timeouts.connect, ACCOUNT_CHECK_SECONDS),
+        read=ACCOUNT_CHECK_SECONDS,
+        deadline=ACCOUNT_CHECK_SECONDS,
+    )
+    try:
+        account = await fetch_account(provider, credentials, timeouts=timeouts)
+    except AccountCheckError as exc:
+        if args.require_balance:
+            raise AccountCheckError(
+                f"--require-balance: the account's balance could not be read: {exc}"
+            ) from None
+        log.info("the account's balance was not checked: %s", exc)
+        return []
+    estimate = None
+    with contextlib.suppress(IntersectBatchError):
+        planned = await dry_run(
+            args.config_dir,
+            provider=provider,
+            environ=args.environ,
+            settings=settings,
+            ids=args.job,
+            patterns=args.match,
+            probe=False,
+        )
+        result = planned.result
+        estimate = result.cost_usd if result.cost_usd is not None else result.cost_min_usd
+        if estimate is not None and args.budget_usd is not None:
+            estimate = min(estimate, args.budget_usd)
+    notes, short = account_notes(
+        account, estimate_usd=estimate, limits=settings.limits, provider=provider.name
+    )
+    log.info(
+        "account checked",
+        extra={
+            "balance_usd": account.balance_usd,
+            "rate_per_minute": account.rate_per_minute,
+            "estimate_usd": estimate,
+        },
+    )
+    if short and args.require_balance:
+        raise AccountCheckError(f"{notes[0]} (--require-balance: nothing was sent)")
+    for note in notes:
+        log.warning("%s", note)
+    return notes
+
+
 async def _crawl(
     args: argparse.Namespace, session: _Session, interrupts: Interrupts
 ) -> RunOutcome | None:
@@ -846,6 +917,11 @@ def _run(args: argparse.Namespace) -> int:
         except IntersectBatchError as exc:
             session.error(str(exc))
             return session.finish(exit_code_for_error(exc), metrics=False)
+    try:
+        session.notes = anyio.run(_check_account, args)
+    except AccountCheckError as exc:
+        session.error(str(exc))
+        return session.finish(ExitCode.ACCOUNT)
     folder = _settings(args).folder
     before = file_state(folder.run_json)
     interrupts = Interrupts()
@@ -880,10 +956,11 @@ def _end(session: _Session, outcome: RunOutcome) -> int:
     # the closing record (stderr stays one JSON object a line).
     to_stderr = bool(args.json)
     if args.quiet:
-        # Cron mails what is printed: the last line, and what failed when something did.
-        if outcome.exit_code != ExitCode.OK:
+        # Cron mails what is printed: the last line, and what failed when something did
+        # (the account check's warnings included).
+        if outcome.exit_code != ExitCode.OK or session.notes:
             failed = attention_lines(summary) if summary is not None else []
-            for text in (*details, *failed, last):
+            for text in (*session.notes, *details, *failed, last):
                 _say(text, to_stderr=to_stderr)
         elif not to_stderr:
             _say(last, to_stderr=False)

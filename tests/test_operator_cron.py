@@ -90,7 +90,7 @@ def test_the_readmes_cron_line_works_in_an_empty_folder(
         json.loads(line)
         for line in (project / "out" / "intersect-batch.log").read_text().splitlines()
     ]
-    assert log_records[0]["message"] == "run starting"
+    assert [r["message"] for r in log_records][:2] == ["account checked", "run starting"]
     assert log_records[-1]["message"] == "run finished"
     assert log_records[-1]["exit_code"] == 0 and log_records[-1]["line"] == last
 
