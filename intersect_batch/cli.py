@@ -37,7 +37,7 @@ from intersect_batch.errors import IntersectBatchError, UsageError
 from intersect_batch.estimate import DryRun, dry_run
 from intersect_batch.exitcode import ExitCode, exit_code_for_error
 from intersect_batch.interrupts import Interrupts, file_state, record_interrupted
-from intersect_batch.layout import RunFolder
+from intersect_batch.layout import RunFolder, run_date_of
 from intersect_batch.ledger import read_ledger
 from intersect_batch.listing import list_jobs
 from intersect_batch.logs import ALWAYS, close_logging, configure_logging
@@ -556,6 +556,8 @@ def _status(args: argparse.Namespace) -> int:
     out: Path = args.out
     if not out.is_dir():
         raise UsageError(f"--out {out} is not a folder (the output folder of 'run')")
+    if run_date_of(out) is not None:
+        raise UsageError(f"--out {out} is one night's folder: give the folder above it")
     status = collect_status(out, nights=args.nights)
     print(msgspec.json.encode(status).decode() if args.json else render_status(status))
     return ExitCode.OK

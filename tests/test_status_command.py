@@ -168,6 +168,14 @@ def test_a_missing_folder_is_a_usage_error_and_an_empty_one_says_so(tmp_path: Pa
     missing = _status(tmp_path / "nowhere")
     assert missing.returncode == ExitCode.USAGE and missing.stdout == ""
     assert missing.stderr.startswith("error: --out ") and "Traceback" not in missing.stderr
+    night = _status(tmp_path / "nowhere" / ".." / "2026-11-29")
+    assert night.returncode == ExitCode.USAGE
+    (tmp_path / "2026-11-29").mkdir()
+    night = _status(tmp_path / "2026-11-29")
+    assert night.returncode == ExitCode.USAGE and night.stdout == ""
+    assert night.stderr == (
+        f"error: --out {tmp_path / '2026-11-29'} is one night's folder: give the folder above it\n"
+    )
     empty = tmp_path / "empty"
     empty.mkdir()
     result = _status(empty)
