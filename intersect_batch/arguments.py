@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import difflib
+import re
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from intersect_batch._version import __version__
 from intersect_batch.exitcode import ExitCode, status_lines
@@ -32,9 +33,24 @@ __all__ = ["build_parser", "parse"]
 
 
 class _Parser(argparse.ArgumentParser):
-    """An argparse parser whose errors come first, one line, then the usage."""
+    """An argparse parser whose errors come first, one line, then the usage.
+
+    Abbreviated options are refused (``--budget`` is not ``--budget-usd``): in a
+    crontab, a prefix that matches today may match another option tomorrow. A value
+    that is not one of the choices (a command, ``--provider``) gets a guess.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["allow_abbrev"] = False
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
+        found = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if found:
+            choices = [c.strip().strip("'") for c in found.group(2).split(",")]
+            guess = difflib.get_close_matches(found.group(1), choices, n=1, cutoff=0.6)
+            if guess:
+                message = f"{message}; did you mean {guess[0]}?"
         self.exit(
             ExitCode.USAGE,
             f"{self.prog}: error: {message}\n{self.format_usage()}(see '{self.prog} --help')\n",
@@ -152,6 +168,15 @@ def _add_run_options(crawl: argparse.ArgumentParser) -> None:
         "provider's own); no credentials, query or fragment in it",
     )
     crawl.add_argument(
+        "--env-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="read the credentials from KEY=VALUE lines of FILE, without a shell ($, & and "
+        "quotes in a value stay as written); they win over the environment (default: the "
+        "environment alone)",
+    )
+    crawl.add_argument(
         "--rate-per-minute",
         type=_positive_int,
         default=limits.rate_per_minute,
@@ -172,6 +197,13 @@ def _add_run_options(crawl: argparse.ArgumentParser) -> None:
         metavar="X",
         help="never start a call whose worst case would take the night's spend over X "
         "(default: no cap)",
+    )
+    crawl.add_argument(
+        "--require-balance",
+        action="store_true",
+        help="stop (status 4) before any call when the account's balance, asked of the "
+        "free appendix/user_data, does not cover the night's estimate or cannot be read "
+        "(default: a warning, and the run goes on)",
     )
     crawl.add_argument(
         "--fresh", action="store_true", help="start the run date over, ignoring saved progress"
@@ -289,6 +321,13 @@ def _add_run_options(crawl: argparse.ArgumentParser) -> None:
         f"(default: {progress.interval:g})",
     )
     crawl.add_argument(
+        "--quiet",
+        action="store_true",
+        help="for cron mail: a clean night prints the last line alone and nothing on stderr; "
+        "a night that needs attention prints what failed, then the last line (--log-file "
+        "still gets every record)",
+    )
+    crawl.add_argument(
         "--log-format",
         choices=["text", "json"],
         default=None,
@@ -385,6 +424,24 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
         metavar="N",
         help=f"referring domains listed per job (default: {reporting.top})",
     )
+
+    subs["status"] = status = commands.add_parser(
+        "status",
+        help="the last nights of an output folder at a glance, and each job's last status",
+        description="The last nights under --out: each night's jobs by status, items, new "
+        "and lost pages, cost; then each job with its last status and last complete night.",
+    )
+    status.add_argument(
+        "--out",
+        type=Path,
+        default=run.out_dir,
+        metavar="DIR",
+        help=f"the output folder (default: ./{run.out_dir})",
+    )
+    status.add_argument(
+        "--nights", type=_positive_int, default=7, metavar="N", help="nights shown (default: 7)"
+    )
+    status.add_argument("--json", action="store_true", help="the same, as one JSON document")
 
     subs["schema"] = commands.add_parser(
         "schema",

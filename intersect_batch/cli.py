@@ -11,6 +11,7 @@ stdout or stderr changes none of that: the files are the run's record.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import signal
@@ -24,6 +25,7 @@ import anyio
 import msgspec
 from rich.console import Console
 
+from intersect_batch.account import AccountCheckError
 from intersect_batch.arguments import parse
 from intersect_batch.closing import finished_record, interrupted_line
 from intersect_batch.command import RunCommand, check_run, run_command
@@ -32,10 +34,13 @@ from intersect_batch.errors import IntersectBatchError, UsageError, printable
 from intersect_batch.estimate import DryRun, dry_run
 from intersect_batch.exitcode import ExitCode, exit_code_for_error
 from intersect_batch.interrupts import Interrupts
+from intersect_batch.layout import run_date_of
 from intersect_batch.listing import list_jobs
-from intersect_batch.logs import close_logging, configure_logging
+from intersect_batch.logs import ALWAYS, close_logging, configure_logging
 from intersect_batch.manifest import RunSummary
-from intersect_batch.progress import LogProgress, RichProgress, summary_table
+from intersect_batch.nights import collect_status, render_status
+from intersect_batch.preflight import check_account
+from intersect_batch.progress import LogProgress, RichProgress, attention_lines, summary_table
 from intersect_batch.report import write_report
 from intersect_batch.runfile import file_state, record_ending
 from intersect_batch.runner import RunOutcome, run_batch
@@ -92,11 +97,26 @@ def _report(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _status(args: argparse.Namespace) -> int:
+    out: Path = args.out
+    if not out.is_dir():
+        raise UsageError(f"--out {out} is not a folder (the output folder of 'run')")
+    if run_date_of(out) is not None:
+        raise UsageError(f"--out {out} is one night's folder: give the folder above it")
+    status = collect_status(out, nights=args.nights)
+    print(msgspec.json.encode(status).decode() if args.json else render_status(status))
+    return ExitCode.OK
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def _print_dry_run(result: DryRun) -> None:
     def money(value: float | None) -> str:
         return "?" if value is None else f"{value:.4f}"
 
-    print(f"{'job':32} {'source':16} {'total':>9} {'calls':>7} {'cost USD':>10}")
+    rows: list[tuple[list[str], str | None]] = []
     for item in result.jobs:
         if item.calls is not None:
             calls, cost = str(item.calls), money(item.cost_usd)
@@ -107,11 +127,18 @@ def _print_dry_run(result: DryRun) -> None:
                 f"{money(item.cost_min_usd)}-" + money(item.cost_max_usd),
             )
         total = "" if item.total_count is None else str(item.total_count)
-        print(f"{item.job_id:32} {item.source:16} {total:>9} {calls:>7} {cost:>10}")
-        if item.error:
-            print(f"  error: {item.error}")
+        rows.append(([item.job_id, item.source, total, calls, cost], item.error))
+    # Each column as wide as its widest cell: long ids and bounds keep the table aligned.
+    heading = ["job", "source", "total", "calls", "cost USD"]
+    widths = [max(len(cells[i]) for cells in [heading] + [r for r, _ in rows]) for i in range(5)]
+    for cells, error in [(heading, None), *rows]:
+        texts = [cell.ljust(width) for cell, width in zip(cells[:2], widths, strict=False)]
+        figures = [cell.rjust(width) for cell, width in zip(cells[2:], widths[2:], strict=True)]
+        print("  ".join(texts + figures))
+        if error:
+            print(f"  error: {error}")
     if result.calls is not None:
-        print(f"total: {result.calls} calls, {money(result.cost_usd)} USD")
+        print(f"total: {_plural(result.calls, 'call')}, {money(result.cost_usd)} USD")
     else:
         top = "?" if result.calls_max is None else str(result.calls_max)
         print(
@@ -133,7 +160,8 @@ def _print_dry_run(result: DryRun) -> None:
     if result.probe_calls:
         print(
             f"the dry run spent {result.probe_cost_usd:.4f} USD on "
-            f"{result.probe_calls} probe call(s) (limit 1), counted in the night's spend"
+            f"{_plural(result.probe_calls, 'probe call')} (limit 1), counted in the night's "
+            "spend"
         )
     else:
         print("the dry run spent nothing")
@@ -152,18 +180,24 @@ class _Session:
         self.logging = False
         self.json_stderr = False
         self.metrics_file: Path | None = None
+        #: What the account check said before the night (see preflight.check_account).
+        self.notes: list[str] = []
 
     # -- the logs --
 
     def configure_logging(self) -> None:
         args = self.args
         on_terminal = _isatty(sys.stderr)
-        terminal = on_terminal and not args.no_progress and not args.dry_run
+        terminal = on_terminal and not args.no_progress and not args.dry_run and not args.quiet
         fmt: Literal["text", "json"] = args.log_format or ("text" if on_terminal else "json")
         console = Console(stderr=True) if terminal and fmt == "text" else None
         try:
             configure_logging(
-                level=args.log_level, fmt=fmt, log_file=args.log_file, console=console
+                level=args.log_level,
+                fmt=fmt,
+                log_file=args.log_file,
+                console=console,
+                quiet=args.quiet,
             )
         except OSError as exc:
             raise UsageError(f"--log-file {args.log_file}: {exc.strerror or exc}") from None
@@ -174,7 +208,7 @@ class _Session:
     def error(self, message: str) -> None:
         """An error for the person (stderr) and for the log."""
         message = printable(message)
-        if self.logging and self.json_stderr:
+        if self.logging and self.json_stderr and not self.args.quiet:
             log.error("%s", message)
             return
         _say(f"error: {message}", to_stderr=True)
@@ -188,7 +222,9 @@ class _Session:
     ) -> int:
         """Close every log with ``run finished``: the status, the totals, the last line."""
         if self.logging:
-            log.info("run finished", extra=finished_record(exit_code, summary, line))
+            # Written whatever --log-level says: every log ends with it.
+            record = finished_record(exit_code, summary, line)
+            log.info("run finished", extra={**record, ALWAYS: True})
             close_logging()
         return exit_code
 
@@ -207,7 +243,7 @@ async def _crawl(
         return await run_batch(
             command.config_dir,
             provider=command.provider,
-            environ=os.environ,
+            environ=command.environ,
             settings=command.settings,
             options=command.options,
             observer=observer,
@@ -239,6 +275,13 @@ def _run(args: argparse.Namespace) -> int:
         except IntersectBatchError as exc:
             session.error(str(exc))
             return session.finish(exit_code_for_error(exc))
+    try:
+        session.notes = anyio.run(
+            functools.partial(check_account, command, require_balance=args.require_balance)
+        )
+    except AccountCheckError as exc:
+        session.error(str(exc))
+        return session.ended_early(ExitCode.ACCOUNT)
     folder = command.settings.folder
     before = file_state(folder.run_json)
     interrupts = Interrupts()
@@ -267,12 +310,21 @@ def _end(session: _Session, outcome: RunOutcome) -> int:
     *details, last = [printable(line) for line in outcome.message.splitlines()] or [""]
     if args.json and summary is not None:
         _say(msgspec.json.encode(summary).decode(), to_stderr=False)
-    elif summary is not None and _isatty(sys.stdout):
+    elif summary is not None and _isatty(sys.stdout) and not args.quiet:
         _print_table(summary)
     # With --json, stdout holds the JSON alone; with JSON logs, the last line rides in
     # the closing record (stderr stays one JSON object a line).
     to_stderr = bool(args.json)
-    if not (to_stderr and session.json_stderr):
+    if args.quiet:
+        # Cron mails what is printed: the last line, and what failed when something did
+        # (the account check's warnings included).
+        if outcome.exit_code != ExitCode.OK or session.notes:
+            failed = attention_lines(summary) if summary is not None else []
+            for text in (*session.notes, *details, *failed, last):
+                _say(text, to_stderr=to_stderr)
+        elif not to_stderr:
+            _say(last, to_stderr=False)
+    elif not (to_stderr and session.json_stderr):
         for text in (*details, last):
             _say(text, to_stderr=to_stderr)
     return session.finish(outcome.exit_code, summary, line=last)
@@ -303,7 +355,7 @@ async def _dry_run(args: argparse.Namespace, command: RunCommand) -> int:
     outcome = await dry_run(
         command.config_dir,
         provider=command.provider,
-        environ=os.environ,
+        environ=command.environ,
         settings=command.settings,
         ids=command.options.job_ids,
         patterns=command.options.patterns,
@@ -412,6 +464,8 @@ def _command(arguments: list[str]) -> int:
     if args.command == "run":
         return _run(args)
     try:
+        if args.command == "status":
+            return _status(args)
         return _report(args) if args.command == "report" else _list(args)
     except UsageError as exc:
         print(f"error: {printable(str(exc))}", file=sys.stderr)

@@ -73,8 +73,12 @@ def closing_line(summary: RunSummary, folder: RunFolder, report: bool) -> str:
     """
     night, invocation = summary.night, summary.invocation
     counts = ", ".join(f"{n} {status}" for status, n in night.jobs_by_status.items())
+    # New and lost pages only when some job was compared with an earlier night.
+    compared = any(j.diff is not None and j.diff.skipped is None for j in summary.jobs)
+    changes = f"{night.new_items} new, {night.lost_items} lost" if compared else "no diff"
     night_part = (
-        f"night {summary.run_date}: {counts}; {night.items} items, {night.calls} calls, "
+        f"night {summary.run_date}: {counts}; {night.items} items ({changes}), "
+        f"{_count(night.calls, 'call')}, "
         f"{night.cost_usd:.4f} USD over {_count(night.invocations, 'invocation')}"
     )
     skipped = sum(1 for job in summary.jobs if job.reason == "already complete")
@@ -124,6 +128,8 @@ def finished_record(exit_code: int, summary: RunSummary | None, line: str | None
         extra["night"] = {
             "jobs_by_status": night.jobs_by_status,
             "items": night.items,
+            "new_items": night.new_items,
+            "lost_items": night.lost_items,
             "calls": night.calls,
             "cost_usd": night.cost_usd,
             "invocations": night.invocations,

@@ -11,9 +11,11 @@ import argparse
 import datetime as dt
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from intersect_batch.envfile import read_env_file
 from intersect_batch.errors import UsageError
 from intersect_batch.providers import Provider, resolve_provider
 from intersect_batch.settings import (
@@ -106,6 +108,8 @@ class RunCommand:
     provider: Provider
     settings: RunSettings
     options: RunOptions
+    #: Where the credentials are read: the environment, and ``--env-file`` over it.
+    environ: Mapping[str, str]
 
 
 def check_run(args: argparse.Namespace) -> Path | None:
@@ -125,9 +129,12 @@ def check_run(args: argparse.Namespace) -> Path | None:
 def run_command(args: argparse.Namespace) -> RunCommand:
     """The ``run`` command's request, once :func:`check_run` passed.
 
-    A UsageError names what cannot run: the provider, its base URL.
+    A UsageError names what cannot run: the provider, its base URL, the env file.
     """
     provider = resolve_provider(args.provider, args.base_url)
+    environ = dict(os.environ)
+    if args.env_file is not None:
+        environ.update(read_env_file(args.env_file))
     return RunCommand(
         config_dir=args.config_dir,
         provider=provider,
@@ -139,4 +146,5 @@ def run_command(args: argparse.Namespace) -> RunCommand:
             report=args.report,
             metrics_file=None if args.dry_run else args.metrics_file,
         ),
+        environ=environ,
     )

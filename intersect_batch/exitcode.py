@@ -68,13 +68,13 @@ EXIT_STATUSES: tuple[tuple[ExitCode, str], ...] = (
         "same command again",
     ),
     (
-        ExitCode.SIGTERM,
-        "stopped by SIGTERM, at whatever stage: progress is saved, run the same command again",
-    ),
-    (
         ExitCode.BROKEN_PIPE,
         "stdout's reader went away (`intersect-batch schema | head -1`); nothing else is "
         "said (`run` exits with the night's status: its files are the record)",
+    ),
+    (
+        ExitCode.SIGTERM,
+        "stopped by SIGTERM, at whatever stage: progress is saved, run the same command again",
     ),
 )
 

@@ -16,6 +16,7 @@ from rich.console import Console
 from intersect_batch.scrub import Scrubber, ScrubbingFilter
 
 __all__ = [
+    "ALWAYS",
     "ConsoleHandler",
     "JsonFormatter",
     "TerminalNoise",
@@ -32,6 +33,10 @@ _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__.k
 }
 
 _encoder = msgspec.json.Encoder()
+
+#: An extra that writes a record whatever ``--log-level`` says: ``run finished`` closes
+#: every log (``extra={ALWAYS: True}``).
+ALWAYS = "_always"
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
@@ -92,6 +97,17 @@ class TerminalNoise(logging.Filter):
         return message not in self.QUIET and message != "diff: no earlier complete run"
 
 
+class _LevelOrAlways(logging.Filter):
+    """Lets through records at ``level`` or above, and those marked :data:`ALWAYS`."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__()
+        self.level = level
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= self.level or bool(getattr(record, ALWAYS, False))
+
+
 def _not_file_only(record: logging.LogRecord) -> bool:
     """Keeps off stderr a record already said there another way (marked ``_file_only``)."""
     return not getattr(record, "_file_only", False)
@@ -118,8 +134,12 @@ def configure_logging(
     log_file: Path | None = None,
     stream: TextIO | None = None,
     console: Console | None = None,
+    quiet: bool = False,
 ) -> None:
     """Send the package's records to stderr (and a file); JSON unless stderr is a TTY.
+
+    ``quiet``: nothing to stderr, only to the file. Whatever the ``level``, a record
+    marked :data:`ALWAYS` (``run finished``) is written.
 
     With a ``console`` (a terminal showing progress bars), records go through it, less
     what the bars and the summary table show (:class:`TerminalNoise`). The log file's
@@ -136,18 +156,28 @@ def configure_logging(
         file_handler = logging.FileHandler(log_file, encoding="utf-8")
     logger = logging.getLogger("intersect_batch")
     close_logging()
-    logger.setLevel(level.upper())
+    wanted = logging.getLevelName(level.upper())
+    # The logger lets info through (the closing record is info); each handler keeps to
+    # the level asked for, less what is marked ALWAYS.
+    logger.setLevel(min(wanted, logging.INFO))
     logger.propagate = False
-    handler: logging.Handler
-    if console is not None:
-        handler = ConsoleHandler(console)
-        handler.addFilter(TerminalNoise())
+    by_level = _LevelOrAlways(wanted)
+    if not quiet:
+        handler: logging.Handler
+        if console is not None:
+            handler = ConsoleHandler(console)
+            handler.addFilter(TerminalNoise())
+        else:
+            handler = logging.StreamHandler(stream)
+        handler.addFilter(by_level)
+        handler.addFilter(_not_file_only)
+        handler.setFormatter(formatter)
+        logger.addHandler(handler)
     else:
-        handler = logging.StreamHandler(stream)
-    handler.addFilter(_not_file_only)
-    handler.setFormatter(formatter)
-    logger.addHandler(handler)
+        # Without any handler, logging would print warnings to stderr itself.
+        logger.addHandler(logging.NullHandler())
     if file_handler is not None:
+        file_handler.addFilter(by_level)
         file_handler.setFormatter(JsonFormatter())
         logger.addHandler(file_handler)
 

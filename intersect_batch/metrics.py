@@ -14,6 +14,10 @@ about the last invocation and its run date:
 ``intersect_batch_last_run_duration_seconds``   how long it ran
 ``intersect_batch_last_run_info``               ``version`` and ``run_date`` labels
 ``intersect_batch_jobs{status}``                the run date's jobs by status
+``intersect_batch_job_status{job,status}``      1 for each job's status, 0 for the others
+``intersect_batch_job_{new,lost}_items{job}``   a job's new and lost pages since its last
+                                                complete night (jobs with a diff only)
+``intersect_batch_night_{new,lost}_items``      the night's new and lost pages
 ``intersect_batch_{night,invocation}_items``    items (the night: in the run folder;
                                                 the invocation: fetched by it)
 ``intersect_batch_{night,invocation}_calls``    calls sent
@@ -119,34 +123,76 @@ def _registry(metrics: RunMetrics, last_success: float | None) -> CollectorRegis
     ).info({"version": summary.version, "run_date": summary.run_date})
     jobs = Gauge(
         "intersect_batch_jobs",
-        "The run date's jobs by status (every job of its run folder, and invalid configs).",
+        "How many of the run date's jobs have each status (invalid: a config that did not load).",
         ["status"],
         registry=registry,
     )
     for status in _STATUSES:
         jobs.labels(status).set(summary.night.jobs_by_status.get(status, 0))
+    per_job = Gauge(
+        "intersect_batch_job_status",
+        "1 for the status each job of the run date has now, 0 for the other statuses.",
+        ["job", "status"],
+        registry=registry,
+    )
+    new = Gauge(
+        "intersect_batch_job_new_items",
+        "Pages a job found that its last complete night did not have.",
+        ["job"],
+        registry=registry,
+    )
+    lost = Gauge(
+        "intersect_batch_job_lost_items",
+        "Pages of a job's last complete night that it no longer found.",
+        ["job"],
+        registry=registry,
+    )
+    for line in summary.jobs:
+        for status in _STATUSES:
+            per_job.labels(line.job_id, status).set(1 if line.status == status else 0)
+        if line.diff is not None and line.diff.skipped is None:
+            new.labels(line.job_id).set(line.diff.new)
+            lost.labels(line.job_id).set(line.diff.lost)
     night, invocation = summary.night, summary.invocation
-    pairs: tuple[tuple[str, str, float | None, float | None], ...] = (
-        ("items", "Items: in the run folder (night); fetched (invocation).", night.items,
-         invocation.items),
-        ("calls", "Calls sent to the API.", night.calls, invocation.calls),
-        ("retries", "Calls that were retries.", night.retries, invocation.retries),
-        ("cost_usd", "Spend the API reported, in USD.", night.cost_usd, invocation.cost_usd),
-        ("throttled_seconds", "Seconds paused by the API's rate or concurrency refusals.",
+    gauge(
+        "intersect_batch_night_new_items",
+        "Pages the run date's complete jobs found that their last complete night did not have.",
+        night.new_items,
+    )
+    gauge(
+        "intersect_batch_night_lost_items",
+        "Pages of the jobs' last complete nights that the run date's complete jobs no longer "
+        "found.",
+        night.lost_items,
+    )
+    pairs: tuple[tuple[str, str, str, float | None, float | None], ...] = (
+        ("items",
+         "Items in the run date's folder: every complete job's result, all invocations.",
+         "Items this invocation fetched from the API.",
+         night.items, invocation.items),
+        ("calls", "Calls the run date sent to the API, all invocations.",
+         "Calls this invocation sent to the API.", night.calls, invocation.calls),
+        ("retries", "Calls of the run date that repeated an earlier one, all invocations.",
+         "Calls of this invocation that repeated an earlier one.",
+         night.retries, invocation.retries),
+        ("cost_usd", "What the run date's calls cost, in USD, as the API reported it.",
+         "What this invocation's calls cost, in USD, as the API reported it.",
+         night.cost_usd, invocation.cost_usd),
+        ("throttled_seconds",
+         "Seconds the run date paused because the API refused calls over its rate or "
+         "concurrency limit.",
+         "Seconds this invocation paused because the API refused calls over its rate or "
+         "concurrency limit.",
          metrics.night_throttled_s, invocation.throttled_s),
     )  # fmt: skip
-    for name, text, night_value, invocation_value in pairs:
+    for name, night_text, invocation_text, night_value, invocation_value in pairs:
         if night_value is not None:
-            gauge(f"intersect_batch_night_{name}", f"{text} The whole run date.", night_value)
+            gauge(f"intersect_batch_night_{name}", night_text, night_value)
         if invocation_value is not None:
-            gauge(
-                f"intersect_batch_invocation_{name}",
-                f"{text} The last invocation alone.",
-                invocation_value,
-            )
+            gauge(f"intersect_batch_invocation_{name}", invocation_text, invocation_value)
     gauge(
         "intersect_batch_night_invocations",
-        "Invocations of the run date so far.",
+        "How many times intersect-batch ran for this run date (re-runs, resumes).",
         night.invocations,
     )
     return registry

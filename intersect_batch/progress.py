@@ -26,7 +26,7 @@ from rich.text import Text
 from intersect_batch.crawl import CrawlObserver, JobFinal, JobSnapshot
 from intersect_batch.manifest import JobLine, RunSummary
 
-__all__ = ["LogProgress", "RichProgress", "RunTally", "summary_table"]
+__all__ = ["LogProgress", "RichProgress", "RunTally", "attention_lines", "summary_table"]
 
 log = logging.getLogger("intersect_batch")
 
@@ -249,8 +249,9 @@ class _Layout:
 def _bar_layout(tasks: Sequence[Task], width: int) -> _Layout:
     """Which columns the bars show at ``width``, and how wide each is.
 
-    The id, the page counter and the ETA are never cut; secondary columns go first (the
-    rate, the retries, the cost, the items), then the bar shrinks, then it goes.
+    The page counter and the ETA are never cut; secondary columns go first (the rate, the
+    retries, the cost, the items), then the bar shrinks, then it goes; an id too long for
+    what is left is cut to end in "…" (never shorter than 12 characters).
     """
     name = max((len(task.description) for task in tasks), default=0)
     pages = max((len(_pages(task)) for task in tasks), default=0)
@@ -261,6 +262,8 @@ def _bar_layout(tasks: Sequence[Task], width: int) -> _Layout:
         if size:
             secondary.append((column, size))
     gap = 2
+    # Too narrow for the whole id: the id gives way (ending in "…"), the pages and ETA stay.
+    name = max(min(name, _JOB_MIN), min(name, width - (gap + pages + gap + eta)))
     fixed = name + gap + pages + gap + eta
     while secondary and fixed + sum(s + gap for _, s in secondary) + BAR_MIN + gap > width:
         secondary.pop()
@@ -279,7 +282,7 @@ class _BarsView:
         layout = _bar_layout(self.tasks, options.max_width)
         grid = Table.grid(padding=(0, 1), pad_edge=False, collapse_padding=False)
         grid.padding = (0, 1, 0, 1)
-        grid.add_column(width=layout.name, no_wrap=True, overflow="fold", style="bold")
+        grid.add_column(width=layout.name, no_wrap=True, overflow="ellipsis", style="bold")
         if layout.bar:
             grid.add_column(width=layout.bar, no_wrap=True)
         grid.add_column(width=layout.pages, no_wrap=True, justify="right")
@@ -405,16 +408,26 @@ _BOX = box.Box(
 )
 #: Columns of the summary table in the order they are dropped when the terminal is narrow;
 #: the job, its status, its items and its cost always stay.
-_DROPPABLE = ("retries", "time", "pages", "calls")
+_DROPPABLE = ("retries", "time", "pages", "calls", "lost", "new")
+#: The job column is never cut narrower than this.
+_JOB_MIN = 12
 
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+def _compared(job: JobLine) -> bool:
+    return job.diff is not None and job.diff.skipped is None
+
+
 def _cells(job: JobLine) -> dict[str, str]:
+    diff = job.diff if _compared(job) else None
     return {
         "items": f"{job.items:,}",
+        # Empty: the job was compared with no earlier night (no diff).
+        "new": "" if diff is None else f"{diff.new:,}",
+        "lost": "" if diff is None else f"{diff.lost:,}",
         "pages": str(job.pages),
         "calls": str(job.calls),
         "retries": str(job.retries),
@@ -424,7 +437,7 @@ def _cells(job: JobLine) -> dict[str, str]:
     }
 
 
-def _table(summary: RunSummary, columns: Sequence[str]) -> Table:
+def _table(summary: RunSummary, columns: Sequence[str], job_width: int | None = None) -> Table:
     table = Table(
         title=f"intersect-batch run {summary.run_date}",
         title_justify="left",
@@ -434,50 +447,66 @@ def _table(summary: RunSummary, columns: Sequence[str]) -> Table:
     )
     headings = {
         "items": "items",
+        "new": "new",
+        "lost": "lost",
         "pages": "pages",
         "calls": "calls",
         "retries": "retries",
         "cost": "cost USD",
         "time": "time",
     }
-    table.add_column("job", no_wrap=True, overflow="fold")
-    table.add_column("status", no_wrap=True)
-    for column in columns:
-        table.add_column(headings[column], justify="right", no_wrap=True)
+    rows: list[tuple[str, Text, list[str], str]] = []
     for job in summary.jobs:
         cells = _cells(job)
         status = Text(job.status, style=_COLOURS.get(job.status, ""))
-        table.add_row(job.job_id, status, *(cells[column] for column in columns))
-    table.add_section()
+        rows.append((job.job_id, status, [cells[column] for column in columns], ""))
     night, invocation = summary.night, summary.invocation
+    compared = any(_compared(job) for job in summary.jobs)
     night_cells = {
         "items": f"{night.items:,}",
+        "new": f"{night.new_items:,}" if compared else "",
+        "lost": f"{night.lost_items:,}" if compared else "",
         "pages": str(sum(job.pages for job in summary.jobs)),
         "calls": str(night.calls),
         "retries": str(night.retries),
         "cost": f"{night.cost_usd:.4f}",
         "time": "",
     }
-    table.add_row(
-        f"night, {_plural(night.invocations, 'invocation')}",
-        _plural(night.jobs, "job"),
-        *(night_cells[column] for column in columns),
-        style="bold",
+    rows.append(
+        (
+            f"night, {_plural(night.invocations, 'invocation')}",
+            Text(_plural(night.jobs, "job")),
+            [night_cells[column] for column in columns],
+            "bold",
+        )
     )
     invocation_cells = {
         "items": f"{invocation.items:,}",
+        "new": "",
+        "lost": "",
         "pages": "",
         "calls": str(invocation.calls),
         "retries": str(invocation.retries),
         "cost": f"{invocation.cost_usd:.4f}",
         "time": f"{invocation.duration_s:.1f}s",
     }
-    table.add_row(
-        "this invocation",
-        f"{_plural(invocation.jobs_run, 'job')} run",
-        *(invocation_cells[column] for column in columns),
-        style="bold",
+    rows.append(
+        (
+            "this invocation",
+            Text(f"{_plural(invocation.jobs_run, 'job')} run"),
+            [invocation_cells[column] for column in columns],
+            "bold",
+        )
     )
+    # A job column narrowed to fit ends a cut id in "…": never a real-looking shorter id.
+    table.add_column("job", no_wrap=True, overflow="ellipsis", max_width=job_width)
+    table.add_column("status", no_wrap=True)
+    for column in columns:
+        table.add_column(headings[column], justify="right", no_wrap=True)
+    for number, (name, status, row_cells, style) in enumerate(rows):
+        if number == len(summary.jobs):
+            table.add_section()
+        table.add_row(name, status, *row_cells, style=style or None)
     return table
 
 
@@ -500,6 +529,12 @@ def _notes(summary: RunSummary) -> list[Text]:
     return notes
 
 
+def attention_lines(summary: RunSummary) -> list[str]:
+    """What needs attention as plain lines (``stopped: ...``, ``<job> <status>: <reason>``),
+    each reason whole: the summary table's notes, for a mail or a log."""
+    return [note.plain for note in _notes(summary)]
+
+
 class _SummaryView:
     """The summary table at the terminal's width, then the reasons of what needs attention."""
 
@@ -507,7 +542,10 @@ class _SummaryView:
         self.summary = summary
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        columns = ["items", "pages", "calls", "retries", "cost", "time"]
+        columns = ["items", "new", "lost", "pages", "calls", "retries", "cost", "time"]
+        if not any(_compared(job) for job in self.summary.jobs):
+            columns.remove("new")
+            columns.remove("lost")
         if not any(job.retries for job in self.summary.jobs) and not self.summary.night.retries:
             columns.remove("retries")
         table = _table(self.summary, columns)
@@ -519,6 +557,13 @@ class _SummaryView:
             if column in columns:
                 columns.remove(column)
                 table = _table(self.summary, columns)
+        excess = Measurement.get(console, unbounded, table).maximum - options.max_width
+        if excess > 0:
+            # Still too wide: the job column gives way, every figure and status stays whole.
+            names = [job.job_id for job in self.summary.jobs]
+            names += ["night, 99 invocations", "this invocation"]
+            widest = max(len(name) for name in names)
+            table = _table(self.summary, columns, job_width=max(_JOB_MIN, widest - excess))
         notes = _notes(self.summary)
         yield table
         if notes:

@@ -132,7 +132,7 @@ def _subcommands() -> dict[str, argparse.ArgumentParser]:
 
 def test_every_command_and_option_says_what_it_does_and_its_default() -> None:
     subs = _subcommands()
-    assert set(subs) == {"run", "validate", "list", "report", "schema"}
+    assert set(subs) == {"run", "validate", "list", "status", "report", "schema"}
     for name, parser in subs.items():
         assert parser.description, name
         for action in parser._actions:

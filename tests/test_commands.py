@@ -110,7 +110,7 @@ def test_a_dry_run_keeps_the_night_budget_and_the_run_counts_its_probes(
     )
     assert "the run needs more than is left: it would stop at the budget, jobs partial" in lines
     assert lines[-1] == (
-        "the dry run spent 0.0401 USD on 2 probe call(s) (limit 1), counted in the night's spend"
+        "the dry run spent 0.0401 USD on 2 probe calls (limit 1), counted in the night's spend"
     )
     gamma = next(line for line in lines if line.startswith("gamma "))
     assert gamma.split()[1] == "bounds"

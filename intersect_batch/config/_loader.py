@@ -489,7 +489,13 @@ def _polish(message: str, path: FieldPath, raw: Any) -> str:
     if message.startswith("Invalid enum value"):
         # msgspec quotes the value in full; quote it the capped way instead.
         choices = f"; use one of: {', '.join(map(repr, CHOICES[name]))}" if name in CHOICES else ""
-        return f"Invalid enum value {excerpt(value)}{choices}"
+        close = (
+            difflib.get_close_matches(value, CHOICES.get(name, ()), n=1, cutoff=0.6)
+            if isinstance(value, str)
+            else []
+        )
+        guess = f"; did you mean {close[0]!r}?" if close else ""
+        return f"Invalid enum value {excerpt(value)}{choices}{guess}"
     if re.fullmatch(r"Expected `(array|object)` of length [<>]= \d+", message):
         return f"{message}, got {len(value)}"
     if re.fullmatch(r"Expected `str` of length [<>]= \d+", message):

@@ -41,9 +41,12 @@ from .streaming import Padded, write_padded, write_pieces, write_trickle
 
 __all__ = [
     "AISA_PATH",
+    "AISA_USER_DATA_PATH",
     "DATAFORSEO_PATH",
     "EMULATOR_KEY",
     "LOG_PATH",
+    "UNLIMITED_BALANCE_USD",
+    "USER_DATA_PATH",
     "Emulator",
     "build_app",
 ]
@@ -51,6 +54,10 @@ __all__ = [
 DATAFORSEO_PATH = "/v3/backlinks/page_intersection/live"
 AISA_PATH = "/apis/v1/dataforseo/backlinks/page_intersection/live"
 LOG_PATH = "/_emulator/log"
+USER_DATA_PATH = "/v3/appendix/user_data"
+AISA_USER_DATA_PATH = "/apis/v1/dataforseo/appendix/user_data"
+#: The balance ``user_data`` reports when the emulator's balance is unlimited.
+UNLIMITED_BALANCE_USD = 1_000_000.0
 _GZIP_IN_THREAD = 64 * 1024
 _DECODER = msgspec.json.Decoder()
 
@@ -119,6 +126,8 @@ class Emulator:
         self._first_call: float | None = None
         self._tasks_made = 0
         self._basic = (settings.login, settings.password)
+        #: How many times ``GET /v3/appendix/user_data`` was asked (free, not logged).
+        self.user_data_calls = 0
 
     # -- routes ------------------------------------------------------------------------
 
@@ -130,6 +139,50 @@ class Emulator:
 
     async def other(self, request: web.Request) -> web.StreamResponse:
         return await self._serve(request, "other")
+
+    async def user_data(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v3/appendix/user_data``: free; the account's balance (``money``) and its
+        per-minute limit (``rates``), in the API's envelope. Not in the call log (it is
+        no task); counted in ``user_data_calls``."""
+        route: Route = "aisa" if request.path == AISA_USER_DATA_PATH else "dataforseo"
+        call = _Call(route=route, t=self.clock(), started=time.perf_counter())
+        self.user_data_calls += 1
+        if not self._authenticate(request, call):
+            return await self._write(request, self._unauthorized(call))
+        balance = UNLIMITED_BALANCE_USD if self.balance_usd is None else self.balance_usd
+        per_minute = self.settings.rate_per_minute
+        result = {
+            "login": self._basic[0] if route == "dataforseo" else None,
+            "timezone": "UTC",
+            "rates": {
+                "limits": {"day": {}, "minute": {"total": per_minute}},
+                "statistics": {"day": {}, "minute": {}},
+            },
+            "money": {"total": balance, "balance": balance, "limits": {}, "statistics": {}},
+            "price": {},
+        }
+        task = {
+            "id": self._new_task_id(),
+            "status_code": 20000,
+            "status_message": STATUS_MESSAGES[20000],
+            "time": call.elapsed(),
+            "cost": 0,
+            "result_count": 1,
+            "path": ["v3", "appendix", "user_data"],
+            "data": {"api": "appendix", "function": "user_data"},
+            "result": [result],
+        }
+        envelope = {
+            "version": API_VERSION,
+            "status_code": 20000,
+            "status_message": STATUS_MESSAGES[20000],
+            "time": call.elapsed(),
+            "cost": 0,
+            "tasks_count": 1,
+            "tasks_error": 0,
+            "tasks": [task],
+        }
+        return await self._write(request, _Answer(200, msgspec.json.encode(envelope)))
 
     async def call_log(self, request: web.Request) -> web.StreamResponse:
         return web.Response(body=self.log.encode(), content_type="application/json")
@@ -583,6 +636,8 @@ def build_app(settings: EmulatorSettings) -> web.Application:
     app.router.add_post(DATAFORSEO_PATH, emulator.dataforseo)
     app.router.add_post(AISA_PATH, emulator.aisa)
     app.router.add_get(LOG_PATH, emulator.call_log)
+    app.router.add_get(USER_DATA_PATH, emulator.user_data)
+    app.router.add_get(AISA_USER_DATA_PATH, emulator.user_data)
     app.router.add_route("*", "/{tail:.*}", emulator.other)
 
     async def stop_streams(app: web.Application) -> None:

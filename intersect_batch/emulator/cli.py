@@ -91,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     f = FaultSettings()
     p = argparse.ArgumentParser(
         prog="intersect-batch emulate",
+        allow_abbrev=False,
         description="Serve an offline emulator of DataForSEO's backlinks/page_intersection/live.",
     )
     # Credentials' defaults are named, never shown: they may come from the environment.

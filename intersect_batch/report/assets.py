@@ -73,6 +73,9 @@ figcaption { font-size: 12px; font-weight: 600; color: var(--muted); margin: 6px
 .chart text { font-size: 11px; fill: var(--ink); }
 .chart text.value, .chart text.tick { fill: var(--muted); font-size: 10px; }
 .chart rect { fill: var(--bar); }
+/* A night that did not finish (partial, no answer) is an outline, not a whole column. */
+.chart g.marked rect { fill: none; stroke: var(--warn); stroke-dasharray: 3 2; }
+.chart g.marked text.value { fill: var(--warn); }
 .chart .axis { stroke: var(--line); }
 .status-complete { color: var(--new); } .status-failed { color: var(--lost); }
 .status-partial { color: var(--warn); }
@@ -101,6 +104,8 @@ code { background: var(--bg); padding: 0 4px; border-radius: 4px; overflow-wrap:
   table.reflow td.url { overflow-wrap: anywhere; }
   table.reflow td.lead { font-weight: 600; }
   table.reflow td.lead::before, table.reflow td.pos { display: none; }
+  /* A label with nothing under it says nothing: an empty cell is left out. */
+  table.reflow td:empty { display: none; }
 }
 """
 

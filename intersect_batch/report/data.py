@@ -32,6 +32,7 @@ from intersect_batch.layout import (
     manifest_name,
     result_name,
 )
+from intersect_batch.report.condition import night_condition
 from intersect_batch.report.domains import Sites, host_of
 from intersect_batch.report.runfiles import (
     ConfigErrorView,
@@ -291,7 +292,11 @@ class JobReport:
 
 @dataclass(frozen=True, slots=True)
 class HistoryPoint:
-    """A job's (or a run date's) figures on one run date."""
+    """A job's (or a run date's) figures on one run date.
+
+    ``status``: a job's status (``complete``, ``partial``, ``failed``), or a run date's
+    condition (:func:`~intersect_batch.report.condition.night_condition`).
+    """
 
     run_date: str
     status: str
@@ -486,7 +491,8 @@ def collect_run(run_dir: Path, *, history: int = 14) -> RunReport:
     for _, folder in folders:
         summary = run if folder == run_dir else read_tolerantly(folder / RUN_JSON, RunView)
         if summary is not None:
-            status = "complete" if summary.exit_code == 0 else "needs attention"
+            # complete, attention, partial or unreached (report.condition).
+            status = night_condition(summary)
             items, cost = summary.date_items(), summary.date_cost()
             points.append(HistoryPoint(folder.name, status, items or 0, cost or 0.0))
     return RunReport(run_dir=run_dir, run_date=run_date, run=run, jobs=jobs, history=points)

@@ -17,6 +17,7 @@ from urllib.parse import quote
 from intersect_batch.layout import opportunities_name
 from intersect_batch.report.assets import CSP, CSS, GUARD_JS, SORT_JS
 from intersect_batch.report.attention import Attention, attention
+from intersect_batch.report.condition import night_condition
 from intersect_batch.report.data import (
     UNKNOWN,
     DomainStats,
@@ -134,11 +135,20 @@ def _changes_part(job: JobReport, top: int) -> list[str]:
     return parts
 
 
+#: How a history chart marks a run date that did not finish: it is drawn as an outline.
+_MARKS = {"partial": "partial", "unreached": "no answer", "failed": "failed"}
+
+
 def _history_charts(points: Sequence[HistoryPoint], *, what: str, name: str) -> list[str]:
-    """Items and spend over the run dates: only a chart that has something to show."""
+    """Items and spend over the run dates: only a chart that has something to show.
+
+    A partial night, one that never reached the API, or a job's failed run is marked, not
+    drawn like a complete night.
+    """
     if len(points) < 2:  # one column compares nothing
         return []
     n = len(points)
+    marks = [_MARKS.get(p.status) for p in points]
     figures = []
     if any(p.items for p in points):
         figures.append(
@@ -148,6 +158,7 @@ def _history_charts(points: Sequence[HistoryPoint], *, what: str, name: str) -> 
                     f"items per {what}",
                     [(short_date(p.run_date), float(p.items)) for p in points],
                     width=560,
+                    marks=marks,
                 ),
                 name=f"{name}-items",
             )
@@ -161,6 +172,7 @@ def _history_charts(points: Sequence[HistoryPoint], *, what: str, name: str) -> 
                     [(short_date(p.run_date), p.cost_usd) for p in points],
                     fmt=short_money,
                     width=560,
+                    marks=marks,
                 ),
                 name=f"{name}-cost",
             )
@@ -249,7 +261,9 @@ def _job_section(job: JobReport, top: int) -> str:
     return "".join(parts)
 
 
-def _totals(totals: Totals, title: str, note: str) -> str:
+def _totals(totals: Totals, title: str, note: str, *, compared: bool) -> str:
+    """A group of totals; ``compared``: some job of the run was compared with an earlier
+    night (else there is no diff to count, and the card says so, not "+0 / -0")."""
     cards: list[str] = []
     t = totals
     if t.jobs_by_status is not None:
@@ -261,7 +275,7 @@ def _totals(totals: Totals, title: str, note: str) -> str:
     if t.items is not None:
         cards.append(_card("items", f"{t.items:,}", name="items"))
     if t.new_items is not None or t.lost_items is not None:
-        value = f"+{t.new_items or 0:,} / −{t.lost_items or 0:,}"
+        value = f"+{t.new_items or 0:,} / −{t.lost_items or 0:,}" if compared else "no diff"
         cards.append(_card("new / lost pages", value, name="new-lost"))
     if t.calls is not None:
         cards.append(_card("calls", f"{t.calls:,}", name="calls"))
@@ -308,6 +322,13 @@ def _attention_item(a: Attention) -> str:
     return f'<li data-attention="{escape(a.kind)}"{job_attr}>{" ".join(parts)}</li>'
 
 
+#: The run card's heading for a night that did not end complete.
+_HEADS = {
+    "partial": "partial: some jobs stopped before they finished",
+    "unreached": "no answer from the API: nothing fetched",
+}
+
+
 def _run_section(report: RunReport) -> str:
     run = report.run
     if run is None:
@@ -316,18 +337,34 @@ def _run_section(report: RunReport) -> str:
         head = ' <small class="status-complete">all complete, exit status 0</small>'
     else:
         code = "" if run.exit_code is None else f", exit status {run.exit_code}"
-        head = f' <small class="status-failed">needs attention{escape(code)}</small>'
+        condition = night_condition(run)
+        words = _HEADS.get(condition, "needs attention")
+        head = (
+            f' <small class="status-failed" data-condition="{condition}">'
+            f"{escape(words)}{escape(code)}</small>"
+        )
     parts = [f'<section id="run"><h2>Run {escape(report.run_date)}{head}</h2>']
     if run is not None:
         night = run.night_totals()
         invocation = run.invocation_totals()
+        # Figures other than 0 come from a diff; zeros with no job compared are no diff.
+        compared = any(job.since is not None for job in report.jobs) or any(
+            t is not None and (t.new_items or t.lost_items) for t in (night, invocation)
+        )
         if night is not None:
-            parts.append(_totals(night, "The night", "every job of the run date, all invocations"))
+            parts.append(
+                _totals(
+                    night,
+                    "The night",
+                    "every job of the run date, all invocations",
+                    compared=compared,
+                )
+            )
         if invocation is not None:
             when = ""
             if invocation.started_at and invocation.finished_at:
                 when = f"{invocation.started_at} to {invocation.finished_at}"
-            parts.append(_totals(invocation, "Latest invocation", when))
+            parts.append(_totals(invocation, "Latest invocation", when, compared=compared))
         if night is None:
             parts.append(
                 '<p class="muted" data-note="no-night">run.json does not total the night '

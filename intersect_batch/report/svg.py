@@ -88,19 +88,26 @@ def column_chart(
     fmt: Callable[[float], str] = number,
     width: int = 420,
     height: int = 180,
+    marks: Sequence[str | None] = (),
 ) -> str:
     """A vertical column chart: one column per ``(label, value)``, left to right.
 
     When the columns are too narrow for every label, every n-th column is labelled,
     counted from the last (the latest run's column is always labelled); each column
-    keeps its full label and value in its tooltip.
+    keeps its full label and value in its tooltip. ``marks`` (one per row, ``None`` for
+    an ordinary column) draws a column as an outline and writes the mark (``partial``)
+    where its value would be: a figure that is not what a whole run gives.
     """
     if not rows:
         return _empty(title, width)
+    marked = list(marks) + [None] * (len(rows) - len(marks))
     top, bottom, side = 18, 34, 6
     area_h = height - top - bottom
     slot = (width - 2 * side) / len(rows)
-    widest = max(max(len(label), len(fmt(value))) for label, value in rows)
+    widest = max(
+        max(len(label), len(mark or fmt(value)))
+        for (label, value), mark in zip(rows, marked, strict=True)
+    )
     every = max(1, math.ceil(widest * _CHAR_WIDTH / slot))
     col_w = min(48.0, max(4.0, slot * 0.7))
     peak = max(value for _, value in rows) or 1.0
@@ -109,22 +116,25 @@ def column_chart(
         f'<line x1="{side}" x2="{width - side}" y1="{top + area_h}" y2="{top + area_h}" '
         'class="axis"/>',
     ]
-    for i, (label, value) in enumerate(rows):
+    for i, ((label, value), mark) in enumerate(zip(rows, marked, strict=True)):
         h = max(1.0, area_h * value / peak) if value > 0 else 0.0
         x = side + i * slot + (slot - col_w) / 2
         cx = side + i * slot + slot / 2
         y = top + area_h - h
+        shown = mark or fmt(value)
         texts = ""
         if (len(rows) - 1 - i) % every == 0:
             texts = (
                 f'<text x="{cx:.1f}" y="{y - 4:.1f}" text-anchor="middle" class="value">'
-                f"{escape(fmt(value))}</text>"
+                f"{escape(shown)}</text>"
                 f'<text x="{cx:.1f}" y="{top + area_h + 14}" text-anchor="middle" class="tick">'
                 f"{escape(label)}</text>"
             )
+        tip = f"{fmt(value)} ({mark})" if mark else fmt(value)
+        css, attr = ("bar marked", f' data-mark="{escape(mark)}"') if mark else ("bar", "")
         parts.append(
-            f'<g class="bar" data-label="{escape(label)}" data-value="{_attr(value)}">'
-            f"<title>{escape(label)}: {escape(fmt(value))}</title>"
+            f'<g class="{css}" data-label="{escape(label)}" data-value="{_attr(value)}"{attr}>'
+            f"<title>{escape(label)}: {escape(tip)}</title>"
             f'<rect x="{x:.1f}" y="{y:.1f}" width="{col_w:.1f}" height="{h:.1f}" rx="2"/>'
             f"{texts}</g>"
         )
