@@ -120,7 +120,8 @@ def open_nofollow(path: Path, flags: int, mode: int = 0o666) -> BinaryIO:
     read or write.
     """
     try:
-        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, mode)
+        nowait = os.O_NONBLOCK | os.O_NOCTTY  # a terminal in its place must not become ours
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC | nowait, mode)
     except OSError as exc:
         if exc.errno != errno.ENXIO:
             raise

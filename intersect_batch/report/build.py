@@ -90,12 +90,12 @@ def write_report(run_dir: Path, *, history: int = 14, top: int = 25) -> Path:
         if not run_dir.is_dir():
             raise FileNotFoundError(2, "No such file or directory", str(run_dir))
         for job in report.jobs:
+            csv_path = run_dir / opportunities_name(job.job_id)
             if job.has_items:
-                atomic_write(
-                    run_dir / opportunities_name(job.job_id),
-                    opportunities_csv(job),
-                    sync_dir=False,
-                )
+                atomic_write(csv_path, opportunities_csv(job), sync_dir=False)
+            elif job.items_left_out:
+                # A CSV left by an earlier report would pass for the items of tonight.
+                csv_path.unlink(missing_ok=True)
         path = run_dir / REPORT_HTML
         atomic_write(path, render_page(report, top=top).encode())
     except FileNotFoundError:

@@ -267,10 +267,12 @@ class JobReport:
     line: RunJobLine | None = None
     #: Files of the job that could not be read and were left out, each naming its file.
     problems: list[str] = field(default_factory=list)
+    #: True when the items file could not be read: there is no CSV of the job.
+    items_left_out: bool = False
 
     def forget_items(self) -> None:
         """Drop what an unreadable items file gave: no figure comes from half a file."""
-        self.has_items = False
+        self.has_items, self.items_left_out = False, True
         self.items = self.unreadable_lines = self.dofollow_items = self.unranked = 0
         self.domains, self.rank_buckets = {}, []
         self.countries, self.platforms = Counter(), Counter()
