@@ -49,6 +49,7 @@ from intersect_batch.durable import (
     fsync_dir,
     open_nofollow,
     read_file,
+    shown,
     temporary_path,
 )
 from intersect_batch.errors import OutputError
@@ -537,7 +538,7 @@ class JobStore:
         return OutputError(
             f"job {self.job_id!r}: its progress was removed or damaged while it ran ({what}); "
             f"nothing of it is finished, and the next run fetches its pages again "
-            f"({self.folder.state})"
+            f"({shown(self.folder.state)})"
         )
 
     def _output_error(self, what: str, exc: OSError) -> OutputError:
