@@ -57,7 +57,8 @@ def fsync_dir(path: Path) -> None:
 #: The longest line read from a JSONL file of a run folder: the largest answer the crawl
 #: accepts (``AnswerCaps.max_inflated_bytes``, 64 MiB), so no item it wrote is longer.
 #: A longer line means the file is damaged (a tail without a newline, another file in its
-#: place): reading stops there, having held at most this much of it.
+#: place): reading stops there, having held at most this much of it. The run's JSON files
+#: (manifests, run.json, checkpoints) are read whole up to the same size.
 MAX_LINE_BYTES = 64 * 2**20
 
 # C0 and C1 controls, DEL: a path in a message must not forge a log line or steer a terminal.
@@ -185,10 +186,23 @@ def atomic_write(path: Path, data: bytes, *, sync_dir: bool = True, mode: int = 
         handle.write(data)
 
 
-def read_file(path: Path) -> bytes:
-    """The whole of a regular file of the output folder (see :func:`open_nofollow`)."""
+def read_file(path: Path, *, max_bytes: int = MAX_LINE_BYTES) -> bytes:
+    """The whole of a regular file of the output folder (see :func:`open_nofollow`).
+
+    For the run's JSON files (manifests, run.json, checkpoints), each one document on
+    one line as far as the cap goes: past ``max_bytes`` the file is damaged, and
+    :class:`LineTooLong` is raised having read no more than that.
+    """
     with open_nofollow(path, os.O_RDONLY) as handle:
-        return handle.read()
+        # The size first: read(max_bytes + 1) would set that much memory aside each time.
+        size = os.fstat(handle.fileno()).st_size
+        data = handle.read() if size <= max_bytes else b""
+    if max(size, len(data)) > max_bytes:
+        raise LineTooLong(
+            f"{shown(path)} is larger than {_size(max_bytes)} (the largest file of its kind "
+            "a run writes): the file is damaged"
+        )
+    return data
 
 
 def jsonl_lines(path: Path, *, max_line: int = MAX_LINE_BYTES) -> Iterator[bytes]:

@@ -355,3 +355,22 @@ def test_an_earlier_result_removed_meanwhile_leaves_the_diff_unavailable(
         ),
         unavailable=True,
     )
+
+
+def test_an_earlier_manifest_past_the_cap_is_skipped_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "out"
+    write_run(out, "2026-11-26", "job", urls(1, 2))
+    damaged = write_run(out, "2026-11-27", "job", urls(1)) / "job.manifest.json"
+    with damaged.open("ab") as handle:  # a sparse tail: a 64 MiB document is damage
+        handle.truncate(MAX_LINE_BYTES + 1)
+    write_run(out, "2026-11-28", "job", urls(2, 3))
+
+    counts = diff_job(RunFolder(out, dt.date(2026, 11, 28)), "job", "fp-1")
+
+    assert counts == DiffCounts(previous_run="2026-11-26", new=1, lost=1)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"a manifest is not read: {damaged} is larger than 64 MiB (the largest file of its "
+        "kind a run writes): the file is damaged"
+    ]

@@ -114,3 +114,16 @@ def test_a_line_of_the_cap_is_read_and_one_byte_more_is_damage(tmp_path: Path) -
 def test_the_cap_is_the_largest_answer_a_run_accepts() -> None:
     caps = AnswerCaps()
     assert MAX_LINE_BYTES == caps.max_inflated_bytes == caps.max_body_bytes
+
+
+def test_a_json_file_past_the_cap_is_damage_read_no_further(tmp_path: Path) -> None:
+    path = tmp_path / "run.json"
+    path.write_bytes(b"{" + b" " * 6 + b"}")
+    assert read_file(path, max_bytes=8) == b"{      }"
+    path.write_bytes(b"{" + b" " * 7 + b"}")
+    with pytest.raises(LineTooLong) as raised:
+        read_file(path, max_bytes=8)
+    assert str(raised.value) == (
+        f"{path} is larger than 8 bytes (the largest file of its kind a run writes): "
+        "the file is damaged"
+    )
