@@ -89,7 +89,7 @@ class NotRegularFile(UnreadableFile):
 
 
 class LineTooLong(UnreadableFile):
-    """A JSONL line past :data:`MAX_LINE_BYTES`: the file is damaged."""
+    """A JSONL line, or a whole JSON file, past :data:`MAX_LINE_BYTES`: the file is damaged."""
 
 
 _KINDS = (

@@ -309,7 +309,10 @@ class JobStore:
                 or not stat.S_ISREG(found.st_mode)
                 or found.st_size != expected.size
             ):
-                path.unlink()
+                if stat.S_ISDIR(found.st_mode):
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
                 continue
             assert page is not None
             kept[page] = expected

@@ -629,11 +629,17 @@ def test_a_fifo_in_the_state_folder_is_damage_never_waited_on(
     assert found.checkpoint.pages == 0 and not path.exists()
 
 
-def test_a_fifo_in_the_spool_is_dropped_on_resume_never_read(folder: RunFolder) -> None:
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_a_fifo_or_a_folder_in_the_spool_is_dropped_on_resume_never_read(
+    folder: RunFolder, kind: str
+) -> None:
     store = opened(folder)
     store.commit([PageIn(2, [], 12)], Counters())  # an empty early page: 0 bytes vouched
     spooled = folder.spooled_page("job", 2)
     spooled.unlink()
-    os.mkfifo(spooled)
+    if kind == "fifo":
+        os.mkfifo(spooled)
+    else:
+        (spooled / "inside").mkdir(parents=True)
     resumed = JobStore(folder, "job").open("fp")
     assert resumed.checkpoint.spooled == {} and not spooled.exists()
