@@ -4,16 +4,23 @@ A job's items are compared with those of the most recent earlier run date whose 
 says the same job completed. Items are matched by :func:`~intersect_batch.wire.item_key`
 (the referring page's url_from), the key the crawl de-duplicates by. Both files are
 streamed: memory grows with the number of keys (a set of 64-bit ints), never with items.
+
+The earlier result is read with the line cap of :func:`~intersect_batch.durable.jsonl_lines`
+(the longest line a run writes). When it cannot be read (a line past the cap, a FIFO or
+another non-regular file in its place, removed meanwhile by ``--keep-days``) there is no
+diff: a warning names the file, and the counts say the diff is ``unavailable``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 
-from intersect_batch.durable import atomic_file, jsonl_lines
+from intersect_batch.durable import UnreadableFile, atomic_file, jsonl_lines, shown
 from intersect_batch.keyset import KeySet
 from intersect_batch.layout import RunFolder, earlier_runs
 from intersect_batch.manifest import DiffCounts, JobManifest, read_manifest
@@ -26,6 +33,8 @@ __all__ = [
     "read_diff_counts",
     "write_diff",
 ]
+
+log = logging.getLogger("intersect_batch")
 
 #: Lines gathered before one write call: blocking I/O in bulk, not per line.
 _BATCH_BYTES = 1 << 20
@@ -63,8 +72,32 @@ def diff_job(folder: RunFolder, job_id: str, fingerprint: str) -> DiffCounts:
             previous_run=previous_folder.name,
             skipped=f"parameters changed since {previous_folder.name}",
         )
-    new, lost = write_diff(previous_folder.result(job_id), folder.result(job_id), target)
+    try:
+        new, lost = write_diff(previous_folder.result(job_id), folder.result(job_id), target)
+    except _EarlierUnreadable as damaged:
+        _remove_stale(target)
+        reason = f"the result of {previous_folder.name} cannot be read: {damaged}"
+        log.warning("no diff: %s", reason, extra={"job": job_id})
+        return DiffCounts(
+            previous_run=previous_folder.name,
+            skipped=f"diff unavailable: {reason}",
+            unavailable=True,
+        )
     return DiffCounts(previous_run=previous_folder.name, new=new, lost=lost)
+
+
+class _EarlierUnreadable(Exception):
+    """The earlier result cannot be read; the message says why, naming the file."""
+
+
+def _earlier_lines(path: Path) -> Iterator[bytes]:
+    try:
+        yield from jsonl_lines(path)
+    except UnreadableFile as exc:
+        raise _EarlierUnreadable(str(exc)) from None
+    except OSError as exc:
+        where = shown(exc.filename or path)
+        raise _EarlierUnreadable(f"{exc.strerror or exc} ({where})") from None
 
 
 def previous_complete_run(folder: RunFolder, job_id: str) -> tuple[RunFolder, JobManifest] | None:
@@ -80,10 +113,11 @@ def write_diff(previous: Path, current: Path, target: Path) -> tuple[int, int]:
     """Write the changes from ``previous`` to ``current`` (two JSONL files) to ``target``.
 
     Returns ``(new, lost)``. Each file is read line by line; what is kept in memory is
-    one 64-bit key per item of each file.
+    one 64-bit key per item of each file. Raises ``_EarlierUnreadable`` when ``previous``
+    cannot be read, ``OSError`` when ``current`` or ``target`` cannot.
     """
     previous_keys = KeySet()
-    for line in jsonl_lines(previous):
+    for line in _earlier_lines(previous):
         previous_keys.add(item_key(line))
     current_keys = KeySet()
     new = lost = 0
@@ -101,7 +135,7 @@ def write_diff(previous: Path, current: Path, target: Path) -> tuple[int, int]:
                     batch.clear()
         del previous_keys
         reported = KeySet()
-        for line in jsonl_lines(previous):
+        for line in _earlier_lines(previous):
             key = item_key(line)
             if key in current_keys or not reported.add(key):
                 continue

@@ -24,7 +24,7 @@ import msgspec
 
 from intersect_batch.client import fetch_page
 from intersect_batch.config import JobEntry, LoadResult, load_jobs
-from intersect_batch.durable import in_thread
+from intersect_batch.durable import in_thread, read_file
 from intersect_batch.errors import ApiError, RunFatalApiError, UnreachableApiError, UsageError
 from intersect_batch.layout import RunFolder
 from intersect_batch.ledger import Ledger, next_booking, write_ledger
@@ -95,7 +95,7 @@ def _progress(folder: RunFolder, entry: JobEntry, print_: str) -> tuple[bool, in
     if is_complete(folder, job.id, print_) is not None:
         return True, 0
     try:
-        checkpoint = _checkpoint_decoder.decode(folder.checkpoint(job.id).read_bytes())
+        checkpoint = _checkpoint_decoder.decode(read_file(folder.checkpoint(job.id)))
     except (OSError, msgspec.DecodeError):
         return False, 0
     if checkpoint.fingerprint != print_ or checkpoint.finalized:

@@ -18,6 +18,7 @@ from types import FrameType
 import anyio
 import msgspec
 
+from intersect_batch.durable import read_file
 from intersect_batch.layout import RunFolder
 from intersect_batch.manifest import RunSummary, write_json
 
@@ -83,7 +84,7 @@ def record_interrupted(
     if file_state(folder.run_json) in (None, before):
         return None
     try:
-        summary = msgspec.json.decode(folder.run_json.read_bytes(), type=RunSummary)
+        summary = msgspec.json.decode(read_file(folder.run_json), type=RunSummary)
     except (OSError, msgspec.DecodeError):
         return None
     code = 128 + signum

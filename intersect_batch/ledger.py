@@ -13,12 +13,11 @@ normally writes what it really spent and releases the rest.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import msgspec
 
-from intersect_batch.durable import atomic_write, open_nofollow
+from intersect_batch.durable import atomic_write, read_file
 
 __all__ = ["BOOKING_SHARE", "Ledger", "next_booking", "read_ledger", "write_ledger"]
 
@@ -73,8 +72,7 @@ def read_ledger(path: Path) -> Ledger:
     whose spend is unknown must not be treated as a night that spent nothing.
     """
     try:
-        with open_nofollow(path, os.O_RDONLY) as handle:
-            data = handle.read()
+        data = read_file(path)
     except FileNotFoundError:
         return Ledger()
     return _decoder.decode(data)

@@ -2,8 +2,8 @@
 
 The kernel drops the lock when the process ends, however it ends (kill -9 included),
 so there is never a stale lock to clean up and no PID to guess about. The lock file is
-opened without following symlinks: a symlink planted in its place is refused, never
-truncated through.
+opened without following symlinks and only when it is a regular file: a symlink planted
+in its place is refused, never truncated through, and a FIFO is refused without waiting.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from intersect_batch.durable import open_nofollow, shown
 from intersect_batch.errors import LockError, OutputError
 from intersect_batch.layout import lock_path
 
@@ -28,12 +29,13 @@ def output_lock(out_dir: Path) -> Iterator[Path]:
         if out_dir.exists() and not out_dir.is_dir():
             raise NotADirectoryError(20, "is a file, not a folder", str(out_dir))
         out_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        handle = open_nofollow(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
         raise OutputError(
-            f"cannot use the output folder {out_dir}: {exc.strerror or exc}"
+            f"cannot use the output folder {shown(out_dir)}: {exc.strerror or exc}"
             + (" (the lock file is a symlink)" if path.is_symlink() else "")
         ) from None
+    fd = handle.fileno()
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -49,4 +51,4 @@ def output_lock(out_dir: Path) -> Iterator[Path]:
         os.write(fd, f"{os.getpid()}\n".encode())
         yield path
     finally:
-        os.close(fd)
+        handle.close()

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
 
 from intersect_batch.crawl import CallError, JobFinal
-from intersect_batch.durable import atomic_write, open_nofollow
+from intersect_batch.durable import UnreadableFile, atomic_write, read_file
 from intersect_batch.layout import RunFolder, earlier_runs
 from intersect_batch.ledger import Ledger, read_ledger
 
@@ -67,8 +66,12 @@ class DiffCounts(msgspec.Struct, kw_only=True):
     previous_run: str | None = None
     new: int = 0
     lost: int = 0
-    #: ``"no earlier complete run"``, ``"parameters changed since <date>"``, or ``None``.
+    #: ``"no earlier complete run"``, ``"parameters changed since <date>"``, ``"diff
+    #: unavailable: ..."`` (with ``unavailable``), or ``None``.
     skipped: str | None = None
+    #: True when the earlier run's result could not be read (damaged, not a regular file,
+    #: removed meanwhile): there is no diff, and ``skipped`` says why.
+    unavailable: bool = False
 
 
 class HoleRecord(msgspec.Struct, kw_only=True):
@@ -313,10 +316,15 @@ def write_json(path: Path, value: msgspec.Struct) -> None:
 
 
 def read_manifest(path: Path) -> JobManifest | None:
-    """A job's manifest, or ``None`` if there is none or it cannot be read."""
+    """A job's manifest, or ``None`` if there is none or it cannot be read.
+
+    A FIFO or another non-regular file in its place is not opened: a warning names it.
+    """
     try:
-        with open_nofollow(path, os.O_RDONLY) as handle:
-            return _manifest_decoder.decode(handle.read())
+        return _manifest_decoder.decode(read_file(path))
+    except UnreadableFile as exc:
+        log.warning("a manifest is not read: %s", exc)
+        return None
     except (OSError, msgspec.DecodeError):
         return None
 

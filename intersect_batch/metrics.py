@@ -42,6 +42,7 @@ from pathlib import Path
 from prometheus_client import CollectorRegistry, Gauge, Info, write_to_textfile
 from prometheus_client.parser import text_string_to_metric_families
 
+from intersect_batch.durable import read_file
 from intersect_batch.manifest import RunSummary
 
 __all__ = ["LAST_SUCCESS", "RunMetrics", "write_metrics"]
@@ -74,7 +75,7 @@ class RunMetrics:
 def _previous_success(path: Path) -> float | None:
     """The last success time of the file being replaced, if it has one."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_file(path).decode("utf-8")
     except (OSError, UnicodeDecodeError):
         return None
     try:

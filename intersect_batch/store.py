@@ -15,11 +15,18 @@ every record as it was, and the next write starts again from the checkpoint's le
 After kill -9 or power loss :meth:`JobStore.open` truncates the part file to the
 checkpoint's length and resumes: no page on disk is fetched again, and no line is torn.
 State that cannot be trusted (a part file shorter than its checkpoint, lines that are not
-items, a checkpoint that does not decode or claims a result that is not there) is thrown
-away with a warning, and its pages are fetched again: a damaged folder costs money, never
-data. Duplicate items (the same referring page seen twice because live data shifted a page
-boundary) are dropped as pages are appended in offset order, so a resumed run writes the
-same bytes as an uninterrupted one.
+items, a checkpoint that does not decode or claims a result that is not there, a FIFO or
+another non-regular file in a file's place) is thrown away with a warning, and its pages
+are fetched again: a damaged folder costs money, never data. Duplicate items (the same
+referring page seen twice because live data shifted a page boundary) are dropped as pages
+are appended in offset order, so a resumed run writes the same bytes as an uninterrupted
+one.
+
+The state folder is made once, when a job opens; nothing re-creates it, or a part file
+the checkpoint vouches for, afterwards. Progress removed or cut short under a running job
+(``.state`` deleted, a part file shorter than its checkpoint) stops that job with an
+error: a part file is never extended to its checkpoint's length (that would write NUL
+bytes into the result), and the next run fetches the job's pages again.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import contextlib
 import datetime as dt
 import os
 import shutil
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +43,15 @@ from typing import BinaryIO, NamedTuple
 
 import msgspec
 
-from intersect_batch.durable import atomic_write, fsync_dir, open_nofollow, temporary_path
+from intersect_batch.durable import (
+    UnreadableFile,
+    atomic_write,
+    fsync_dir,
+    open_nofollow,
+    read_file,
+    shown,
+    temporary_path,
+)
 from intersect_batch.errors import OutputError
 from intersect_batch.keyset import KeySet
 from intersect_batch.layout import RunFolder
@@ -166,6 +182,10 @@ class _Damaged(Exception):
     """Progress on disk that cannot be trusted; the message says what is wrong."""
 
 
+class _Lost(Exception):
+    """Durable progress gone or cut short while the job runs; the message says which."""
+
+
 class JobStore:
     """The files of one job in one run folder. Blocking I/O: call from a worker thread."""
 
@@ -178,6 +198,8 @@ class JobStore:
         self.spool_dir = folder.spool(job_id)
         self._checkpoint: Checkpoint | None = None
         self._keys = KeySet()
+        #: The part file's size when :meth:`_open_part` last opened it.
+        self._part_size = 0
 
     @property
     def checkpoint(self) -> Checkpoint:
@@ -206,6 +228,7 @@ class JobStore:
             raise self._output_error("cannot open its progress", exc) from None
 
     def _open(self, fingerprint: str) -> Opened:
+        # The one place the state folder is made: before the job has any progress.
         self.folder.state.mkdir(parents=True, exist_ok=True)
         try:
             checkpoint = self._read_checkpoint()
@@ -230,12 +253,13 @@ class JobStore:
 
     def _read_checkpoint(self) -> Checkpoint | None:
         try:
-            with open_nofollow(self.checkpoint_path, os.O_RDONLY) as handle:
-                data = handle.read()
+            data = read_file(self.checkpoint_path)
         except FileNotFoundError:
             if self.part_path.exists() or self.spool_dir.exists():
                 raise _Damaged("progress without its checkpoint") from None
             return None
+        except UnreadableFile as exc:
+            raise _Damaged(f"its checkpoint cannot be read ({exc})") from None
         try:
             return _checkpoint_decoder.decode(data)
         except msgspec.DecodeError:
@@ -248,6 +272,8 @@ class JobStore:
             part = open_nofollow(self.part_path, os.O_RDWR)
         except FileNotFoundError:
             raise _Damaged("its checkpoint has no part file") from None
+        except UnreadableFile as exc:
+            raise _Damaged(f"its part file cannot be read ({exc})") from None
         with part:
             size = os.fstat(part.fileno()).st_size
             if size < checkpoint.part_bytes:
@@ -284,9 +310,18 @@ class JobStore:
             page = _spool_index(path)
             expected = checkpoint.spooled.get(page) if page is not None else None
             # A spool file the checkpoint does not vouch for was cut short by the crash;
-            # one that differs from what it vouches for is fetched again.
-            if expected is None or path.is_symlink() or path.stat().st_size != expected.size:
-                path.unlink()
+            # one that differs from what it vouches for (or is not a regular file: a
+            # symlink, a FIFO) is fetched again.
+            found = path.lstat()
+            if (
+                expected is None
+                or not stat.S_ISREG(found.st_mode)
+                or found.st_size != expected.size
+            ):
+                if stat.S_ISDIR(found.st_mode):
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
                 continue
             assert page is not None
             kept[page] = expected
@@ -343,6 +378,8 @@ class JobStore:
             return checkpoint
         try:
             new, keys, merged = self._commit(checkpoint, fresh, counters)
+        except _Lost as lost:
+            raise self._lost_error(str(lost)) from None
         except OSError as exc:
             numbers = ", ".join(str(p.page) for p in fresh)
             raise self._output_error(f"cannot write page {numbers}", exc) from None
@@ -357,14 +394,14 @@ class JobStore:
     def _commit(
         self, checkpoint: Checkpoint, pages: list[PageIn], counters: Counters
     ) -> tuple[Checkpoint, set[int], list[int]]:
-        self.folder.state.mkdir(parents=True, exist_ok=True)
         spooled = dict(checkpoint.spooled)
         staged: set[int] = set()
         merged: list[int] = []
         appender = _Appender(self._keys, staged, checkpoint)
-        with open_nofollow(self.part_path, os.O_RDWR | os.O_CREAT) as part:
-            # A write that failed earlier may have left bytes past the checkpoint.
-            if os.fstat(part.fileno()).st_size != checkpoint.part_bytes:
+        with self._open_part(checkpoint) as part:
+            # A write that failed earlier may have left bytes past the checkpoint; fewer
+            # bytes than it vouches for are progress lost (_open_part raised).
+            if self._part_size != checkpoint.part_bytes:
                 part.truncate(checkpoint.part_bytes)
             part.seek(checkpoint.part_bytes)
             totals = checkpoint
@@ -379,7 +416,7 @@ class JobStore:
                 appender.append(part, page.lines)
                 while appender.next_page in spooled:
                     number = appender.next_page
-                    data = self._spool_path(number).read_bytes()
+                    data = self._read_spooled(number, spooled[number])
                     del spooled[number]
                     merged.append(number)
                     appender.append(part, data.split(b"\n")[:-1])
@@ -402,11 +439,49 @@ class JobStore:
         self._write_checkpoint(new)
         return new, staged, merged
 
+    def _open_part(self, checkpoint: Checkpoint) -> BinaryIO:
+        """The part file, opened to append; raises _Lost when it lacks durable bytes.
+
+        It is created only while the checkpoint vouches for no byte of it: a part file
+        removed under the job is never re-created (nor the state folder around it).
+        """
+        flags = os.O_RDWR | (os.O_CREAT if checkpoint.part_bytes == 0 else 0)
+        try:
+            part = open_nofollow(self.part_path, flags)
+        except FileNotFoundError:
+            if checkpoint.part_bytes == 0:
+                raise  # the state folder itself is gone: nothing durable is lost
+            raise _Lost(
+                f"its part file is gone, its checkpoint vouches for {checkpoint.part_bytes} bytes"
+            ) from None
+        self._part_size = os.fstat(part.fileno()).st_size
+        if self._part_size < checkpoint.part_bytes:
+            part.close()
+            raise _Lost(
+                f"its part file is shorter than its checkpoint "
+                f"({self._part_size} of {checkpoint.part_bytes} bytes)"
+            )
+        return part
+
+    def _read_spooled(self, page: int, expected: SpooledPage) -> bytes:
+        try:
+            data = read_file(self._spool_path(page))
+        except FileNotFoundError:
+            raise _Lost(f"its early page {page} is gone from the spool") from None
+        if len(data) != expected.size:
+            raise _Lost(
+                f"its early page {page} is {len(data)} bytes, its checkpoint says {expected.size}"
+            )
+        return data
+
     def _spool(self, page: PageIn) -> SpooledPage:
         data = b"\n".join([*page.lines, b""])
         if self.spool_dir.is_symlink():
             raise OSError(40, "the spool folder is a symlink", str(self.spool_dir))
-        self.spool_dir.mkdir(exist_ok=True)
+        if not self.checkpoint.spooled:
+            # Made for the first early page; while the checkpoint vouches for pages in
+            # it, a spool folder removed under the job is not made again.
+            self.spool_dir.mkdir(exist_ok=True)
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
         with open_nofollow(self._spool_path(page.page), flags) as spool:
             spool.write(data)
@@ -424,7 +499,6 @@ class JobStore:
         new = msgspec.structs.replace(checkpoint, counters=checkpoint.counters.latest(counters))
         try:
             if checkpoint.pages == 0:
-                self.folder.state.mkdir(parents=True, exist_ok=True)
                 with open_nofollow(self.part_path, os.O_WRONLY | os.O_CREAT):
                     pass
             self._write_checkpoint(new)
@@ -444,15 +518,21 @@ class JobStore:
         try:
             if not checkpoint.finalized:
                 finalized = msgspec.structs.replace(checkpoint, finalized=True)
-                if not self.part_path.exists():
-                    # A job of no page at all: its result is an empty file.
-                    with open_nofollow(self.part_path, os.O_WRONLY | os.O_CREAT):
-                        pass
+                # The part file must hold exactly what the checkpoint vouches for (a job
+                # of no page at all: an empty file, made here when there is none).
+                with self._open_part(checkpoint):
+                    if self._part_size != checkpoint.part_bytes:
+                        raise _Lost(
+                            f"its part file is {self._part_size} bytes, its checkpoint "
+                            f"says {checkpoint.part_bytes}"
+                        )
                 self._write_checkpoint(finalized)
                 self._checkpoint = finalized
             if self.part_path.exists():
                 os.replace(self.part_path, self.final_path)
                 fsync_dir(self.folder.path)
+        except _Lost as lost:
+            raise self._lost_error(str(lost)) from None
         except OSError as exc:
             raise self._output_error("cannot move its result into place", exc) from None
         return self.final_path
@@ -468,6 +548,13 @@ class JobStore:
 
     def _spool_path(self, page: int) -> Path:
         return self.folder.spooled_page(self.job_id, page)
+
+    def _lost_error(self, what: str) -> OutputError:
+        return OutputError(
+            f"job {self.job_id!r}: its progress was removed or damaged while it ran ({what}); "
+            f"nothing of it is finished, and the next run fetches its pages again "
+            f"({shown(self.folder.state)})"
+        )
 
     def _output_error(self, what: str, exc: OSError) -> OutputError:
         reason = exc.strerror or type(exc).__name__

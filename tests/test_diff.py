@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import shutil
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,9 @@ from typing import Any
 import msgspec
 import pytest
 
+from intersect_batch import diff as diff_module
 from intersect_batch.diff import DiffCounts, diff_job, read_diff_counts
+from intersect_batch.durable import MAX_LINE_BYTES
 from intersect_batch.emulator import EmulatorSettings, running_emulator
 from intersect_batch.exitcode import ExitCode
 from intersect_batch.layout import RunFolder
@@ -98,6 +102,7 @@ async def test_two_nights_of_real_crawls_diff_to_the_set_differences(tmp_path: P
         "new": 0,
         "lost": 0,
         "skipped": "no earlier complete run",
+        "unavailable": False,
     }
     assert not (day2 / "capped.diff.jsonl").exists()
     assert not (day2 / "fresh.diff.jsonl").exists()
@@ -280,3 +285,92 @@ def test_memory_is_bounded_by_keys_not_items(tmp_path: Path) -> None:
     assert peak < 5_000_000, f"peak {peak:,} bytes for files of {size:,} bytes"
     assert size > 30_000_000
     assert read_diff_counts(current / "big.diff.jsonl") == (n // 10, n // 10)
+
+
+def _line_less_tail(path: Path) -> None:
+    # One good line, then a sparse tail of NULs without a newline, past the line cap.
+    with path.open("ab") as handle:
+        handle.truncate(path.stat().st_size + MAX_LINE_BYTES + 2**20)
+
+
+def _fifo(path: Path) -> None:
+    path.unlink()
+    os.mkfifo(path)
+
+
+DAMAGED_EARLIER = [
+    pytest.param(
+        _line_less_tail,
+        "line 3 is longer than 64 MiB (the longest line a run writes): the file is damaged",
+        id="line-less-tail",
+    ),
+    pytest.param(_fifo, "is a FIFO, not a regular file", id="fifo"),
+]
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(("damage", "why"), DAMAGED_EARLIER)
+def test_a_damaged_earlier_result_leaves_the_diff_unavailable_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, damage: Any, why: str
+) -> None:
+    out = tmp_path / "out"
+    earlier = write_run(out, "2026-11-27", "job", urls(1, 2))
+    current = write_run(out, "2026-11-28", "job", urls(2, 3))
+    (current / "job.diff.jsonl").write_text('{"change":"new","key":"stale","item":{}}\n')
+    damage(earlier / "job.jsonl")
+
+    counts = diff_job(RunFolder(out, dt.date(2026, 11, 28)), "job", "fp-1")
+
+    reason = f"the result of 2026-11-27 cannot be read: {earlier / 'job.jsonl'}"
+    assert counts.unavailable and counts.previous_run == "2026-11-27"
+    assert counts.new == counts.lost == 0
+    assert counts.skipped is not None and counts.skipped.startswith(f"diff unavailable: {reason}")
+    assert counts.skipped.endswith(why)
+    assert [r.getMessage() for r in caplog.records] == [f"no diff: {counts.skipped[18:]}"]
+    assert not (current / "job.diff.jsonl").exists()
+    assert sorted(p.name for p in current.iterdir()) == ["job.jsonl", "job.manifest.json"]
+
+
+def test_an_earlier_result_removed_meanwhile_leaves_the_diff_unavailable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    earlier = write_run(out, "2026-11-27", "job", urls(1, 2))
+    write_run(out, "2026-11-28", "job", urls(2, 3))
+    found = diff_module.previous_complete_run
+
+    def then_removed(folder: RunFolder, job_id: str) -> Any:
+        # --keep-days removes the earlier folder between the walk and the read.
+        answer = found(folder, job_id)
+        shutil.rmtree(earlier)
+        return answer
+
+    monkeypatch.setattr(diff_module, "previous_complete_run", then_removed)
+    counts = diff_job(RunFolder(out, dt.date(2026, 11, 28)), "job", "fp-1")
+    assert counts == DiffCounts(
+        previous_run="2026-11-27",
+        skipped=(
+            "diff unavailable: the result of 2026-11-27 cannot be read: "
+            f"No such file or directory ({earlier / 'job.jsonl'})"
+        ),
+        unavailable=True,
+    )
+
+
+def test_an_earlier_manifest_past_the_cap_is_skipped_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    out = tmp_path / "out"
+    write_run(out, "2026-11-26", "job", urls(1, 2))
+    damaged = write_run(out, "2026-11-27", "job", urls(1)) / "job.manifest.json"
+    with damaged.open("ab") as handle:  # a sparse tail: a 64 MiB document is damage
+        handle.truncate(MAX_LINE_BYTES + 1)
+    write_run(out, "2026-11-28", "job", urls(2, 3))
+
+    counts = diff_job(RunFolder(out, dt.date(2026, 11, 28)), "job", "fp-1")
+
+    assert counts == DiffCounts(previous_run="2026-11-26", new=1, lost=1)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"a manifest is not read: {damaged} is larger than 64 MiB (the largest file of its "
+        "kind a run writes): the file is damaged"
+    ]

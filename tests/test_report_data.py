@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from intersect_batch.diff import write_diff
+from intersect_batch.durable import MAX_LINE_BYTES
 from intersect_batch.report import write_report
 from intersect_batch.report.data import RunView, decode_tolerantly
 from intersect_batch.report.domains import registrable_domain
@@ -458,3 +459,39 @@ def test_sites_come_from_the_bundled_list_without_network_or_cache(tmp_path: Pat
     # The control: tldextract left to its defaults writes its cache where looked for.
     assert run("control")["sites"] == ["pixelalpha.com"]
     assert files_under(tld_cache) != []
+
+
+# --- Files that cannot be read. ---
+
+
+def test_an_unavailable_diff_is_shown_with_its_reason(tmp_path: Path) -> None:
+    folder = tmp_path / DATE
+    reason = f"diff unavailable: the result of {BEFORE} cannot be read: x is a FIFO"
+    diff = {"previous_run": BEFORE, "skipped": reason, "unavailable": True}
+    write_job(folder, "j", [page("https://a.com/1", 1)], diff=diff)
+    root = render(folder)
+    section = root.one("section", id="job-j")
+    assert section.one("div", data_stat="compared").text() == f"compared with{reason}"
+    row = root.one("tr", data_job="j")
+    assert cells(row)["compared with"].text() == reason
+
+
+def test_a_damaged_items_file_is_left_out_and_said_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / DATE
+    write_job(folder, "j", [page("https://a.com/1", 1), page("https://b.com/1", 2)])
+    items = folder / "j.jsonl"
+    with items.open("ab") as handle:  # a sparse line-less tail past the cap
+        handle.truncate(items.stat().st_size + MAX_LINE_BYTES + 1)
+    (folder / "j.opportunities.csv").write_text("stale\n")
+    section = render(folder).one("section", id="job-j")
+    why = (
+        f"its items are left out: {items}: line 3 is longer than 64 MiB "
+        "(the longest line a run writes): the file is damaged"
+    )
+    assert [p.text() for p in section.find_all("p", data_problem=None)] == [why]
+    assert section.one("div", data_stat="items").text() == "items2"  # the manifest's
+    assert section.find_all("div", data_stat="domains") == []
+    assert [r.getMessage() for r in caplog.records] == [f"report of job j: {why}"]
+    assert not (folder / "j.opportunities.csv").exists()  # no CSV of another night's file

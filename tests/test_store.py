@@ -6,6 +6,7 @@ import datetime as dt
 import errno
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -532,3 +533,113 @@ def test_resume_learns_the_same_keys_whatever_the_items_text(folder: RunFolder) 
     again.open("fp")
     again.commit([PageIn(1, [quoted, item(3), item(4)], 12)], Counters())
     assert again.checkpoint.duplicates_dropped == 1 and again.checkpoint.items_written == 5
+
+
+# -- progress removed or cut short under a running job ---------------------------------------
+
+
+def _lost(folder: RunFolder, what: str) -> str:
+    return (
+        f"job 'job': its progress was removed or damaged while it ran ({what}); nothing of "
+        f"it is finished, and the next run fetches its pages again ({folder.state})"
+    )
+
+
+def test_a_state_folder_removed_under_the_job_is_not_made_again(folder: RunFolder) -> None:
+    store = opened(folder)
+    store.commit([page(0)], Counters())
+    shutil.rmtree(folder.state)
+    with pytest.raises(OutputError) as raised:
+        store.commit([page(1)], Counters())
+    assert str(raised.value) == _lost(
+        folder, f"its part file is gone, its checkpoint vouches for {len(expected(1))} bytes"
+    )
+    with pytest.raises(OutputError):
+        store.save(Counters(calls=5))
+    with pytest.raises(OutputError):
+        store.finalize()
+    # Nothing re-made the folder, nothing became a result.
+    assert not folder.state.exists() and not folder.result("job").exists()
+
+
+def test_a_part_file_cut_short_under_the_job_is_never_padded_with_nuls(
+    folder: RunFolder,
+) -> None:
+    store = opened(folder)
+    store.commit([page(0), page(1)], Counters())
+    vouched = store.checkpoint.part_bytes
+    os.truncate(folder.part("job"), 10)
+    with pytest.raises(OutputError) as raised:
+        store.commit([page(2)], Counters())
+    assert str(raised.value) == _lost(
+        folder, f"its part file is shorter than its checkpoint (10 of {vouched} bytes)"
+    )
+    assert folder.part("job").read_bytes() == expected(1)[:10]
+    assert store.checkpoint.next_page == 2  # nothing moved on
+    # The next run finds the damage and starts the job over, with a warning.
+    found = JobStore(folder, "job").open("fp")
+    assert found.warnings == (
+        f"its part file is shorter than its checkpoint (10 of {vouched} bytes): "
+        "its pages are fetched again",
+    )
+    assert found.checkpoint.pages == 0
+
+
+def test_a_part_file_removed_before_the_finish_never_becomes_an_empty_result(
+    folder: RunFolder,
+) -> None:
+    store = opened(folder)
+    store.commit([page(n) for n in range(4)], Counters())
+    folder.part("job").unlink()
+    with pytest.raises(OutputError) as raised:
+        store.finalize()
+    assert str(raised.value) == _lost(
+        folder, f"its part file is gone, its checkpoint vouches for {len(expected(4))} bytes"
+    )
+    assert not folder.result("job").exists() and not folder.part("job").exists()
+    assert not store.checkpoint.finalized
+
+
+def test_a_spooled_page_removed_under_the_job_stops_it(folder: RunFolder) -> None:
+    store = opened(folder)
+    store.commit([page(2)], Counters())
+    shutil.rmtree(folder.spool("job"))
+    store.commit([page(0)], Counters())
+    with pytest.raises(OutputError) as raised:
+        store.commit([page(1)], Counters())
+    assert str(raised.value) == _lost(folder, "its early page 2 is gone from the spool")
+    assert not folder.spool("job").exists()
+    assert store.checkpoint.next_page == 1  # nothing moved on
+
+
+@pytest.mark.parametrize("which", ["checkpoint", "part"])
+def test_a_fifo_in_the_state_folder_is_damage_never_waited_on(
+    folder: RunFolder, which: str
+) -> None:
+    store = opened(folder)
+    store.commit([page(0)], Counters())
+    path = folder.checkpoint("job") if which == "checkpoint" else folder.part("job")
+    path.unlink()
+    os.mkfifo(path)
+    found = JobStore(folder, "job").open("fp")
+    assert found.warnings == (
+        f"its {which} {'file ' if which == 'part' else ''}cannot be read "
+        f"({path} is a FIFO, not a regular file): its pages are fetched again",
+    )
+    assert found.checkpoint.pages == 0 and not path.exists()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_a_fifo_or_a_folder_in_the_spool_is_dropped_on_resume_never_read(
+    folder: RunFolder, kind: str
+) -> None:
+    store = opened(folder)
+    store.commit([PageIn(2, [], 12)], Counters())  # an empty early page: 0 bytes vouched
+    spooled = folder.spooled_page("job", 2)
+    spooled.unlink()
+    if kind == "fifo":
+        os.mkfifo(spooled)
+    else:
+        (spooled / "inside").mkdir(parents=True)
+    resumed = JobStore(folder, "job").open("fp")
+    assert resumed.checkpoint.spooled == {} and not spooled.exists()

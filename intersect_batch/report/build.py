@@ -6,7 +6,7 @@ import csv
 import io
 from pathlib import Path
 
-from intersect_batch.durable import atomic_write
+from intersect_batch.durable import atomic_write, shown
 from intersect_batch.errors import UsageError
 from intersect_batch.layout import REPORT_HTML, RUN_JSON, job_ids_in, opportunities_name
 from intersect_batch.report.data import DomainStats, JobReport, collect_run
@@ -80,18 +80,29 @@ def write_report(run_dir: Path, *, history: int = 14, top: int = 25) -> Path:
     job whose items file is there (a complete job), even an empty one.
 
     Raises :class:`~intersect_batch.errors.UsageError` when ``run_dir`` is not a run folder
-    (no ``*.manifest.json`` and no ``run.json``), ``OSError`` when a file cannot be written.
+    (no ``*.manifest.json`` and no ``run.json``) or is removed while the report is made
+    (``--keep-days`` of a run), ``OSError`` when a file cannot be written.
     """
     if not (run_dir / RUN_JSON).is_file() and not job_ids_in(run_dir):
-        raise UsageError(f"{run_dir}: not a run folder (no run.json, no *.manifest.json)")
-    report = collect_run(run_dir, history=history)
-    for job in report.jobs:
-        if job.has_items:
-            atomic_write(
-                run_dir / opportunities_name(job.job_id),
-                opportunities_csv(job),
-                sync_dir=False,
-            )
-    path = run_dir / REPORT_HTML
-    atomic_write(path, render_page(report, top=top).encode())
+        raise UsageError(f"{shown(run_dir)}: not a run folder (no run.json, no *.manifest.json)")
+    try:
+        report = collect_run(run_dir, history=history)
+        if not run_dir.is_dir():
+            raise FileNotFoundError(2, "No such file or directory", str(run_dir))
+        for job in report.jobs:
+            csv_path = run_dir / opportunities_name(job.job_id)
+            if job.has_items:
+                atomic_write(csv_path, opportunities_csv(job), sync_dir=False)
+            elif job.items_left_out:
+                # A CSV left by an earlier report would pass for the items of tonight.
+                csv_path.unlink(missing_ok=True)
+        path = run_dir / REPORT_HTML
+        atomic_write(path, render_page(report, top=top).encode())
+    except FileNotFoundError:
+        if run_dir.is_dir():
+            raise
+        raise UsageError(
+            f"{shown(run_dir)} was removed while its report was being made (--keep-days of "
+            "a run?): no report written"
+        ) from None
     return path

@@ -7,12 +7,17 @@ distinct countries and platform types, and the rank buckets: never the items the
 ``run.json`` and the manifests are read through the report's own views of them
 (:mod:`.runfiles`), tolerantly (:mod:`.tolerant`): both the run.json that totals one
 invocation at its top level and the one with ``night`` / ``invocation`` blocks.
+
+A file that cannot be read (a line past the cap, a FIFO or another non-regular file in
+its place, removed meanwhile by ``--keep-days``) is left out with a warning naming it, and
+the job's section says so (``JobReport.problems``); the rest of the report is made.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import heapq
+import logging
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,7 +27,7 @@ from typing import Any
 import msgspec
 
 from intersect_batch.diff import DiffCounts, previous_complete_run
-from intersect_batch.durable import jsonl_lines
+from intersect_batch.durable import MAX_LINE_BYTES, UnreadableFile, jsonl_lines, shown
 from intersect_batch.layout import (
     RUN_JSON,
     RunFolder,
@@ -68,7 +73,12 @@ __all__ = [
     "top_domains",
 ]
 
+log = logging.getLogger("intersect_batch")
+
 UNKNOWN = "(unknown)"
+
+#: A diff line holds an item (at most ``MAX_LINE_BYTES``) and its key.
+MAX_DIFF_LINE_BYTES = 2 * MAX_LINE_BYTES
 
 #: Host names remembered per referring domain (``www.x.org``, ``x.org``, ``blog.x.org``...).
 MAX_HOSTS = 4
@@ -256,6 +266,23 @@ class JobReport:
     history: list[HistoryPoint] = field(default_factory=list)
     #: run.json's line for the job, when there is one.
     line: RunJobLine | None = None
+    #: Files of the job that could not be read and were left out, each naming its file.
+    problems: list[str] = field(default_factory=list)
+    #: True when the items file could not be read: there is no CSV of the job.
+    items_left_out: bool = False
+
+    def forget_items(self) -> None:
+        """Drop what an unreadable items file gave: no figure comes from half a file."""
+        self.has_items, self.items_left_out = False, True
+        self.items = self.unreadable_lines = self.dofollow_items = self.unranked = 0
+        self.domains, self.rank_buckets = {}, []
+        self.countries, self.platforms = Counter(), Counter()
+
+    def forget_changes(self) -> None:
+        """Drop what an unreadable diff file gave."""
+        self.has_changes = False
+        self.new_pages = self.lost_pages = 0
+        self.new_domains, self.lost_domains = {}, {}
 
     @property
     def job_id(self) -> str:
@@ -346,7 +373,7 @@ def aggregate_items(report: JobReport, path: Path) -> None:
     report.has_items = True
     sites = Sites()
     report.rank_buckets = [0] * BUCKETS
-    for line in jsonl_lines(path):
+    for line in jsonl_lines(path, max_line=MAX_LINE_BYTES):
         try:
             item = None if _too_many_values(line) else _item_decoder.decode(line)
         except msgspec.DecodeError:
@@ -378,7 +405,7 @@ def aggregate_changes(report: JobReport, path: Path) -> None:
     """
     report.has_changes = True
     sites = Sites()
-    for line in jsonl_lines(path):
+    for line in jsonl_lines(path, max_line=MAX_DIFF_LINE_BYTES):
         try:
             change = None if _too_many_values(line) else _change_decoder.decode(line)
         except msgspec.DecodeError:
@@ -428,7 +455,7 @@ def _changes(run_dir: Path, date: dt.date | None, report: JobReport) -> None:
     if view.status != "complete" or (view.diff is not None and view.diff.skipped is not None):
         return
     path = run_dir / diff_name(view.job_id)
-    if not path.is_file():
+    if not _there(path):
         return
     if report.diff is None:
         # An older manifest without diff counts: date the diff the way diff_job does.
@@ -438,11 +465,32 @@ def _changes(run_dir: Path, date: dt.date | None, report: JobReport) -> None:
             else previous_complete_run(RunFolder(run_dir.parent, date), view.job_id)
         )
         report.diff = DiffCounts(previous_run=found[0].name if found else None)
-    aggregate_changes(report, path)
+    try:
+        aggregate_changes(report, path)
+    except OSError as exc:
+        report.forget_changes()
+        _left_out(report, "its changes", exc, path)
+        return
     if view.diff is None:
         report.diff = DiffCounts(
             previous_run=report.diff.previous_run, new=report.new_pages, lost=report.lost_pages
         )
+
+
+def _there(path: Path) -> bool:
+    """Whether anything is at ``path`` (a FIFO too: reading it is refused with a warning)."""
+    return path.exists() and not path.is_symlink()
+
+
+def _left_out(report: JobReport, what: str, exc: OSError, path: Path) -> None:
+    """Say that a file of the job could not be read, naming it; the report goes on."""
+    if isinstance(exc, UnreadableFile):
+        why = str(exc)
+    else:
+        why = f"{exc.strerror or type(exc).__name__} ({shown(exc.filename or path)})"
+    problem = f"{what} are left out: {why}"
+    log.warning("report of job %s: %s", shown(report.job_id), problem)
+    report.problems.append(problem)
 
 
 def collect_run(run_dir: Path, *, history: int = 14) -> RunReport:
@@ -476,8 +524,12 @@ def collect_run(run_dir: Path, *, history: int = 14) -> RunReport:
             line=lines.get(job_id),
         )
         output = run_dir / (view.output or result_name(job_id))
-        if view.status == "complete" and output.is_file():
-            aggregate_items(report, output)
+        if view.status == "complete" and _there(output):
+            try:
+                aggregate_items(report, output)
+            except OSError as exc:
+                report.forget_items()
+                _left_out(report, "its items", exc, output)
         _changes(run_dir, date, report)
         for _, folder in folders:
             past = read_tolerantly(folder / manifest_name(job_id), JobView)

@@ -240,6 +240,7 @@ def _job_section(job: JobReport, top: int) -> str:
     parts.append('<div class="cards">' + "".join(cards) + "</div>")
     if job.unreadable_lines:
         parts.append(f'<p class="warn">{job.unreadable_lines:,} lines could not be read.</p>')
+    parts.extend(f'<p class="warn" data-problem>{escape(p)}</p>' for p in job.problems)
 
     parts.extend(_changes_part(job, top))
     if job.has_items and job.items:

@@ -7,6 +7,7 @@ becomes its default, and the rest of the file is still read.
 
 from __future__ import annotations
 
+import logging
 import types
 import typing
 from pathlib import Path
@@ -14,8 +15,12 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from intersect_batch.durable import UnreadableFile, read_file
+
 __all__ = ["decode_tolerantly", "read_tolerantly"]
 
+
+log = logging.getLogger("intersect_batch")
 
 S = TypeVar("S", bound=msgspec.Struct)
 
@@ -83,9 +88,16 @@ def decode_tolerantly(cls: type[S], data: bytes | msgspec.Raw) -> S | None:
 
 
 def read_tolerantly(path: Path, cls: type[S]) -> S | None:
-    """The file at ``path`` decoded by :func:`decode_tolerantly`; ``None`` if unreadable."""
+    """The file at ``path`` decoded by :func:`decode_tolerantly`; ``None`` if unreadable.
+
+    Only a regular file is read (:func:`~intersect_batch.durable.read_file`): a FIFO in
+    its place is refused with a warning naming it, never waited on.
+    """
     try:
-        data = path.read_bytes()
+        data = read_file(path)
+    except UnreadableFile as exc:
+        log.warning("not read: %s", exc)
+        return None
     except OSError:
         return None
     return decode_tolerantly(cls, data)
