@@ -59,6 +59,7 @@ async def run(
     environ: dict[str, str] | None = None,
     keep_days: int | None = None,
     report: bool = False,
+    metrics_file: Path | None = None,
     **kwargs: Any,
 ) -> RunOutcome:
     """Run the real batch against the emulator's DataForSEO route."""
@@ -67,7 +68,7 @@ async def run(
         provider=resolve_provider("dataforseo", emulator.dataforseo_base),
         environ=DEMO_ENV if environ is None else environ,
         settings=settings,
-        options=RunOptions(keep_days=keep_days, report=report),
+        options=RunOptions(keep_days=keep_days, report=report, metrics_file=metrics_file),
         **kwargs,
     )
 
