@@ -219,6 +219,11 @@ def _add_run_options(crawl: argparse.ArgumentParser) -> None:
         "--fresh", action="store_true", help="start the run date over, ignoring saved progress"
     )
     crawl.add_argument(
+        "--full",
+        action="store_true",
+        help="a full night for every job, refresh: incremental ones too",
+    )
+    crawl.add_argument(
         "--dry-run",
         action="store_true",
         help="print the calls and cost a full run needs; each job costs one limit-1 probe "
@@ -573,6 +578,7 @@ def _settings(args: argparse.Namespace) -> RunSettings:
         ),
         budget_usd=args.budget_usd,
         fresh=args.fresh,
+        full=args.full,
         grace=args.grace,
         max_calls=args.max_calls,
     )

@@ -24,6 +24,7 @@ from intersect_batch.config import Job
 
 __all__ = [
     "MAX_CONDITIONS",
+    "REQUEST_MARK",
     "Decision",
     "NightRecord",
     "RefreshNote",

@@ -17,6 +17,7 @@ import msgspec
 
 from intersect_batch.crawl import CallError, JobFinal
 from intersect_batch.durable import atomic_write, open_nofollow
+from intersect_batch.incremental import RefreshNote
 from intersect_batch.layout import RunFolder, earlier_runs
 from intersect_batch.ledger import Ledger, read_ledger
 
@@ -123,6 +124,8 @@ class JobManifest(msgspec.Struct, kw_only=True):
     diff: DiffCounts | None = None
     #: Set when total_count jumped by orders of magnitude since the last complete run.
     plan_jump: PlanJump | None = None
+    #: A ``refresh: incremental`` job's night: full or incremental, and its figures.
+    refresh: RefreshNote | None = None
 
 
 class ConfigProblem(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -153,6 +156,8 @@ class JobLine(msgspec.Struct, kw_only=True):
     config_line: int | None = None
     #: Whether this invocation ran the job (False: an earlier one of the date did).
     this_run: bool = True
+    #: A ``refresh: incremental`` job's night (see the manifest's ``refresh``).
+    refresh: RefreshNote | None = None
 
 
 class NightTotals(msgspec.Struct, kw_only=True):

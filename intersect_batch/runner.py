@@ -28,6 +28,7 @@ from intersect_batch.diff import diff_job
 from intersect_batch.durable import in_thread
 from intersect_batch.errors import ConfigError, IntersectBatchError, UsageError
 from intersect_batch.exitcode import ExitCode, exit_code_for_run
+from intersect_batch.incremental import parent_of
 from intersect_batch.layout import RunFolder
 from intersect_batch.ledger import Ledger
 from intersect_batch.lock import output_lock
@@ -50,6 +51,7 @@ from intersect_batch.manifest import (
 from intersect_batch.metrics import RunMetrics, write_metrics
 from intersect_batch.plan import fingerprint, page_count, safety_cap, select_jobs
 from intersect_batch.providers import Provider
+from intersect_batch.refresh import Refresh
 from intersect_batch.report import write_report
 from intersect_batch.retention import mark_run_dir, prune_runs
 from intersect_batch.settings import RunSettings
@@ -95,7 +97,7 @@ def crawl_job(entry: JobEntry, folder: RunFolder) -> CrawlJob:
 
 
 def _plan_jobs(
-    entries: Sequence[JobEntry], folder: RunFolder, fresh: bool
+    entries: Sequence[JobEntry], folder: RunFolder, fresh: bool, refresh: Refresh
 ) -> tuple[list[CrawlJob], list[JobManifest]]:
     """The jobs to crawl, and the manifests of those already complete for the date."""
     todo: list[CrawlJob] = []
@@ -108,9 +110,10 @@ def _plan_jobs(
             # files that nothing reads again: they go now.
             with contextlib.suppress(OSError):
                 JobStore(folder, job.job_id).discard()
+            refresh.forget(job.job_id)
             done.append(manifest)
         else:
-            todo.append(job)
+            todo.extend(refresh.plan(entry, job))
     return todo, done
 
 
@@ -181,6 +184,7 @@ class _Night:
     folder: RunFolder
     settings: RunSettings
     entries: dict[str, JobEntry]
+    refresh: Refresh
     manifests: dict[str, JobManifest] = field(default_factory=dict)
     #: Jobs found complete for the date before the crawl: this run did not touch them.
     skipped: set[str] = field(default_factory=set)
@@ -188,6 +192,12 @@ class _Night:
     async def job_ended(self, final: JobFinal) -> None:
         """Diff a complete job against its last complete run, then write its manifest."""
         job_id = final.job.job_id
+        if self.refresh.owns(job_id):
+            # One of an incremental night's requests: its job closes with its last one.
+            closed = await self.refresh.request_ended(final)
+            if closed is not None:
+                self.closed(closed)
+            return
         diff = None
         if final.status == "complete":
             diff = await self._diff(final)
@@ -199,6 +209,7 @@ class _Night:
             drift_threshold=self.settings.drift_threshold,
             diff=diff,
         )
+        manifest = await self.refresh.full_night(manifest)
         if manifest.total_count.flagged:
             log.warning(
                 "total_count moved by %.1f%% while paging",
@@ -209,6 +220,11 @@ class _Night:
             await in_thread(write_json, self.folder.manifest(job_id), manifest)
         except OSError as exc:
             log.error("cannot write the manifest: %s", exc.strerror or exc, extra={"job": job_id})
+        self.closed(manifest)
+
+    def closed(self, manifest: JobManifest) -> None:
+        """Keep a job's manifest for run.json, and log how the job ended."""
+        job_id = manifest.job_id
         self.manifests[job_id] = manifest
         level = logging.INFO if manifest.status == "complete" else logging.WARNING
         text = f"job {manifest.status}" + (f": {manifest.reason}" if manifest.reason else "")
@@ -261,6 +277,7 @@ def _job_line(manifest: JobManifest, *, this_run: bool, duration_s: float = 0.0)
         config_file=manifest.config_file,
         config_line=manifest.config_line,
         this_run=this_run,
+        refresh=manifest.refresh,
     )
 
 
@@ -349,7 +366,7 @@ def _summary(
             spent_usd=round(result.spent_usd, 6),
             items=sum(final.items_fetched for final in result.jobs),
             calls_per_minute=round(result.calls / minutes, 2),
-            jobs_run=len(result.jobs),
+            jobs_run=len({parent_of(f.job.job_id) or f.job.job_id for f in result.jobs}),
             throttled_s=result.throttled_s,
         ),
         jobs=jobs,
@@ -445,6 +462,7 @@ def _closing_line(summary: RunSummary, folder: RunFolder, report: bool) -> str:
     parts = [night_part, invocation_part]
     if summary.stop_reason:
         parts.append(f"stopped: {_cut(summary.stop_reason)}")
+    parts += _lost_notes(summary)
     attention = _attention(summary)
     if attention:
         label = "needs attention" if summary.needs_attention else "not run now, needs attention"
@@ -453,6 +471,19 @@ def _closing_line(summary: RunSummary, folder: RunFolder, report: bool) -> str:
     parts.append(f"results in {folder.path}/ (summary: {folder.run_json}{extra})")
     head = "attention" if summary.needs_attention else "ok"
     return f"{head}: " + "; ".join(parts)
+
+
+def _lost_notes(summary: RunSummary) -> list[str]:
+    """For the night's incremental jobs: when lost pages are next checked."""
+    by_date: dict[str, list[str]] = {}
+    for job in summary.jobs:
+        note = job.refresh
+        if job.status == "complete" and note is not None and note.mode == "incremental":
+            by_date.setdefault(note.next_full or "", []).append(job.job_id)
+    return [
+        f"lost: checked on full nights, next on {date} ({_named(jobs)})"
+        for date, jobs in sorted(by_date.items())
+    ]
 
 
 async def _write_metrics(path: Path, summary: RunSummary, ledger: Ledger) -> None:
@@ -523,12 +554,17 @@ async def run_batch(
         if settings.fresh:
             await in_thread(_remove_state, folder)
         ledger = await in_thread(night_ledger, folder)
-        night = _Night(folder, settings, {entry.job.id: entry for entry in entries})
-        todo, done = await in_thread(_plan_jobs, entries, folder, settings.fresh)
+        refresh = Refresh(
+            folder, force_full=settings.full, drift_threshold=settings.drift_threshold
+        )
+        night = _Night(folder, settings, {entry.job.id: entry for entry in entries}, refresh)
+        todo, done = await in_thread(_plan_jobs, entries, folder, settings.fresh, refresh)
         for manifest in done:
             night.manifests[manifest.job_id] = manifest
             night.skipped.add(manifest.job_id)
             log.info("job already complete: skipped", extra={"job": manifest.job_id})
+        for manifest in await refresh.ready():
+            night.closed(manifest)
         log.info(
             "run starting",
             extra={
