@@ -96,7 +96,7 @@ def _url(item: dict[str, Any]) -> str:
 
 
 def _newest(item: dict[str, Any]) -> str:
-    return max(links[0]["first_seen"] for links in item["page_intersection"].values())
+    return str(max(links[0]["first_seen"] for links in item["page_intersection"].values()))
 
 
 def _lines(path: Path) -> list[bytes]:
