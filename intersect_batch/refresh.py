@@ -16,9 +16,11 @@ how many pages the incremental nights since the last full one missed.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import msgspec
@@ -112,16 +114,9 @@ class Refresh:
         """What the crawl runs for the job tonight: itself, or its unfinished requests."""
         if entry.job.refresh != "incremental":
             return [job]
-        last = last_night(self.folder, job.job_id)
-        decision = decide(
-            entry.job,
-            self.folder.date,
-            [last] if last is not None else [],
-            job.fingerprint,
-            force_full=self.force_full,
-        )
-        night = _JobNight(entry=entry, job=job, decision=decision, last=last)
+        night = self.night_of(entry, job)
         self.nights[job.job_id] = night
+        decision = night.decision
         log.info(
             "%s night: %s",
             decision.mode,
@@ -131,6 +126,25 @@ class Refresh:
         if decision.mode == "full":
             self.forget(job.job_id)
             return [job]
+        todo = [
+            request
+            for request in night.requests
+            if is_complete(self.folder, request.job_id, request.fingerprint) is None
+        ]
+        night.pending = {request.job_id for request in todo}
+        return todo
+
+    def night_of(self, entry: JobEntry, job: CrawlJob) -> _JobNight:
+        """The job's night: its kind, why, and its requests; reads, changes nothing."""
+        last = last_night(self.folder, job.job_id)
+        decision = decide(
+            entry.job,
+            self.folder.date,
+            [last] if last is not None else [],
+            job.fingerprint,
+            force_full=self.force_full,
+        )
+        night = _JobNight(entry=entry, job=job, decision=decision, last=last)
         for number, filters in enumerate(decision.requests, start=1):
             params = {**job.params, "filters": filters}
             night.requests.append(
@@ -142,13 +156,39 @@ class Refresh:
                     fingerprint=fingerprint(params, job.page_size, None),
                 )
             )
-        todo = [
-            request
-            for request in night.requests
-            if is_complete(self.folder, request.job_id, request.fingerprint) is None
-        ]
-        night.pending = {request.job_id for request in todo}
-        return todo
+        return night
+
+    def dry_run_entries(self, entries: Sequence[JobEntry]) -> list[JobEntry]:
+        """The jobs as a dry run prices them: an incremental night's job as its requests.
+
+        Each request is a job of its own (its id ``<id>+new-<n>``, its filters, no
+        ``max_items``), so that one limit-1 probe tells its total_count: the new pages.
+        """
+        priced: list[JobEntry] = []
+        for entry in entries:
+            job = entry.job
+            if job.refresh != "incremental":
+                priced.append(entry)
+                continue
+            params = job.api_params()
+            crawl = CrawlJob(
+                job_id=job.id,
+                params=params,
+                page_size=job.page_size,
+                max_items=job.max_items,
+                fingerprint=fingerprint(params, job.page_size, job.max_items),
+            )
+            night = self.night_of(entry, crawl)
+            if night.decision.mode == "full" or is_complete(self.folder, job.id, crawl.fingerprint):
+                priced.append(entry)
+                continue
+            for request in night.requests:
+                filters = request.params["filters"]
+                as_job = msgspec.structs.replace(
+                    job, id=request.job_id, filters=filters, max_items=None
+                )
+                priced.append(dataclasses.replace(entry, job=as_job))
+        return priced
 
     def forget(self, job_id: str) -> None:
         """Remove what incremental requests of the job left in ``.state/``."""

@@ -24,6 +24,9 @@ from typing import Any
 
 import pytest
 
+from intersect_batch.estimate import dry_run
+from intersect_batch.providers import resolve_provider
+from intersect_batch.settings import RunSettings
 from tests.support import DEMO_ENV, EmulatorProcess, emulator_process, write_jobs
 
 pytestmark = pytest.mark.slow
@@ -316,3 +319,54 @@ def shutil_copy(source: Path, target: Path) -> None:
     import shutil
 
     shutil.copytree(source, target)
+
+
+@pytest.mark.anyio
+async def test_the_dry_run_prices_an_incremental_night_from_one_probe_per_request(
+    tmp_path: Path, emulator: EmulatorProcess
+) -> None:
+    configs = tmp_path / "configs"
+    write_jobs(configs, "jobs.yaml", JOBS, defaults={"refresh": "incremental"})
+    out = tmp_path / "out"
+    _set_date(emulator, NIGHTS[0])
+    _run(out, configs, emulator, NIGHTS[0])
+    night = NIGHTS[3]
+    _set_date(emulator, night)
+    before = len(emulator.calls())
+    settings = RunSettings(out_dir=out, run_date=night)
+    provider = resolve_provider("dataforseo", f"{emulator.url}/v3")
+    outcome = await dry_run(configs, provider=provider, environ=DEMO_ENV, settings=settings)
+    probes = emulator.calls()[before:]
+    # The last night is day 0: new since two days before it.
+    cutoff = f"{(NIGHTS[0] - dt.timedelta(days=2)).isoformat()} 00:00:00 +00:00"
+    gap_new = len(_index(emulator, night, GAP, _requests(GAP, cutoff, 8)[0]))
+    wide_new = [
+        len(_index(emulator, night, WIDE, [group, "and", OWN_FILTER]))
+        for group in _requests(WIDE, cutoff, 7)
+    ]
+    rows = {row.job_id: row for row in outcome.result.jobs}
+    assert sorted(rows) == ["gap", "wide"]
+    assert (rows["gap"].source, rows["gap"].total_count, rows["gap"].calls) == (
+        "probe, incremental",
+        gap_new,
+        math.ceil(gap_new / 100),
+    )
+    assert rows["gap"].cost_usd == _cost([gap_new])
+    assert (rows["wide"].total_count, rows["wide"].calls) == (sum(wide_new), 2)
+    assert rows["wide"].cost_usd == _cost(wide_new)
+    # One limit-1 probe per request: 1 for 'gap', 2 for 'wide' (8 and 4 conditions).
+    assert sorted((c["limit"], c["conditions"]) for c in probes) == [(1, 2), (1, 4), (1, 8)]
+    assert outcome.result.probe_calls == 3
+    # With --full, the same night is priced as a full crawl, one probe a job.
+    before = len(emulator.calls())
+    full = await dry_run(
+        configs,
+        provider=provider,
+        environ=DEMO_ENV,
+        settings=RunSettings(out_dir=out, run_date=night, full=True),
+    )
+    assert [c["conditions"] for c in emulator.calls()[before:]] == [None, 1]
+    assert {row.job_id: row.total_count for row in full.result.jobs} == {
+        "gap": len(_index(emulator, night, GAP)),
+        "wide": len(_index(emulator, night, WIDE, OWN_FILTER)),
+    }
