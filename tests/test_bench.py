@@ -52,6 +52,7 @@ def test_every_scenario_reports_on_the_machine_it_ran_on(results: tuple[dict[str
         "4-memory",
         "5-many-jobs",
         "6-resume",
+        "7-nights",
     }
     machine = data["machine"]
     assert machine["cpus"] >= 1 and machine["python"]
@@ -121,3 +122,14 @@ def test_memory_many_jobs_and_resume_figures_are_sane(results: tuple[dict[str, A
     assert (
         resume["calls_before_kill"] + resume["calls_after_resume"] >= resume["calls_uninterrupted"]
     )
+
+
+def test_a_week_of_nights_reports_what_an_incremental_night_costs(
+    results: tuple[dict[str, Any], str],
+):
+    data, table = results
+    week = data["scenarios"]["7-nights"]
+    assert [night["mode"] for night in week["nights"]] == ["full", "incremental"]
+    assert week["nights"][1]["calls"] == 1
+    assert 0 < week["incremental_over_full"] < 1
+    assert "7 a week of nights (Fi)" in table
