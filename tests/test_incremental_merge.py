@@ -99,10 +99,12 @@ LINE = Timeline(origin=ORIGIN, daily_new=0.01)
 JOB = {"id": "gap", "targets": ["alpha.example", "beta.example"], "page_size": 50}
 
 
-async def _night(emu: RunningEmulator, configs: Path, out: Path, day: int, **kw: Any) -> Any:
+async def _night(
+    emu: RunningEmulator, configs: Path, out: Path, day: int, *, report: bool = False, **kw: Any
+) -> Any:
     date = ORIGIN + dt.timedelta(days=day)
     emu.emulator.dates.date = date
-    return await run(configs, emu, fast_settings(out, run_date=date, **kw))
+    return await run(configs, emu, fast_settings(out, run_date=date, **kw), report=report)
 
 
 @pytest.mark.anyio
@@ -195,3 +197,28 @@ async def test_a_missing_result_and_the_full_flag_each_make_the_night_full(tmp_p
         "--full",
         "new since 2026-12-01 00:00:00 +00:00",
     ]
+
+
+@pytest.mark.anyio
+async def test_the_report_says_what_an_incremental_night_fetched_and_what_full_ones_found(
+    tmp_path: Path,
+) -> None:
+    configs = tmp_path / "configs"
+    write_jobs(configs, "jobs.yaml", [JOB], defaults={"refresh": "incremental"})
+    out = tmp_path / "out"
+    settings = EmulatorSettings(sizes={"alpha.example": 600}, timeline=LINE)
+    async with running_emulator(settings) as emu:
+        await _night(emu, configs, out, 0)
+        await _night(emu, configs, out, 1, report=True)
+        await _night(emu, configs, out, 2, full=True, report=True)
+    cheap = (out / "2026-12-02" / "report.html").read_text()
+    assert (
+        '<p class="muted" data-refresh="incremental">Incremental night: only pages first seen '
+        "after 2026-11-29 00:00:00 +00:00 were fetched; lost pages are checked on full nights, "
+        "next on 2026-12-08.</p>"
+    ) in cheap
+    full = (out / "2026-12-03" / "report.html").read_text()
+    assert (
+        '<p class="muted" data-refresh="missed">Full night: 0 pages the incremental nights '
+        "since 2026-12-01 missed (found again, or no longer excluded).</p>"
+    ) in full
