@@ -222,3 +222,30 @@ async def test_the_report_says_what_an_incremental_night_fetched_and_what_full_o
         '<p class="muted" data-refresh="missed">Full night: 0 pages the incremental nights '
         "since 2026-12-01 missed (found again, or no longer excluded).</p>"
     ) in full
+
+
+@pytest.mark.anyio
+async def test_the_nights_budget_holds_for_the_requests_and_the_next_run_finishes(
+    tmp_path: Path,
+) -> None:
+    configs = tmp_path / "configs"
+    write_jobs(configs, "jobs.yaml", [JOB], defaults={"refresh": "incremental"})
+    out = tmp_path / "out"
+    settings = EmulatorSettings(sizes={"alpha.example": 600}, timeline=LINE)
+    async with running_emulator(settings) as emu:
+        await _night(emu, configs, out, 0)
+        calls = len(emu.calls())
+        # A call's worst case is 0.02 + 50 x 0.00003 = 0.0215 USD: 0.01 allows none.
+        stopped = await _night(emu, configs, out, 3, budget_usd=0.01)
+        assert stopped.exit_code == ExitCode.ATTENTION
+        assert len(emu.calls()) == calls
+        manifest = json.loads((out / "2026-12-04" / "gap.manifest.json").read_text())
+        assert manifest["status"] == "partial"
+        assert manifest["reason"].startswith("gap+new-1: budget: ")
+        assert not (out / "2026-12-04" / "gap.jsonl").exists()
+        done = await _night(emu, configs, out, 3)
+        assert done.exit_code == ExitCode.OK
+        assert len(emu.calls()) == calls + 1
+    manifest = json.loads((out / "2026-12-04" / "gap.manifest.json").read_text())
+    assert (manifest["status"], manifest["calls"]) == ("complete", 1)
+    assert manifest["refresh"]["mode"] == "incremental"
