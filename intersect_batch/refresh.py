@@ -276,6 +276,15 @@ class Refresh:
             return await self._write(
                 night, done, "failed", f"cannot merge the night's pages: {exc.strerror or exc}"
             )
+        log.info(
+            "merged: %d items carried from %s, %d new of %d fetched; lost: %s",
+            merged.carried,
+            decision.carried_from,
+            merged.new,
+            merged.fetched,
+            lost_note(decision.next_full),
+            extra={"job": job_id},
+        )
         note = RefreshNote(
             mode="incremental",
             why=decision.why,
