@@ -81,11 +81,8 @@ def test_missed_counts_pages_new_to_the_set_with_no_backlink_first_seen_after_th
     assert count_missed(current, previous, CUTOFF) == 2
 
 
-def test_an_incremental_request_keeps_its_files_under_the_state_folder(tmp_path: Path) -> None:
+def test_a_requests_manifest_in_the_state_folder_is_no_job_of_the_run(tmp_path: Path) -> None:
     folder = RunFolder(tmp_path, dt.date(2026, 12, 2))
-    assert folder.result("gap+new-1") == folder.state / "gap+new-1.jsonl"
-    assert folder.manifest("gap+new-1") == folder.state / "gap+new-1.manifest.json"
-    assert folder.result("gap") == folder.path / "gap.jsonl"
     folder.state.mkdir(parents=True)
     (folder.state / "gap+new-1.manifest.json").write_text("{}")
     (folder.path / "gap.manifest.json").write_text("{}")

@@ -224,6 +224,8 @@ def test_a_week_of_nights_pays_for_what_changed_and_the_full_night_measures_the_
                 "previous_run": NIGHTS[number - 1].isoformat(), "new": len(fresh), "lost": 0,
                 "skipped": None,
             }  # fmt: skip
+        # Two jobs, whatever the number of requests they were crawled as.
+        assert "this invocation: 2 jobs run, " in last_line
         if 0 < number < 7:
             assert "lost: checked on full nights, next on 2026-12-08 (gap, wide)" in last_line
             wide_calls = [c for c in calls if c["targets"]["1"] == "wide.example"]
