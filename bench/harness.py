@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import cpu, many_jobs, memory, peers, resume, saturation
+from bench import cpu, many_jobs, memory, nights, peers, resume, saturation
 from bench.common import mixed_batch
 from bench.report import markdown
 from bench.saturation import Setting
@@ -47,6 +47,9 @@ class Sizes:
     resume_jobs: int
     resume_max_pages: int
     resume_latency: float
+    nights_size: int
+    nights_page_size: int
+    nights: int
 
 
 FULL = Sizes(
@@ -73,6 +76,9 @@ FULL = Sizes(
     resume_jobs=8,
     resume_max_pages=40,
     resume_latency=0.05,
+    nights_size=10_000,
+    nights_page_size=1000,
+    nights=8,
 )
 
 TINY = Sizes(
@@ -95,6 +101,9 @@ TINY = Sizes(
     resume_jobs=3,
     resume_max_pages=12,
     resume_latency=0.02,
+    nights_size=1_000,
+    nights_page_size=100,
+    nights=2,
 )
 
 PAGE_SIZE = 20  # items a page where the crawl's scheduling is measured (emulator headroom)
@@ -175,6 +184,13 @@ def scenarios(sizes: Sizes, work: Path, seed: int) -> dict[str, Callable[[], dic
             page_size=PAGE_SIZE,
             concurrency=10,
             latency_median=sizes.resume_latency,
+            seed=seed,
+        ),
+        "7-nights": lambda: nights.run(
+            work,
+            size=sizes.nights_size,
+            page_size=sizes.nights_page_size,
+            nights=sizes.nights,
             seed=seed,
         ),
     }

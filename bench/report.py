@@ -136,6 +136,24 @@ def markdown(results: dict[str, Any]) -> str:
             )
         )
 
+    week = s.get("7-nights")
+    if week:
+        ok = week["incremental_over_full"] <= 0.10
+        modes = "".join("F" if row["mode"] == "full" else "i" for row in week["nights"])
+        missed = week["missed_by_incremental"]
+        rows.append(
+            (
+                f"7 a week of nights ({modes}): one job of {week['size']:,} pages, "
+                f"{week['page_size']} a call, about 1 % new a day, refresh: incremental",
+                f"full night {week['full_cost_usd']:.4f} USD; incremental nights "
+                f"{week['incremental_mean_cost_usd']:.4f} USD on average, the dearest "
+                f"**{week['incremental_over_full']:.3f}** of the full night"
+                + ("" if missed is None else f"; missed by incremental: {missed} pages"),
+                "<= 0.10 of a full night",
+                _goal(ok),
+            )
+        )
+
     lines = [
         f"Measured {results['date']} ({results['mode']} mode, {results['total_wall_s']} s) on "
         f"{m['cpus_usable']} of {m['cpus']} CPUs, {m['cpu_model']}, "

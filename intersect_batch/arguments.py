@@ -209,6 +209,11 @@ def _add_run_options(crawl: argparse.ArgumentParser) -> None:
         "--fresh", action="store_true", help="start the run date over, ignoring saved progress"
     )
     crawl.add_argument(
+        "--full",
+        action="store_true",
+        help="a full night for every job, refresh: incremental ones too",
+    )
+    crawl.add_argument(
         "--dry-run",
         action="store_true",
         help="print the calls and cost a full run needs; each job costs one limit-1 probe "

@@ -96,6 +96,7 @@ def closing_line(summary: RunSummary, folder: RunFolder, report: bool) -> str:
     parts = [night_part, invocation_part]
     if summary.stop_reason:
         parts.append(f"stopped: {_cut(summary.stop_reason)}")
+    parts += _lost_notes(summary)
     attention = _attention(summary)
     if attention:
         label = "needs attention" if summary.needs_attention else "not run now, needs attention"
@@ -105,6 +106,19 @@ def closing_line(summary: RunSummary, folder: RunFolder, report: bool) -> str:
     head = "attention" if summary.needs_attention else "ok"
     # A folder name (or a server's message) may hold a newline or an escape sequence.
     return printable(f"{head}: " + "; ".join(parts))
+
+
+def _lost_notes(summary: RunSummary) -> list[str]:
+    """For the night's incremental jobs: when lost pages are next checked."""
+    by_date: dict[str, list[str]] = {}
+    for job in summary.jobs:
+        note = job.refresh
+        if job.status == "complete" and note is not None and note.mode == "incremental":
+            by_date.setdefault(note.next_full or "", []).append(job.job_id)
+    return [
+        f"lost: checked on full nights, next on {date} ({_named(jobs)})"
+        for date, jobs in sorted(by_date.items())
+    ]
 
 
 def interrupted_line(folder: RunFolder, signum: int, *, recorded: bool) -> str:

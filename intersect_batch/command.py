@@ -50,6 +50,7 @@ def _settings(args: argparse.Namespace) -> RunSettings:
         ),
         budget_usd=args.budget_usd,
         fresh=args.fresh,
+        full=args.full,
         grace=args.grace,
         max_calls=args.max_calls,
     )

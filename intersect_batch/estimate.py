@@ -26,6 +26,7 @@ from intersect_batch.client import fetch_page
 from intersect_batch.config import JobEntry, LoadResult, load_jobs
 from intersect_batch.durable import in_thread, read_file
 from intersect_batch.errors import ApiError, RunFatalApiError, UnreachableApiError, UsageError
+from intersect_batch.incremental import parent_of
 from intersect_batch.layout import RunFolder
 from intersect_batch.ledger import Ledger, next_booking, write_ledger
 from intersect_batch.lock import output_lock
@@ -33,6 +34,7 @@ from intersect_batch.manifest import is_complete, night_ledger, previous_total
 from intersect_batch.pacing import Budget, Pacer, price
 from intersect_batch.plan import fingerprint, items_wanted, page_count, select_jobs
 from intersect_batch.providers import Credentials, Provider
+from intersect_batch.refresh import Refresh
 from intersect_batch.retention import mark_run_dir
 from intersect_batch.settings import RunSettings
 from intersect_batch.store import Checkpoint
@@ -266,6 +268,9 @@ async def estimate(
     results: dict[str, Estimate] = {}
     to_probe: list[tuple[JobEntry, str, int]] = []
     folder = RunFolder(settings.out_dir, settings.run_date)
+    # An incremental night is priced by its requests, each a job of one probe.
+    refresh = Refresh(folder, force_full=settings.full, drift_threshold=settings.drift_threshold)
+    entries = await in_thread(refresh.dry_run_entries, entries)
     for entry in entries:
         job = entry.job
         print_ = fingerprint(job.api_params(), job.page_size, job.max_items)
@@ -364,7 +369,7 @@ async def estimate(
         else (await in_thread(night_ledger, folder)).committed_usd
     )
 
-    jobs = [results[entry.job.id] for entry in entries]
+    jobs = _fold([results[entry.job.id] for entry in entries])
     exact = all(item.calls is not None for item in jobs)
     bounded = all(item.calls_max is not None for item in jobs)
     return DryRun(
@@ -385,6 +390,49 @@ async def estimate(
         budget_stop=money.refused if money is not None and not_probed else None,
         not_probed=[entry.job.id for entry in entries if entry.job.id in not_probed],
     )
+
+
+def _fold(rows: list[Estimate]) -> list[Estimate]:
+    """One row per job: an incremental night's requests summed into their job's row."""
+    folded: dict[str, Estimate] = {}
+    requests: dict[str, int] = {}
+    for row in rows:
+        job_id = parent_of(row.job_id) or row.job_id
+        if job_id == row.job_id:
+            folded[job_id] = row
+            continue
+        requests[job_id] = requests.get(job_id, 0) + 1
+        done = folded.get(job_id)
+        if done is None:
+            folded[job_id] = msgspec.structs.replace(row, job_id=job_id)
+            continue
+
+        def add(a: float | None, b: float | None) -> float | None:
+            return None if a is None or b is None else a + b
+
+        folded[job_id] = msgspec.structs.replace(
+            done,
+            total_count=add(done.total_count, row.total_count),
+            calls=add(done.calls, row.calls),
+            cost_usd=add(done.cost_usd, row.cost_usd),
+            calls_min=done.calls_min + row.calls_min,
+            calls_max=add(done.calls_max, row.calls_max),
+            cost_min_usd=done.cost_min_usd + row.cost_min_usd,
+            cost_max_usd=add(done.cost_max_usd, row.cost_max_usd),
+            pages_on_disk=done.pages_on_disk + row.pages_on_disk,
+            error=done.error or row.error,
+        )
+    for job_id in requests:
+        row = folded[job_id]
+        source = f"{row.source}, incremental"
+        folded[job_id] = msgspec.structs.replace(
+            row,
+            source=source,
+            cost_usd=None if row.cost_usd is None else round(row.cost_usd, 6),
+            cost_min_usd=round(row.cost_min_usd, 6),
+            cost_max_usd=None if row.cost_max_usd is None else round(row.cost_max_usd, 6),
+        )
+    return list(folded.values())
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from intersect_batch.diff import diff_job
 from intersect_batch.durable import in_thread
 from intersect_batch.layout import RunFolder
 from intersect_batch.manifest import DiffCounts, JobManifest, build_manifest, write_json
+from intersect_batch.refresh import Refresh
 from intersect_batch.settings import RunSettings
 
 __all__ = ["Night"]
@@ -29,6 +30,7 @@ class Night:
     folder: RunFolder
     settings: RunSettings
     entries: dict[str, JobEntry]
+    refresh: Refresh
     manifests: dict[str, JobManifest] = field(default_factory=dict)
     #: Jobs found complete for the date before the crawl: this run did not touch them.
     skipped: set[str] = field(default_factory=set)
@@ -36,6 +38,12 @@ class Night:
     async def job_ended(self, final: JobFinal) -> None:
         """Diff a complete job against its last complete run, then write its manifest."""
         job_id = final.job.job_id
+        if self.refresh.owns(job_id):
+            # One of an incremental night's requests: its job closes with its last one.
+            closed = await self.refresh.request_ended(final)
+            if closed is not None:
+                self.closed(closed)
+            return
         diff = None
         if final.status == "complete":
             diff = await self._diff(final)
@@ -47,6 +55,7 @@ class Night:
             drift_threshold=self.settings.drift_threshold,
             diff=diff,
         )
+        manifest = await self.refresh.full_night(manifest)
         if manifest.total_count.flagged:
             log.warning(
                 "total_count moved by %.1f%% while paging",
@@ -57,6 +66,11 @@ class Night:
             await in_thread(write_json, self.folder.manifest(job_id), manifest)
         except OSError as exc:
             log.error("cannot write the manifest: %s", exc.strerror or exc, extra={"job": job_id})
+        self.closed(manifest)
+
+    def closed(self, manifest: JobManifest) -> None:
+        """Keep a job's manifest for run.json, and log how the job ended."""
+        job_id = manifest.job_id
         self.manifests[job_id] = manifest
         level = logging.INFO if manifest.status == "complete" else logging.WARNING
         text = f"job {manifest.status}" + (f": {manifest.reason}" if manifest.reason else "")

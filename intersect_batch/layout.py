@@ -16,6 +16,8 @@ spells a file name::
         .state/<id>.part               a job's durable pages, in order
         .state/<id>.checkpoint.json    what of the part file and the spool is durable
         .state/<id>.spool/<k>.jsonl    pages that arrived before the pages in front of them
+        .state/<id>+new-<n>.jsonl      an incremental night's request n, until merged
+        .state/<id>+new-<n>.manifest.json
 
 :func:`earlier_runs` is the one walk over the run folders before a date, newest first:
 the diff, the dry run, the report's history and retention all use it, so they agree on
@@ -108,13 +110,18 @@ class RunFolder:
 
     # -- per job ---------------------------------------------------------------------------
 
+    def _home(self, job_id: str) -> Path:
+        # A request of an incremental night (an id holding '+', which no config id can)
+        # is crawled like a job, but its result and manifest are progress, not results.
+        return self.state if "+" in job_id else self.path
+
     def result(self, job_id: str) -> Path:
         """The complete result, one item a line (exists only when the job is complete)."""
-        return self.path / result_name(job_id)
+        return self._home(job_id) / result_name(job_id)
 
     def manifest(self, job_id: str) -> Path:
         """The job's manifest."""
-        return self.path / manifest_name(job_id)
+        return self._home(job_id) / manifest_name(job_id)
 
     def diff(self, job_id: str) -> Path:
         """The new and lost items since the job's last complete run."""

@@ -16,6 +16,7 @@ import msgspec
 
 from intersect_batch.crawl import CallError, JobFinal
 from intersect_batch.durable import UnreadableFile, atomic_write, read_file
+from intersect_batch.incremental import RefreshNote
 from intersect_batch.layout import RunFolder, earlier_runs
 from intersect_batch.ledger import Ledger, read_ledger
 
@@ -129,6 +130,8 @@ class JobManifest(msgspec.Struct, kw_only=True):
     #: Items whose text was repaired to be valid UTF-8 JSON (invalid bytes or a lone
     #: surrogate escape became U+FFFD); counted as received, duplicates included.
     items_repaired: int = 0
+    #: A ``refresh: incremental`` job's night: full or incremental, and its figures.
+    refresh: RefreshNote | None = None
 
 
 class ConfigProblem(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -161,6 +164,8 @@ class JobLine(msgspec.Struct, kw_only=True):
     this_run: bool = True
     #: Items whose text was repaired to be valid UTF-8 JSON (see the manifest).
     items_repaired: int = 0
+    #: A ``refresh: incremental`` job's night (see the manifest's ``refresh``).
+    refresh: RefreshNote | None = None
 
 
 class NightTotals(msgspec.Struct, kw_only=True):

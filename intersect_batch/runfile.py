@@ -26,6 +26,7 @@ from intersect_batch.crawl import CrawlResult
 from intersect_batch.durable import in_thread
 from intersect_batch.errors import ConfigError
 from intersect_batch.exitcode import ExitCode
+from intersect_batch.incremental import parent_of
 from intersect_batch.jobend import Night
 from intersect_batch.layout import RunFolder
 from intersect_batch.ledger import Ledger, read_ledger
@@ -88,6 +89,7 @@ def _job_line(manifest: JobManifest, *, this_run: bool, duration_s: float = 0.0)
         config_file=manifest.config_file,
         config_line=manifest.config_line,
         this_run=this_run,
+        refresh=manifest.refresh,
         items_repaired=manifest.items_repaired,
     )
 
@@ -178,7 +180,7 @@ def build_summary(
             spent_usd=round(result.spent_usd, 6),
             items=sum(final.items_fetched for final in result.jobs),
             calls_per_minute=round(result.calls / minutes, 2),
-            jobs_run=len(result.jobs),
+            jobs_run=len({parent_of(f.job.job_id) or f.job.job_id for f in result.jobs}),
             throttled_s=result.throttled_s,
         ),
         jobs=jobs,

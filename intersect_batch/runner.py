@@ -41,6 +41,7 @@ from intersect_batch.openfiles import fit_open_files
 from intersect_batch.plan import fingerprint, page_count, safety_cap, select_jobs
 from intersect_batch.providers import Credentials, Provider
 from intersect_batch.proxies import Proxy, proxy_for
+from intersect_batch.refresh import Refresh
 from intersect_batch.report import write_report
 from intersect_batch.retention import mark_run_dir, prune_runs
 from intersect_batch.runfile import build_summary, write_record
@@ -82,7 +83,7 @@ def crawl_job(entry: JobEntry, folder: RunFolder) -> CrawlJob:
 
 
 def _plan_jobs(
-    entries: Sequence[JobEntry], folder: RunFolder, fresh: bool
+    entries: Sequence[JobEntry], folder: RunFolder, fresh: bool, refresh: Refresh
 ) -> tuple[list[CrawlJob], list[JobManifest]]:
     """The jobs to crawl, and the manifests of those already complete for the date."""
     todo: list[CrawlJob] = []
@@ -95,9 +96,10 @@ def _plan_jobs(
             # files that nothing reads again: they go now.
             with contextlib.suppress(OSError):
                 JobStore(folder, job.job_id).discard()
+            refresh.forget(job.job_id)
             done.append(manifest)
         else:
-            todo.append(job)
+            todo.extend(refresh.plan(entry, job))
     return todo, done
 
 
@@ -174,12 +176,17 @@ async def run_batch(
         if settings.fresh:
             await in_thread(discard_state, folder)
         ledger = await in_thread(night_ledger, folder)
-        night = Night(folder, settings, {entry.job.id: entry for entry in entries})
-        todo, done = await in_thread(_plan_jobs, entries, folder, settings.fresh)
+        refresh = Refresh(
+            folder, force_full=settings.full, drift_threshold=settings.drift_threshold
+        )
+        night = Night(folder, settings, {entry.job.id: entry for entry in entries}, refresh)
+        todo, done = await in_thread(_plan_jobs, entries, folder, settings.fresh, refresh)
         for manifest in done:
             night.manifests[manifest.job_id] = manifest
             night.skipped.add(manifest.job_id)
             log.info("job already complete: skipped", extra={"job": manifest.job_id})
+        for manifest in await refresh.ready():
+            night.closed(manifest)
         log.info(
             "run starting",
             extra={

@@ -113,6 +113,8 @@ class RunSettings:
     ``run_date``: default today in UTC; a re-run for the same date resumes.
     ``budget_usd=None``: no cap; otherwise no call starts whose worst case would pass it.
     ``fresh=False``: ``True`` throws away the run date's progress and starts over.
+    ``full=False``: ``True`` makes the night full for every job (``refresh: incremental``
+    ones too).
     ``pages_ahead=64``: how far past the writer's position a job's pages may be fetched.
     ``pages_in_memory=2``: answers read and not yet on disk at once; the other calls'
     answers wait in their sockets, so memory does not grow with ``concurrency``.
@@ -132,6 +134,7 @@ class RunSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     budget_usd: float | None = None
     fresh: bool = False
+    full: bool = False
     pages_ahead: int = 64
     pages_in_memory: int = 2
     drift_threshold: float = 0.05

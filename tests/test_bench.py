@@ -23,8 +23,10 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
     out = tmp_path_factory.mktemp("bench")
+    # Scenario 7 runs under its own fixture: each fixture's run has its own time limit.
+    only = [arg for n in range(1, 7) for arg in ("--only", str(n))]
     done = subprocess.run(
-        [sys.executable, "-m", "bench", "--tiny", "--out", str(out)],
+        [sys.executable, "-m", "bench", "--tiny", "--out", str(out), *only],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -121,3 +123,31 @@ def test_memory_many_jobs_and_resume_figures_are_sane(results: tuple[dict[str, A
     assert (
         resume["calls_before_kill"] + resume["calls_after_resume"] >= resume["calls_uninterrupted"]
     )
+
+
+@pytest.fixture(scope="module")
+def nights(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
+    out = tmp_path_factory.mktemp("bench-nights")
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--tiny", "--only", "7", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    data: dict[str, Any] = json.loads((out / "results.json").read_text())
+    return data, (out / "results.md").read_text()
+
+
+def test_a_week_of_nights_reports_what_an_incremental_night_costs(
+    nights: tuple[dict[str, Any], str],
+):
+    data, table = nights
+    assert set(data["scenarios"]) == {"7-nights"}
+    week = data["scenarios"]["7-nights"]
+    assert [night["mode"] for night in week["nights"]] == ["full", "incremental"]
+    assert week["nights"][1]["calls"] == 1
+    assert 0 < week["incremental_over_full"] < 1
+    assert "7 a week of nights (Fi)" in table

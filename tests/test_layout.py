@@ -65,3 +65,14 @@ def test_earlier_runs_are_the_dated_folders_before_a_date_newest_first(tmp_path:
         RunFolder(tmp_path, dt.date(2026, 10, 31)),
     ]
     assert earlier_runs(tmp_path / "nowhere", DATE) == []
+
+
+def test_an_incremental_request_keeps_its_result_and_manifest_in_the_state_folder(
+    tmp_path: Path,
+) -> None:
+    run = RunFolder(tmp_path, DATE)
+    assert run.result("gap+new-2") == tmp_path / "2026-11-29" / ".state" / "gap+new-2.jsonl"
+    assert run.manifest("gap+new-2") == run.state / "gap+new-2.manifest.json"
+    assert run.result("gap") == run.path / "gap.jsonl"
+    assert run.manifest("gap") == run.path / "gap.manifest.json"
+    assert run.part("gap+new-2") == run.state / "gap+new-2.part"

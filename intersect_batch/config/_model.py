@@ -74,10 +74,14 @@ _ORDER_PATTERN = rf"^{_FIELD_PATTERN},(?:asc|desc)$"
 BacklinksStatusType = Literal["all", "live", "lost"]
 IntersectionMode = Literal["all", "partial"]
 RankScale = Literal["one_hundred", "one_thousand"]
+Refresh = Literal["full", "incremental"]
+DEFAULT_FULL_EVERY_DAYS = 7
+DEFAULT_OVERLAP_DAYS = 2
 CHOICES: dict[str, tuple[str, ...]] = {
     "backlinks_status_type": get_args(BacklinksStatusType),
     "intersection_mode": get_args(IntersectionMode),
     "rank_scale": get_args(RankScale),
+    "refresh": ("full", "incremental"),
 }
 
 JobId = Annotated[
@@ -187,6 +191,28 @@ MaxItems = Annotated[
     int,
     Meta(ge=1, description="Stop paging once this many items are fetched; null: all of them."),
 ]
+RefreshMode = Annotated[
+    Refresh,
+    Meta(
+        description=(
+            "full: every night fetches every page. incremental: a night asks only for pages "
+            "first seen since the last night (with an overlap) and merges them onto it; "
+            "a full night still comes every full_every_days."
+        )
+    ),
+]
+FullEveryDays = Annotated[
+    int,
+    Meta(ge=1, le=366, description="With refresh: incremental, a full night at least this often."),
+]
+OverlapDays = Annotated[
+    int,
+    Meta(
+        ge=0,
+        le=366,
+        description="With refresh: incremental, days the 'first seen since' cutoff goes back.",
+    ),
+]
 
 
 class JobDefaults(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -210,6 +236,9 @@ class JobDefaults(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     tag: Tag | None = None
     page_size: PageSize = DEFAULT_PAGE_SIZE
     max_items: MaxItems | None = None
+    refresh: RefreshMode = "full"
+    full_every_days: FullEveryDays = DEFAULT_FULL_EVERY_DAYS
+    incremental_overlap_days: OverlapDays = DEFAULT_OVERLAP_DAYS
 
 
 class JobConfig(JobDefaults, kw_only=True, forbid_unknown_fields=True):
@@ -244,6 +273,9 @@ class Job(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True)
     tag: str | None = None
     page_size: int = DEFAULT_PAGE_SIZE
     max_items: int | None = None
+    refresh: Refresh = "full"
+    full_every_days: int = DEFAULT_FULL_EVERY_DAYS
+    incremental_overlap_days: int = DEFAULT_OVERLAP_DAYS
 
     def api_params(self) -> dict[str, Any]:
         """The task's fields except offset and limit: only those set, targets "1".."N"."""

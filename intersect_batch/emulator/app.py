@@ -18,6 +18,7 @@ from aiohttp import web
 
 from .codes import STATUS_MESSAGES, call_cost, http_status_for
 from .faults import FaultDecider
+from .filters import count_conditions as count_filter_conditions
 from .gzipbomb import gzip_bomb
 from .hashing import digest_int
 from .hostile import LONG_MESSAGE_MARK, LONG_MESSAGE_UNIT, applies, credential_echo, mangle_page
@@ -38,6 +39,7 @@ from .schema import (
 )
 from .settings import EmulatorSettings
 from .streaming import Padded, write_padded, write_pieces, write_trickle
+from .timeline import AS_OF_PATH, AsOf
 
 __all__ = [
     "AISA_PATH",
@@ -82,6 +84,9 @@ class _Call:
     fault: str | None = None
     tasks_count: int = 0
     total_count: int | None = None
+    conditions: int | None = None
+    as_of: str | None = None
+    day: int | None = None
 
     def elapsed(self) -> str:
         return f"{time.perf_counter() - self.started:.4f} sec."
@@ -111,7 +116,9 @@ class Emulator:
             size_max=settings.size_max,
             item_cache_size=settings.item_cache_size,
             query_cache_size=settings.query_cache_size,
+            timeline=settings.timeline,
         )
+        self.dates = AsOf(settings.timeline)
         self.limits = CredentialLimits(
             per_minute=settings.rate_per_minute,
             max_concurrent=settings.max_concurrent,
@@ -213,6 +220,8 @@ class Emulator:
                     fault=call.fault,
                     tasks_count=call.tasks_count,
                     total_count=call.total_count,
+                    conditions=call.conditions,
+                    as_of=call.as_of,
                 )
             )
 
@@ -229,6 +238,7 @@ class Emulator:
         if isinstance(tasks, _Answer):
             return tasks
         self._note_request(tasks[0], call)
+        call.day, call.as_of = self.dates.of_call(request.headers)
 
         wait = self.limits.admit_rate(call.credential, call.t)
         throttled = self._throttle_left(call.t)
@@ -290,7 +300,7 @@ class Emulator:
         if churn > 0:
             epoch = self.epoch
             self.epoch += 1
-        ids = self.store.select(query, epoch, churn)
+        ids = self.store.select(query, epoch, churn, call.day)
         odd = self.settings.oddities
         carried = odd.page_limit(query.limit)
         page_query = query if carried == query.limit else replace(query, limit=carried)
@@ -412,6 +422,8 @@ class Emulator:
         if isinstance(targets, dict) and all(isinstance(v, str) for v in targets.values()):
             call.targets = targets
         call.tag = tag if isinstance(tag, str) else None
+        if isinstance(task.get("filters"), list):
+            call.conditions = count_filter_conditions(task["filters"])
 
     # -- answers ---------------------------------------------------------------------------
 
@@ -638,6 +650,7 @@ def build_app(settings: EmulatorSettings) -> web.Application:
     app.router.add_get(LOG_PATH, emulator.call_log)
     app.router.add_get(USER_DATA_PATH, emulator.user_data)
     app.router.add_get(AISA_USER_DATA_PATH, emulator.user_data)
+    app.router.add_route("*", AS_OF_PATH, emulator.dates.handle)
     app.router.add_route("*", "/{tail:.*}", emulator.other)
 
     async def stop_streams(app: web.Application) -> None:

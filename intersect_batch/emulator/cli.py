@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import logging
 import os
 import signal
@@ -18,6 +19,7 @@ from pathlib import Path
 from . import oddities
 from .server import running_emulator
 from .settings import FAULT_NAMES, EmulatorSettings, FaultSettings, PinnedFault
+from .timeline import Timeline, parse_as_of
 
 __all__ = ["main", "serve_until_stopped"]
 
@@ -189,6 +191,32 @@ def _parser() -> argparse.ArgumentParser:
         help=f"items appear and vanish between calls (default: {d.live_data:g}, off)",
     )
     p.add_argument("--no-gzip", action="store_true", help="never compress answers")
+    dates = p.add_argument_group(
+        "an index that changes by date", "off unless --timeline-origin is given; the date "
+        "moves with POST /_emulator/as-of (body YYYY-MM-DD) or a call's X-Emulator-As-Of header"
+    )  # fmt: skip
+    dates.add_argument(
+        "--timeline-origin", type=parse_as_of, default=None, metavar="DATE",
+        help="day 0 of the timeline: the graph as generated, less the pages still to come",
+    )  # fmt: skip
+    dates.add_argument(
+        "--as-of", type=parse_as_of, default=None, metavar="DATE",
+        help="answer as of this date (default: the origin)",
+    )  # fmt: skip
+    t = Timeline(origin=dt.date(2026, 1, 1))
+    for name, value, what in (
+        ("daily-new", t.daily_new, "pages that first appear each day"),
+        ("daily-return", t.daily_return, "pages found again each day, with their old first_seen"),
+        ("daily-vanish", t.daily_vanish, "pages that vanish each day"),
+    ):
+        dates.add_argument(
+            f"--{name}", type=float, default=value, metavar="SHARE",
+            help=f"the share of a target set's pages {what} (default: {value:g})",
+        )  # fmt: skip
+    dates.add_argument(
+        "--horizon-days", type=int, default=t.horizon_days, metavar="N",
+        help=f"days over which pages keep changing (default: {t.horizon_days})",
+    )  # fmt: skip
     p.add_argument(
         "--log-file",
         type=Path,
@@ -310,6 +338,7 @@ def settings_from_args(argv: list[str] | None) -> EmulatorSettings:
             oddities=oddities.from_flags(a),
             gzip=not a.no_gzip,
             log_file=a.log_file,
+            timeline=_timeline(a),
         )
     except ValueError as exc:
         parser.error(str(exc))
@@ -328,8 +357,24 @@ _SETTINGS_FROM_FLAGS = tuple(
         "clock",
         "item_cache_size",
         "query_cache_size",
+        "timeline",
     )
 )
+
+
+def _timeline(a: argparse.Namespace) -> Timeline | None:
+    if a.timeline_origin is None:
+        if a.as_of is not None:
+            raise ValueError("--as-of needs --timeline-origin")
+        return None
+    return Timeline(
+        origin=a.timeline_origin,
+        as_of=a.as_of,
+        daily_new=a.daily_new,
+        daily_return=a.daily_return,
+        daily_vanish=a.daily_vanish,
+        horizon_days=a.horizon_days,
+    )
 
 
 _FAULT_SETTINGS_FROM_FLAGS = tuple(

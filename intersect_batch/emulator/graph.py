@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from hashlib import blake2b
+from typing import TYPE_CHECKING
 
 from .hashing import Bits, digest_int, text_hash
 from .schema import Backlink, IndirectLink, Item, Summary
@@ -29,6 +30,9 @@ from .words import (
     TLDS,
     WORDS,
 )
+
+if TYPE_CHECKING:
+    from .timeline import Timeline
 
 __all__ = ["Segment", "Universe", "default_size"]
 
@@ -134,6 +138,8 @@ class Universe:
         self._domains = max(16, min(DOMAIN_POOL, self.total // 6))
         self._domain_cache = _domain_pool(seed)
         self._is_url = tuple("://" in t for t in self.targets)
+        #: When set, pages that appear on a later day are first seen on that day.
+        self.timeline: Timeline | None = None
 
     # -- cheap page-level facts (used to select pages without building them) -------------
 
@@ -316,4 +322,6 @@ class Universe:
                     ),
                 )
             ]
+        if self.timeline is not None:
+            self.timeline.restamp(self.thash, pid, links)
         return Item(page_intersection=links, summary=Summary(intersections_count=len(links)))

@@ -35,6 +35,10 @@ class CallRecord(msgspec.Struct, frozen=True, kw_only=True):
     fault: str | None
     tasks_count: int
     total_count: int | None = None
+    conditions: int | None = None
+    """How many filter conditions the task held (None: no filters)."""
+    as_of: str | None = None
+    """The date the index was taken on (with a timeline only)."""
 
 
 def credential_id(*, login: str | None = None, api_key: str | None = None) -> str | None:

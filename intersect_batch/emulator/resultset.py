@@ -17,6 +17,7 @@ from .graph import Segment, Universe, default_size
 from .hashing import text_hash
 from .query import Query
 from .schema import ENCODER, Item
+from .timeline import Timeline
 
 __all__ = ["LIVE_GAP", "LRU", "ResultStore"]
 
@@ -67,8 +68,10 @@ class ResultStore:
         size_max: int,
         item_cache_size: int,
         query_cache_size: int,
+        timeline: Timeline | None = None,
     ) -> None:
         self.seed = seed
+        self.timeline = timeline
         self._sizes = dict(sizes)
         self._size_min = size_min
         self._size_max = size_max
@@ -85,17 +88,25 @@ class ResultStore:
             if size is None:
                 size = default_size(self.seed, query.targets, self._size_min, self._size_max)
             u = Universe(self.seed, query.keys, query.targets, size)
+            u.timeline = self.timeline
             self._universes.put(key, u)
         return u
 
-    def select(self, query: Query, epoch: int | None = None, churn: float = 0.0) -> Sequence[int]:
+    def select(
+        self, query: Query, epoch: int | None = None, churn: float = 0.0, day: int | None = None
+    ) -> Sequence[int]:
         """The ids of the pages ``query`` selects, in result order.
 
         ``epoch`` and ``churn`` (live-data mode): a page is absent while
         ``frac(u_page + epoch * churn) < LIVE_GAP``, ``u_page`` a hash of the page.
+        ``day``: the timeline's day the index is taken on (with a timeline only).
         """
         live = epoch is not None and churn > 0
-        cache_key = (query.selection_key, epoch if live and epoch is not None else -1)
+        dated = day is not None and self.timeline is not None
+        cache_key = (
+            query.selection_key + (b"@%d" % day if dated and day is not None else b""),
+            epoch if live and epoch is not None else -1,
+        )
         cached = self.selections.get(cache_key)
         if cached is not None:
             return cached
@@ -115,6 +126,7 @@ class ResultStore:
             or query.predicate is not None
             or query.order
             or live
+            or dated
         )
         result: Sequence[int]
         if simple and not segments:
@@ -124,6 +136,9 @@ class ResultStore:
         else:
             ids = self._default_order(u, segments)
             checks = self._cheap_checks(u, query, epoch if live else None, churn)
+            if dated and self.timeline is not None and day is not None:
+                present, thash = self.timeline.present, u.thash
+                checks.append(lambda pid: present(thash, pid, day))
             if checks:
                 ids = (pid for pid in ids if all(check(pid) for check in checks))
             needs_item = bool(query.predicate or query.order or not query.include_indirect_links)

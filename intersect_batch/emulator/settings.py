@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .oddities import AnswerOddities
+from .timeline import Timeline
 
 __all__ = [
     "FAULT_NAMES",
@@ -280,6 +281,8 @@ class EmulatorSettings:
     - ``clock`` (``time.monotonic``): the rate window and the call log's ``t``.
     - ``item_cache_size`` (20000) / ``query_cache_size`` (32): encoded items and per-query
       id arrays kept in memory (LRU).
+    - ``timeline`` (None = a fixed index): pages appear, vanish and come back by date,
+      answered as of a date (see ``timeline.Timeline``).
     """
 
     host: str = "127.0.0.1"
@@ -304,6 +307,7 @@ class EmulatorSettings:
     clock: Callable[[], float] = time.monotonic
     item_cache_size: int = 20_000
     query_cache_size: int = 32
+    timeline: Timeline | None = None
 
     def __post_init__(self) -> None:
         if self.rate_per_minute < 1 or self.max_concurrent < 1:

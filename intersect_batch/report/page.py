@@ -29,6 +29,7 @@ from intersect_batch.report.data import (
     top_domains,
 )
 from intersect_batch.report.fmt import money, seconds, short_date, short_money
+from intersect_batch.report.runfiles import RefreshView
 from intersect_batch.report.svg import bar_chart, column_chart
 from intersect_batch.report.tables import (
     diff_cells,
@@ -208,6 +209,25 @@ def _distribution_part(job: JobReport) -> list[str]:
     ]
 
 
+def _refresh_note(refresh: RefreshView | None) -> list[str]:
+    """What an incremental night fetched, or what the full night found it missed."""
+    if refresh is None:
+        return []
+    if refresh.mode == "incremental":
+        return [
+            '<p class="muted" data-refresh="incremental">Incremental night: only pages first '
+            f"seen after {escape(refresh.cutoff or '?')} were fetched; lost pages are "
+            f"{escape(refresh.lost or 'checked on full nights')}.</p>"
+        ]
+    if refresh.missed_by_incremental is None:
+        return []
+    return [
+        f'<p class="muted" data-refresh="missed">Full night: {refresh.missed_by_incremental:,} '
+        "pages the incremental nights since "
+        f"{escape(refresh.missed_since or '?')} missed (found again, or no longer excluded).</p>"
+    ]
+
+
 def _job_section(job: JobReport, top: int) -> str:
     view = job.view
     jid = escape(job.job_id)
@@ -238,6 +258,7 @@ def _job_section(job: JobReport, top: int) -> str:
         cards.append(_card("referring domains", f"{len(job.domains):,}", name="domains"))
         cards.append(_card("dofollow pages", f"{job.dofollow_items:,}", name="dofollow"))
     parts.append('<div class="cards">' + "".join(cards) + "</div>")
+    parts.extend(_refresh_note(view.refresh))
     if job.unreadable_lines:
         parts.append(f'<p class="warn">{job.unreadable_lines:,} lines could not be read.</p>')
     parts.extend(f'<p class="warn" data-problem>{escape(p)}</p>' for p in job.problems)

@@ -27,6 +27,16 @@ __all__ = [
 ]
 
 
+class RefreshView(msgspec.Struct, kw_only=True):
+    """A ``refresh: incremental`` job's night, from its manifest's ``refresh``."""
+
+    mode: str = "full"
+    cutoff: str | None = None
+    lost: str | None = None
+    missed_by_incremental: int | None = None
+    missed_since: str | None = None
+
+
 class JobView(msgspec.Struct, kw_only=True):
     """The part of ``<id>.manifest.json`` a report reads; other fields are ignored."""
 
@@ -41,6 +51,7 @@ class JobView(msgspec.Struct, kw_only=True):
     config_file: str | None = None
     config_line: int | None = None
     diff: DiffCounts | None = None
+    refresh: RefreshView | None = None
 
 
 class RunJobLine(msgspec.Struct, kw_only=True):

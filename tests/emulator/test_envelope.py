@@ -34,7 +34,7 @@ def test_public_names():
     modules = {
         "app", "cli", "codes", "faults", "filters", "graph", "gzipbomb", "hashing", "hostile",
         "limits", "oddities", "query", "records", "resultset", "schema", "server", "settings",
-        "streaming", "words", "annotations",
+        "streaming", "words", "annotations", "timeline",
     }  # fmt: skip
     assert public - modules == set(emulator_pkg.__all__)
 
