@@ -37,7 +37,6 @@ import anyio.abc
 import msgspec
 
 from intersect_batch.client import FetchedPage
-from intersect_batch.durable import in_thread
 from intersect_batch.errors import (
     ApiError,
     JobFatalApiError,
@@ -47,8 +46,9 @@ from intersect_batch.errors import (
     UnreachableApiError,
 )
 from intersect_batch.layout import RunFolder
-from intersect_batch.ledger import Ledger, next_booking, write_ledger
-from intersect_batch.pacing import Budget, Pacer
+from intersect_batch.ledger import Ledger
+from intersect_batch.money import NightMoney, Reservation, Settled
+from intersect_batch.pacing import PRICE_LISTS, Pacer, PriceList
 from intersect_batch.schedule import (
     Done,
     Failure,
@@ -294,6 +294,7 @@ class _Crawler:
         on_job_end: Callable[[JobFinal], Awaitable[None]] | None,
         rng: random.Random,
         describe_endpoint: str,
+        prices: PriceList,
     ) -> None:
         self.fetch = fetch
         self.folder = folder
@@ -303,9 +304,13 @@ class _Crawler:
         self.endpoint = describe_endpoint
         self.schedule = Schedule(retry=settings.retry, pages_ahead=settings.pages_ahead, rng=rng)
         self.pacer = Pacer(settings.limits)
-        self.budget = Budget(settings.budget_usd, spent_before=ledger.committed_usd)
-        self.ledger_base = ledger
-        self.booked = ledger.booked_usd
+        self.money = NightMoney(
+            folder,
+            cap=settings.budget_usd,
+            ledger=ledger,
+            prices=prices,
+            activity=lambda: (self.retries, self.schedule.throttled_seconds),
+        )
         self.slots = anyio.CapacityLimiter(settings.limits.concurrency)
         self.gate = anyio.Semaphore(max(1, settings.pages_in_memory))
         self.jobs = [
@@ -317,7 +322,6 @@ class _Crawler:
         self.calls = 0
         self.retries = 0
         self.cost_usd = 0.0
-        self.started_spent = self.budget.spent
         self.stop_info: StopInfo | None = None
         self.run_fatal: ApiError | None = None
         self.interrupted_by: int | None = None
@@ -406,49 +410,22 @@ class _Crawler:
                     "raise it if the jobs really need more",
                 )
                 return
-            reservation = await self._reserve(decision.limit)
+            reservation = await self.money.reserve(decision.limit)
             if reservation is None:
                 self.slots.release_on_behalf_of(token)
                 self.schedule.unsent(job.key, decision.page)
-                if self.in_flight:
+                if self.money.halt is None and self.in_flight:
                     # Calls in flight may cost less than their worst case, or tell the
                     # price: wait for one to settle, then ask again.
                     await self._wait_for_change(None)
                     continue
-                worst = self.budget.worst_case(decision.limit)
-                self._stop(
-                    "budget",
-                    f"budget: the next call could cost {worst:.5f} USD and "
-                    f"{self.budget.spent:.5f} of {self.settings.budget_usd} USD are spent "
-                    "tonight",
-                )
+                self._stop("budget", self.money.refusal(decision.limit))
                 return
             self.in_flight += 1
             self.calls_started += 1
             calls.start_soon(self._call, job, decision, token, reservation)
 
-    async def _reserve(self, limit: int) -> float | None:
-        reservation = self.budget.reserve(limit)
-        booking = next_booking(self.settings.budget_usd, self.budget.committed, self.booked)
-        if reservation is not None and booking is not None:
-            # Book the money in the ledger before the call can spend it: a crash now
-            # cannot make the night forget it (see intersect_batch.ledger).
-            before, self.booked = self.booked, booking
-            error = await self._save_ledger()
-            if error is not None:
-                # Money not booked on disk would be spent again by the night's next
-                # invocation (a full disk, then space again): send no call it cannot book.
-                self.booked = before
-                self.budget.settle(reservation, 0.0)
-                self._stop(
-                    "budget",
-                    f"budget: the night's spend cannot be booked in {self.folder.ledger} "
-                    f"({error}); a capped run sends no call it cannot book",
-                )
-                return None
-        return reservation
-
-    async def _call(self, job: _Job, send: Send, token: object, reservation: float) -> None:
+    async def _call(self, job: _Job, send: Send, token: object, reservation: Reservation) -> None:
         holds_memory = False
 
         async def before_decode() -> None:
@@ -459,16 +436,13 @@ class _Crawler:
         page: FetchedPage | None = None
         error: ApiError | None = None
         sent_at: float | None = None
+        booked = Settled(0.0, called=False)
         try:
             try:
                 sent = await self._pace()
                 if not sent or not self.schedule.job(job.key).active:
-                    self.budget.settle(reservation, 0.0)
                     self.schedule.unsent(job.key, send.page)
                     return
-                job.calls += 1
-                self.calls += 1
-                self._ledger_dirty = True
                 sent_at = anyio.current_time()
                 call = Call(
                     job_id=job.job_id,
@@ -480,32 +454,30 @@ class _Crawler:
                     page = await self.fetch(call, before_decode)
                 except ApiError as exc:
                     error = exc.at(job_id=job.job_id, offset=send.offset)
-                    if isinstance(exc, UnreachableApiError):
-                        # Nothing reached the API: no call was made, none is counted.
-                        job.calls -= 1
-                        self.calls -= 1
             finally:
+                where = f"job {job.job_id}, offset {send.offset}"
                 if page is not None:
-                    self.budget.settle(reservation, page.cost, len(page.lines))
-                    job.cost_usd += page.cost
-                    self.cost_usd += page.cost
+                    booked = self.money.answered(
+                        reservation, page.cost, len(page.lines), where=where
+                    )
+                    self._count(job, booked)
                 elif error is not None:
-                    # An answer that said what it cost, or a call that may have been
-                    # billed with no word of the price: then the worst case counts.
-                    if error.cost is not None:
-                        self.budget.settle(reservation, error.cost)
-                        job.cost_usd += error.cost
-                        self.cost_usd += error.cost
-                    else:
-                        self.budget.settle(reservation, None if error.maybe_billed else 0.0)
+                    self._count(job, self.money.failed(reservation, error, where=where))
+                elif sent_at is not None:
+                    # Abandoned with the call out: it may have been billed.
+                    self._count(job, self.money.lost(reservation))
+                else:
+                    self.money.unsent(reservation)
                 self.slots.release_on_behalf_of(token)
                 self._notify()
+            if self.money.halt is not None:
+                self._stop("budget", self.money.halt)
             completes = False
             try:
                 if error is not None:
                     await self._failed(job, send, error, sent_at=sent_at)
                 elif page is not None:
-                    completes = await self._answered(job, send, page, sent_at)
+                    completes = await self._answered(job, send, page, sent_at, booked.cost_usd)
             finally:
                 if holds_memory:
                     self.gate.release()
@@ -517,6 +489,15 @@ class _Crawler:
         finally:
             self.in_flight -= 1
             self._notify()
+
+    def _count(self, job: _Job, settled: Settled) -> None:
+        """A call's outcome in the job's and the run's counters (a call only if it was one)."""
+        if settled.called:
+            job.calls += 1
+            self.calls += 1
+            self._ledger_dirty = True
+        job.cost_usd += settled.cost_usd
+        self.cost_usd += settled.cost_usd
 
     async def _pace(self) -> bool:
         """Wait for the rate; False when the run stopped hard meanwhile (not sent then)."""
@@ -531,7 +512,7 @@ class _Crawler:
         return not unsent.cancelled_caught and not self._hard_stop
 
     async def _answered(
-        self, job: _Job, send: Send, page: FetchedPage, sent_at: float | None = None
+        self, job: _Job, send: Send, page: FetchedPage, sent_at: float | None, cost: float
     ) -> bool:
         """Write an answered page; True when that completes the job."""
         verdict = self.schedule.answered(
@@ -565,7 +546,7 @@ class _Crawler:
             extra={"job": job.job_id, "offset": send.offset, "items": len(page.lines)},
         )
         completes = self.schedule.durable(job.key, checkpoint.next_page, (send.page,))
-        self.observer.page_done(self._snapshot(job), len(page.lines), page.cost)
+        self.observer.page_done(self._snapshot(job), len(page.lines), cost)
         return completes
 
     async def _failed(
@@ -694,37 +675,15 @@ class _Crawler:
 
     # -- the night's ledger ---------------------------------------------------------------
 
-    def ledger(self) -> Ledger:
-        base = self.ledger_base
-        spent = base.committed_usd + (self.budget.spent - self.started_spent)
-        return Ledger(
-            spent_usd=round(spent, 8),
-            cost_usd=round(base.cost_usd + self.cost_usd, 8),
-            calls=base.calls + self.calls,
-            retries=base.retries + self.retries,
-            throttled_s=round(base.throttled_s + self.schedule.throttled_seconds, 3),
-            invocations=base.invocations + 1,
-            booked_usd=round(max(self.booked, spent), 8) if self.booked else 0.0,
-        )
-
-    async def _save_ledger(self, *, final: bool = False) -> str | None:
-        """Write the night's ledger; the reason it could not be written, else None."""
-        ledger = self.ledger()
-        if final:
-            ledger = msgspec.structs.replace(ledger, booked_usd=0.0)
+    async def save_ledger(self, *, final: bool = False) -> str | None:
         self._ledger_dirty = False
-        try:
-            await in_thread(write_ledger, self.folder.ledger, ledger)
-        except OSError as exc:
-            log.error("cannot write the night's ledger: %s", exc.strerror or exc)
-            return str(exc.strerror or exc)
-        return None
+        return await self.money.save(final=final)
 
     async def keep_ledger(self) -> None:
         while True:
             await anyio.sleep(LEDGER_INTERVAL)
             if self._ledger_dirty:
-                await self._save_ledger()
+                await self.save_ledger()
 
     # -- ending ---------------------------------------------------------------------------
 
@@ -789,7 +748,7 @@ class _Crawler:
                 finals.append(final)
             else:
                 finals.append(self._final(job))
-        await self._save_ledger(final=True)
+        await self.save_ledger(final=True)
         return finals
 
     # -- signals --------------------------------------------------------------------------
@@ -844,6 +803,7 @@ async def crawl(
     handle_signals: bool = False,
     rng: random.Random | None = None,
     endpoint: str = "the API",
+    prices: PriceList = PRICE_LISTS["dataforseo"],
 ) -> CrawlResult:
     """Crawl every job into ``folder``; resume what an earlier run of the date left.
 
@@ -866,8 +826,11 @@ async def crawl(
         on_job_end=on_job_end,
         rng=rng or random.Random(),
         describe_endpoint=endpoint,
+        prices=prices,
     )
     await crawler.prepare()
+    # The night's ledger exists from the start: missing later, it was removed.
+    await crawler.save_ledger()
     async with anyio.create_task_group() as outer:
         calls_scope = anyio.CancelScope()
         if handle_signals:
@@ -893,6 +856,6 @@ async def crawl(
         calls=crawler.calls,
         retries=crawler.retries,
         cost_usd=round(crawler.cost_usd, 8),
-        spent_usd=round(crawler.budget.spent - crawler.started_spent, 8),
+        spent_usd=round(crawler.money.spent_usd, 8),
         throttled_s=round(crawler.schedule.throttled_seconds, 3),
     )

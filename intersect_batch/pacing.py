@@ -8,12 +8,23 @@ start whose worst case would take the spend over the cap.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import anyio
 from aiolimiter import AsyncLimiter
 
 from intersect_batch.settings import Limits
 
-__all__ = ["CALL_PRICE_USD", "ITEM_PRICE_USD", "Budget", "Pacer", "price"]
+__all__ = [
+    "CALL_PRICE_USD",
+    "ITEM_PRICE_USD",
+    "PRICE_LISTS",
+    "Budget",
+    "Pacer",
+    "PriceList",
+    "price",
+    "price_list",
+]
 
 #: The documented price of one call, whatever it returns.
 CALL_PRICE_USD = 0.02
@@ -24,6 +35,31 @@ ITEM_PRICE_USD = 0.00003
 def price(calls: int, items: int) -> float:
     """What ``calls`` calls returning ``items`` items in all cost at the documented price."""
     return calls * CALL_PRICE_USD + items * ITEM_PRICE_USD
+
+
+@dataclass(frozen=True, slots=True)
+class PriceList:
+    """What a provider bills for one answered call: a price per call and per item."""
+
+    call_usd: float
+    item_usd: float
+
+    def of(self, items: int) -> float:
+        """The listed price of one answer carrying ``items`` items."""
+        return self.call_usd + items * self.item_usd
+
+
+#: Each provider's price list. AIsa passes DataForSEO's price on; the sandbox is free.
+PRICE_LISTS = {
+    "dataforseo": PriceList(CALL_PRICE_USD, ITEM_PRICE_USD),
+    "aisa": PriceList(CALL_PRICE_USD, ITEM_PRICE_USD),
+    "sandbox": PriceList(0.0, 0.0),
+}
+
+
+def price_list(provider: str) -> PriceList:
+    """The price list of the provider named ``provider`` (an unknown one pays DataForSEO's)."""
+    return PRICE_LISTS.get(provider, PRICE_LISTS["dataforseo"])
 
 
 class Pacer:
@@ -102,11 +138,16 @@ class Budget:
         self.reserved += amount
         return amount
 
-    def settle(self, reservation: float, cost: float | None, items: int = 0) -> None:
+    def settle(
+        self, reservation: float, cost: float | None, items: int = 0, *, limit: int | None = None
+    ) -> None:
         """Replace a reservation by what the call cost.
 
         ``cost=None``: the outcome is unknown (the answer was lost or cut short after the
-        server may have billed it), so the worst case is kept as spent.
+        server may have billed it), so the worst case is kept as spent. The price learned
+        is the cost over the documented price of what was asked: of ``items``, at most
+        ``limit`` (a page carrying more items than it asked for raises the worst case of
+        the calls after it).
         """
         self._outstanding = max(0, self._outstanding - 1)
         self.reserved = max(0.0, self.reserved - reservation)
@@ -116,6 +157,6 @@ class Budget:
         self.spent += cost
         if cost > 0:
             self._price_known = True
-            documented = price(1, items)
+            documented = price(1, items if limit is None else min(items, limit))
             if cost > documented:
                 self._price_factor = max(self._price_factor, cost / documented)

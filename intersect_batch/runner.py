@@ -42,12 +42,13 @@ from intersect_batch.manifest import (
     RunSummary,
     build_manifest,
     is_complete,
-    night_ledger,
     previous_total,
     read_manifest,
     write_json,
 )
 from intersect_batch.metrics import RunMetrics, write_metrics
+from intersect_batch.night import night_ledger
+from intersect_batch.pacing import price_list
 from intersect_batch.plan import fingerprint, page_count, safety_cap, select_jobs
 from intersect_batch.providers import Provider
 from intersect_batch.report import write_report
@@ -547,6 +548,7 @@ async def run_batch(
             "handle_signals": handle_signals,
             "rng": rng,
             "endpoint": provider.base_url,
+            "prices": price_list(provider.name),
         }
         if fetch is not None:
             result = await crawl(todo, fetch=fetch, **crawl_args)  # type: ignore[arg-type]

@@ -48,6 +48,7 @@ __all__ = [
     "Opened",
     "PageIn",
     "SpooledPage",
+    "read_checkpoint",
 ]
 
 
@@ -160,6 +161,15 @@ def _now() -> str:
 
 class _Damaged(Exception):
     """Progress on disk that cannot be trusted; the message says what is wrong."""
+
+
+def read_checkpoint(folder: RunFolder, job_id: str) -> Checkpoint | None:
+    """A job's checkpoint as it is on disk, for readers; None if absent or unreadable."""
+    try:
+        with open_nofollow(folder.checkpoint(job_id), os.O_RDONLY) as handle:
+            return _checkpoint_decoder.decode(handle.read())
+    except (OSError, msgspec.DecodeError):
+        return None
 
 
 class JobStore:

@@ -112,7 +112,7 @@ class ScriptedApi:
                 answer = self.page(call)
         finally:
             self.in_flight -= 1
-        self.billed += answer.cost
+        self.billed += answer.cost or 0.0
         await before_decode()
         self.decoded += 1
         self.decoded_not_durable_max = max(
