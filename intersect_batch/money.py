@@ -214,12 +214,12 @@ class NightMoney:
     def _book(self, reservation: Reservation, cost: float, items: int, *, where: str) -> Settled:
         ceiling = IMPLAUSIBLE_FACTOR * price(1, max(items, reservation.limit))
         if not cost <= ceiling:
+            log.error("an answer claimed %s USD (%s): implausible", _money(cost), where)
             self.halt = self.halt or (
-                f"budget: an answer claimed {_money(cost)} USD ({where}), over "
-                f"{IMPLAUSIBLE_FACTOR} times the documented price of the call; no more "
-                "calls are sent: compare the account's bill with the night's ledger"
+                f"budget: an answer claimed more than {IMPLAUSIBLE_FACTOR} times the "
+                f"documented price of its call ({ceiling:.5f} USD; {where}); no more calls "
+                "are sent: compare the account's bill with the night's ledger"
             )
-            log.error("%s", self.halt)
             cost = ceiling
         self.cost_usd += cost
         self._settle(reservation, cost, items)

@@ -16,7 +16,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from .server import running_emulator
-from .settings import FAULT_NAMES, EmulatorSettings, FaultSettings, PinnedFault
+from .settings import COST_CLAIMS, FAULT_NAMES, EmulatorSettings, FaultSettings, PinnedFault
 
 __all__ = ["main", "serve_until_stopped"]
 
@@ -281,6 +281,26 @@ def _parser() -> argparse.ArgumentParser:
         choices=(40202, 40209),
         default=f.throttle_code,
         help="40202 (per minute, default) or 40209 (simultaneous); AIsa: HTTP 429",
+    )
+    claims = p.add_argument_group("money claims (the call log keeps what was billed)")
+    claims.add_argument(
+        "--cost-claim",
+        choices=tuple(COST_CLAIMS),
+        default=f.cost_claim,
+        help="the cost a successful answer claims: left out, -0.5, 0, 1e300 or 1.7e308",
+    )
+    claims.add_argument(
+        "--aisa-price-header",
+        default=f.aisa_price_header,
+        metavar="TEXT",
+        help="send X-AISA-Price-USD: TEXT with every successful answer, on every route",
+    )
+    claims.add_argument(
+        "--oversize-factor",
+        type=int,
+        default=f.oversize_factor,
+        metavar="N",
+        help="a page carries N times the limit asked, billed for what it carries (default 1)",
     )
     return p
 
