@@ -53,6 +53,7 @@ from intersect_batch.settings import (
     RunSettings,
     Timeouts,
 )
+from intersect_batch.stop import CrawlControl
 
 __all__ = ["main"]
 
@@ -716,6 +717,7 @@ async def _crawl(
 ) -> RunOutcome | None:
     """The run, or None when a signal stopped it outside the crawl."""
     provider = resolve_provider(args.provider, args.base_url)
+    control = CrawlControl()
     run = functools.partial(
         run_batch,
         args.config_dir,
@@ -724,13 +726,13 @@ async def _crawl(
         settings=_settings(args),
         job_ids=args.job,
         patterns=args.match,
-        handle_signals=True,
+        control=control,
         keep_days=args.keep_days,
         report=args.report,
         metrics_file=args.metrics_file,
     )
     outcome = None
-    with anyio.CancelScope() as scope, interrupts.cancelling(scope):
+    with anyio.CancelScope() as scope, interrupts.cancelling(scope, control):
         if session.console is not None:
             with RichProgress(session.console) as progress:
                 outcome = await run(observer=progress)
@@ -762,7 +764,7 @@ def _run(args: argparse.Namespace) -> int:
             return session.finish(exit_code_for_error(exc), metrics=False)
     folder = _settings(args).folder
     before = file_state(folder.run_json)
-    interrupts = Interrupts()
+    interrupts = Interrupts(grace=args.grace)
     with interrupts.installed():
         try:
             outcome = anyio.run(_crawl, args, session, interrupts)

@@ -61,6 +61,7 @@ from intersect_batch.schedule import (
     Send,
 )
 from intersect_batch.settings import RunSettings
+from intersect_batch.stop import CrawlControl, Stop
 from intersect_batch.store import Checkpoint, Counters, PageIn
 from intersect_batch.writer import JobWriter
 
@@ -73,7 +74,6 @@ __all__ = [
     "Fetch",
     "JobFinal",
     "JobSnapshot",
-    "StopInfo",
     "crawl",
     "failure_of",
 ]
@@ -171,25 +171,14 @@ class JobFinal:
 PLAN_JUMP_FACTOR = 10
 PLAN_JUMP_PAGES = 10
 
-StopKind = Literal["run_fatal", "throttled", "unreachable", "budget", "signal", "cap"]
-
-
-@dataclass(frozen=True)
-class StopInfo:
-    """Why the run stopped sending before its jobs were done."""
-
-    kind: StopKind
-    reason: str
-
 
 @dataclass(frozen=True)
 class CrawlResult:
     """What a crawl did: its jobs' ends, its own figures, and why it stopped early."""
 
     jobs: tuple[JobFinal, ...]
-    stop: StopInfo | None
-    run_fatal: ApiError | None
-    interrupted_by: int | None
+    #: Why the run stopped sending before its jobs were done (None: they were done).
+    stop: Stop | None
     started_at: str
     finished_at: str
     duration_s: float
@@ -199,6 +188,16 @@ class CrawlResult:
     #: What the budget counts as spent by this invocation (see :class:`Budget`).
     spent_usd: float
     throttled_s: float
+
+    @property
+    def run_fatal(self) -> ApiError | None:
+        """The API's error when the account or the network stopped the run."""
+        return None if self.stop is None else self.stop.error
+
+    @property
+    def interrupted_by(self) -> int | None:
+        """The signal that interrupted the run, if one did."""
+        return None if self.stop is None else self.stop.signum
 
 
 class CrawlObserver:
@@ -322,12 +321,10 @@ class _Crawler:
         self.calls = 0
         self.retries = 0
         self.cost_usd = 0.0
-        self.stop_info: StopInfo | None = None
-        self.run_fatal: ApiError | None = None
-        self.interrupted_by: int | None = None
+        self.stopped: Stop | None = None
+        self.calls_scope = anyio.CancelScope()
         self._changed = anyio.Event()
         self._unsent: set[anyio.CancelScope] = set()
-        self._hard_stop = False
         self._ledger_dirty = False
 
     # -- preparing ------------------------------------------------------------------------
@@ -405,9 +402,11 @@ class _Crawler:
                 self.slots.release_on_behalf_of(token)
                 self.schedule.unsent(job.key, decision.page)
                 self._stop(
-                    "cap",
-                    f"the safety cap of {cap} calls for one run is reached (--max-calls); "
-                    "raise it if the jobs really need more",
+                    Stop(
+                        "cap",
+                        f"the safety cap of {cap} calls for one run is reached (--max-calls); "
+                        "raise it if the jobs really need more",
+                    )
                 )
                 return
             reservation = await self.money.reserve(decision.limit)
@@ -419,7 +418,7 @@ class _Crawler:
                     # price: wait for one to settle, then ask again.
                     await self._wait_for_change(None)
                     continue
-                self._stop("budget", self.money.refusal(decision.limit))
+                self._stop(Stop("budget", self.money.refusal(decision.limit)))
                 return
             self.in_flight += 1
             self.calls_started += 1
@@ -471,7 +470,7 @@ class _Crawler:
                 self.slots.release_on_behalf_of(token)
                 self._notify()
             if self.money.halt is not None:
-                self._stop("budget", self.money.halt)
+                self._stop(Stop("budget", self.money.halt))
             completes = False
             try:
                 if error is not None:
@@ -501,7 +500,7 @@ class _Crawler:
 
     async def _pace(self) -> bool:
         """Wait for the rate; False when the run stopped hard meanwhile (not sent then)."""
-        if self._hard_stop:
+        if self._hard_stopped:
             return False
         with anyio.CancelScope() as unsent:
             self._unsent.add(unsent)
@@ -509,7 +508,11 @@ class _Crawler:
                 await self.pacer.wait()
             finally:
                 self._unsent.discard(unsent)
-        return not unsent.cancelled_caught and not self._hard_stop
+        return not unsent.cancelled_caught and not self._hard_stopped
+
+    @property
+    def _hard_stopped(self) -> bool:
+        return self.stopped is not None and self.stopped.hard
 
     async def _answered(
         self, job: _Job, send: Send, page: FetchedPage, sent_at: float | None, cost: float
@@ -601,18 +604,18 @@ class _Crawler:
             self._end(job, "failed", outcome.reason)
         elif isinstance(outcome, RunStopped):
             if outcome.kind == "run_fatal":
-                self.run_fatal = self.run_fatal or error
-                reason = f"the API stopped the run: {message}"
+                stop = Stop("run_fatal", f"the API stopped the run: {message}", error)
             elif outcome.kind == "unreachable":
-                self.run_fatal = self.run_fatal or error
                 reason = f"the API at {self.endpoint} could not be reached: {error.message}"
+                stop = Stop("unreachable", reason, error)
             else:
                 reason = (
                     f"{outcome.reason}: lower --rate-per-minute (now "
                     f"{self.settings.limits.rate_per_minute}) or --concurrency (now "
                     f"{self.settings.limits.concurrency}) to what the account allows"
                 )
-            self._stop(outcome.kind, reason)
+                stop = Stop("throttled", reason)
+            self._stop(stop)
 
     def _check_plan(self, job: _Job, total: int | None) -> None:
         """Flag a job whose total_count jumped by orders of magnitude since its last run."""
@@ -656,22 +659,46 @@ class _Crawler:
         except OSError as exc:
             log.warning("cannot remove its progress files: %s", exc, extra={"job": job.job_id})
 
-    def _stop(self, kind: StopKind, reason: str) -> None:
+    def _stop(self, stop: Stop) -> None:
         """Send no more calls; those in flight are still answered and written.
 
-        The budget and the safety cap stop handing out calls, and the calls already
-        handed out (paid for in the budget, within the cap) still go; any other stop
-        also holds back the calls waiting for their rate token.
+        The one place a stop is set: the first reason stays (a later signal is added to
+        it, see :meth:`Stop.then`). The budget and the safety cap stop handing out calls,
+        and the calls already handed out (paid for in the budget, within the cap) still
+        go; any other stop also holds back the calls waiting for their rate token.
         """
-        if self.stop_info is None:
-            self.stop_info = StopInfo(kind, reason)
-            log.warning("stopping: %s", reason)
-        self.schedule.stop_all(reason)
-        if kind not in ("budget", "cap"):
-            self._hard_stop = True
+        if self.stopped is None:
+            self.stopped = stop
+            log.warning("stopping: %s", stop.reason)
+        else:
+            self.stopped = self.stopped.then(stop)
+        self.schedule.stop_all(stop.reason)
+        if stop.hard:
             for scope in self._unsent:
                 scope.cancel()
         self._notify()
+
+    def stop(self, stop: Stop) -> None:
+        """Stopped from outside: the calls in flight get ``settings.grace`` seconds."""
+        self._stop(stop)
+        grace = self.settings.grace
+        calls = "call" if self.in_flight == 1 else "calls"
+        again = "Ctrl-C" if stop.signum == signal.SIGINT else "a second signal"
+        message = (
+            f"waiting up to {grace:.0f} s for {self.in_flight} {calls} in flight; "
+            f"{again} again to stop now"
+        )
+        log.warning("%s", message, extra={"_shown_by_progress": True})
+        self.observer.stopping(message)
+        scope = self.calls_scope
+        scope.deadline = min(scope.deadline, anyio.current_time() + grace)
+
+    def abandon(self) -> None:
+        """Stopped from outside again: the calls in flight are abandoned now."""
+        message = "stopping now: the calls in flight are abandoned"
+        log.warning("%s", message, extra={"_shown_by_progress": True})
+        self.observer.stopping(message)
+        self.calls_scope.cancel()
 
     # -- the night's ledger ---------------------------------------------------------------
 
@@ -728,9 +755,7 @@ class _Crawler:
 
     async def finish(self) -> list[JobFinal]:
         """Give every job that did not complete its status and reason; save its counters."""
-        reason = (
-            self.stop_info.reason if self.stop_info else "stopped before its pages were fetched"
-        )
+        reason = self.stopped.reason if self.stopped else "stopped before its pages were fetched"
         self.schedule.end_active(reason)
         finals = []
         for job in self.jobs:
@@ -751,45 +776,6 @@ class _Crawler:
         await self.save_ledger(final=True)
         return finals
 
-    # -- signals --------------------------------------------------------------------------
-
-    async def watch_signals(self, calls_scope: anyio.CancelScope) -> None:
-        # asyncio puts the default handlers back when the receiver closes; a caller that
-        # handles the signals before and after the crawl (the CLI) gets its own back.
-        handled = (signal.SIGINT, signal.SIGTERM)
-        previous = {signum: signal.getsignal(signum) for signum in handled}
-        try:
-            with anyio.open_signal_receiver(*handled) as signals:
-                async for signum in signals:
-                    if self._on_signal(signum, calls_scope):
-                        return
-        finally:
-            for signum, handler in previous.items():
-                if handler is not None:
-                    signal.signal(signum, handler)
-
-    def _on_signal(self, signum: int, calls_scope: anyio.CancelScope) -> bool:
-        """Stop sending (the first signal) or abandon the calls in flight (a second)."""
-        if self.interrupted_by is None:
-            self.interrupted_by = signum
-            self._stop("signal", f"interrupted by {signal.Signals(signum).name}")
-            grace = self.settings.grace
-            calls = "call" if self.in_flight == 1 else "calls"
-            again = "Ctrl-C" if signum == signal.SIGINT else "a second signal"
-            message = (
-                f"waiting up to {grace:.0f} s for {self.in_flight} {calls} in flight; "
-                f"{again} again to stop now"
-            )
-            log.warning("%s", message, extra={"_shown_by_progress": True})
-            self.observer.stopping(message)
-            calls_scope.deadline = min(calls_scope.deadline, anyio.current_time() + grace)
-            return False
-        message = "stopping now: the calls in flight are abandoned"
-        log.warning("%s", message, extra={"_shown_by_progress": True})
-        self.observer.stopping(message)
-        calls_scope.cancel()
-        return True
-
 
 async def crawl(
     jobs: Sequence[CrawlJob],
@@ -800,7 +786,7 @@ async def crawl(
     ledger: Ledger | None = None,
     observer: CrawlObserver | None = None,
     on_job_end: Callable[[JobFinal], Awaitable[None]] | None = None,
-    handle_signals: bool = False,
+    control: CrawlControl | None = None,
     rng: random.Random | None = None,
     endpoint: str = "the API",
     prices: PriceList = PRICE_LISTS["dataforseo"],
@@ -810,9 +796,10 @@ async def crawl(
     ``fetch`` sends one call (see :data:`Fetch`). ``ledger`` is what earlier invocations
     of the night spent (the budget holds for the night). ``on_job_end`` is awaited once
     per job as it ends (complete jobs before their progress files are removed), so that
-    its manifest is written then. ``handle_signals`` turns SIGINT / SIGTERM into a clean
-    stop: the first lets calls in flight finish within ``settings.grace``, a second
-    abandons them at once.
+    its manifest is written then. ``control`` stops the crawl from outside while it
+    sends calls (:class:`~intersect_batch.stop.CrawlControl`: the process's signal
+    handlers use it): a stop lets the calls in flight finish within ``settings.grace``,
+    an abandon drops them at once. ``prices`` is the provider's price list.
     """
     started = time.monotonic()
     started_at = _now_iso()
@@ -831,25 +818,25 @@ async def crawl(
     await crawler.prepare()
     # The night's ledger exists from the start: missing later, it was removed.
     await crawler.save_ledger()
+    control = control or CrawlControl()
     async with anyio.create_task_group() as outer:
-        calls_scope = anyio.CancelScope()
-        if handle_signals:
-            outer.start_soon(crawler.watch_signals, calls_scope)
         outer.start_soon(crawler.observer.watch)
         outer.start_soon(crawler.keep_ledger)
-        with calls_scope:
-            async with anyio.create_task_group() as calls:
-                await crawler.dispatch(calls)
-        if calls_scope.cancelled_caught:
+        control.attach(crawler.stop, crawler.abandon)
+        try:
+            with crawler.calls_scope:
+                async with anyio.create_task_group() as calls:
+                    await crawler.dispatch(calls)
+        finally:
+            control.detach()
+        if crawler.calls_scope.cancelled_caught:
             log.warning("calls still in flight were abandoned; their pages are fetched again")
         outer.cancel_scope.cancel()
     with anyio.CancelScope(shield=True):
         finals = await crawler.finish()
     return CrawlResult(
         jobs=tuple(finals),
-        stop=crawler.stop_info,
-        run_fatal=crawler.run_fatal,
-        interrupted_by=crawler.interrupted_by,
+        stop=crawler.stopped,
         started_at=started_at,
         finished_at=_now_iso(),
         duration_s=time.monotonic() - started,

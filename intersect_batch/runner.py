@@ -54,6 +54,7 @@ from intersect_batch.providers import Provider
 from intersect_batch.report import write_report
 from intersect_batch.retention import mark_run_dir, prune_runs
 from intersect_batch.settings import RunSettings
+from intersect_batch.stop import CrawlControl
 from intersect_batch.store import JobStore
 from intersect_batch.transport import http_fetch
 
@@ -493,7 +494,7 @@ async def run_batch(
     job_ids: Sequence[str] = (),
     patterns: Sequence[str] = (),
     observer: CrawlObserver | None = None,
-    handle_signals: bool = False,
+    control: CrawlControl | None = None,
     rng: random.Random | None = None,
     keep_days: int | None = None,
     report: bool = False,
@@ -545,7 +546,7 @@ async def run_batch(
             "ledger": ledger,
             "observer": observer,
             "on_job_end": night.job_ended,
-            "handle_signals": handle_signals,
+            "control": control,
             "rng": rng,
             "endpoint": provider.base_url,
             "prices": price_list(provider.name),

@@ -25,6 +25,7 @@ from intersect_batch.layout import RunFolder
 from intersect_batch.ledger import Ledger
 from intersect_batch.pacing import price
 from intersect_batch.settings import Limits, RetryPolicy, RunSettings
+from intersect_batch.stop import CrawlControl
 
 DATE = dt.date(2026, 11, 29)
 
@@ -184,6 +185,8 @@ async def run_crawl(
     run_settings: RunSettings,
     *,
     ledger: Ledger | None = None,
+    control: CrawlControl | None = None,
+    started: Callable[[], None] | None = None,
 ) -> Crawled:
     folder = RunFolder(run_settings.out_dir, run_settings.run_date)
     folder.path.mkdir(parents=True, exist_ok=True)
@@ -192,12 +195,16 @@ async def run_crawl(
     async def job_ended(final: JobFinal) -> None:
         ended.append(final)
 
+    if started is not None:
+        started()
+
     result = await crawl(
         jobs,
         fetch=api,
         folder=folder,
         settings=run_settings,
         ledger=ledger,
+        control=control,
         on_job_end=job_ended,
         endpoint="https://api.test/v3",
     )
