@@ -302,7 +302,7 @@ class _Crawler:
         self.on_job_end = on_job_end
         self.endpoint = describe_endpoint
         self.schedule = Schedule(retry=settings.retry, pages_ahead=settings.pages_ahead, rng=rng)
-        self.pacer = Pacer(settings.limits)
+        self.pacer = Pacer(settings.limits, lambda: self.schedule.paused_until)
         self.money = NightMoney(
             folder,
             cap=settings.budget_usd,
@@ -587,8 +587,6 @@ class _Crawler:
             if failure is not Failure.UNREACHABLE:
                 job.retries += 1
                 self.retries += 1
-            if outcome.paused_until is not None:
-                self.pacer.pause_until(outcome.paused_until)
             delay = max(0.0, outcome.at - now)
             if math.isfinite(delay):
                 log.warning(

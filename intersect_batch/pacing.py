@@ -8,6 +8,7 @@ start whose worst case would take the spend over the cap.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
@@ -68,28 +69,27 @@ class Pacer:
     aiolimiter's default lets ``max_rate`` calls through at once; here the bucket holds
     ``burst`` calls and drains one per interval, so no quota window ever holds more than
     the quota (see :class:`~intersect_batch.settings.Limits`). When the API refuses a call
-    for rate or concurrency, every call waits until the pause is over.
+    for rate or concurrency, every call waits until the pause is over: ``paused_until``
+    reads it from its owner (:attr:`~intersect_batch.schedule.Schedule.paused_until`).
     """
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, paused_until: Callable[[], float] = lambda: 0.0) -> None:
         burst = max(1, min(limits.burst, limits.rate_per_minute))
         self._limiter = AsyncLimiter(burst, burst * limits.interval)
-        self._pause_until = 0.0
-
-    def pause_until(self, when: float) -> None:
-        """Hold every call until the loop's clock reads ``when`` (a later pause wins)."""
-        self._pause_until = max(self._pause_until, when)
+        #: The pause's one owner (the schedule, which decides it): the loop time until
+        #: which the API asked the run to hold its calls.
+        self._paused_until = paused_until
 
     async def wait(self) -> None:
         """Return when the next call may be sent."""
         while True:
-            delay = self._pause_until - anyio.current_time()
+            delay = self._paused_until() - anyio.current_time()
             if delay > 0:
                 await anyio.sleep(delay)
                 continue
             await self._limiter.acquire()
             # A pause that began while this call waited for its token holds it too.
-            if self._pause_until <= anyio.current_time():
+            if self._paused_until() <= anyio.current_time():
                 return
 
 
