@@ -1,0 +1,250 @@
+"""The night's money, one owner: what each outcome of a call books, and what the ledger keeps.
+
+The crawl runs in virtual time against scripted answers (no server); the figures are
+exact. The CLI-level cases (claims an emulator makes, a ledger damaged between two
+invocations) are in ``test_once_money.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from intersect_batch.client import FetchedPage
+from intersect_batch.errors import (
+    JobFatalApiError,
+    TransientApiError,
+    UnreachableApiError,
+)
+from intersect_batch.layout import RunFolder
+from intersect_batch.ledger import Ledger, read_ledger, write_ledger
+from intersect_batch.money import NightMoney, Reservation, Settled
+from intersect_batch.night import night_ledger
+from intersect_batch.pacing import PRICE_LISTS, price, price_list
+from intersect_batch.settings import RetryPolicy
+from intersect_batch.store import Checkpoint, Counters
+from tests.scripted import DATE, ScriptedApi, fail, job, run_crawl, settings
+from tests.virtual_time import run_virtual
+
+LIST = PRICE_LISTS["dataforseo"]
+
+
+def _crawl(api: ScriptedApi, jobs: list[Any], run_settings: Any, **kw: Any) -> Any:
+    return run_virtual(lambda: run_crawl(api, jobs, run_settings, **kw))
+
+
+def _ledger(out: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(RunFolder(out, DATE).ledger.read_text())
+    return data
+
+
+def _claiming(cost: float | None, items: int = 10) -> Any:
+    async def step(api: ScriptedApi, call: Any) -> FetchedPage:
+        page = api.page(call)
+        return FetchedPage(
+            total_count=page.total_count,
+            items_count=items,
+            lines=page.lines[:items],
+            cost=cost,
+            task_id=None,
+        )
+
+    return step
+
+
+# -- counted once, by outcome ----------------------------------------------------------------
+
+
+def test_a_call_that_never_reached_the_api_is_not_counted(tmp_path: Path) -> None:
+    api = ScriptedApi({"a": 20})
+    down = UnreachableApiError("cannot connect")
+    api.script("a", 0, fail(down, 0.0), fail(down, 0.0))
+    policy = RetryPolicy(attempts=3, base=1.0, cap=1.0, unreachable_after=60.0)
+    done = _crawl(api, [job("a")], settings(tmp_path, retry=policy))
+    assert done.final("a").status == "complete"
+    assert len(api.sent) == 4  # two unreachable, then the two pages
+    assert done.result.calls == 2
+    assert done.final("a").counters.calls == 2
+    assert _ledger(tmp_path)["calls"] == 2
+    assert done.result.cost_usd == pytest.approx(2 * price(1, 10))
+
+
+def test_an_error_answer_books_the_cost_it_reports(tmp_path: Path) -> None:
+    api = ScriptedApi({"a": 10})
+    api.script("a", 0, fail(JobFatalApiError("bad request", status_code=40501, cost=0.5)))
+    done = _crawl(api, [job("a")], settings(tmp_path))
+    assert done.final("a").status == "failed"
+    assert done.result.calls == 1
+    assert done.result.cost_usd == 0.5
+    assert done.result.spent_usd == 0.5
+    assert done.final("a").counters.cost_usd == 0.5
+    assert _ledger(tmp_path)["spent_usd"] == 0.5
+
+
+def test_an_answer_lost_after_billing_counts_its_worst_case_but_no_cost(tmp_path: Path) -> None:
+    api = ScriptedApi({"a": 10})
+    api.script("a", 0, fail(TransientApiError("cut short", maybe_billed=True)))
+    policy = RetryPolicy(attempts=1, base=1.0, cap=1.0)
+    done = _crawl(api, [job("a")], settings(tmp_path, retry=policy))
+    assert done.result.calls == 1
+    assert done.result.cost_usd == 0
+    assert done.result.spent_usd == pytest.approx(price(1, 10))
+
+
+def test_the_final_ledger_releases_the_money_booked_ahead(tmp_path: Path) -> None:
+    api = ScriptedApi({"a": 30})
+    done = _crawl(api, [job("a")], settings(tmp_path, budget_usd=10.0))
+    assert done.final("a").status == "complete"
+    ledger = _ledger(tmp_path)
+    assert ledger["booked_usd"] == 0
+    assert ledger["spent_usd"] == pytest.approx(api.billed) == pytest.approx(3 * price(1, 10))
+    assert ledger["invocations"] == 1
+
+
+# -- what an answer claims ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("claim", "warning"),
+    [(None, "did not say what it cost"), (0.0, "below the price list")],
+    ids=["missing", "zero"],
+)
+def test_a_claim_below_the_price_list_is_booked_at_the_list_and_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, claim: float | None, warning: str
+) -> None:
+    api = ScriptedApi({"a": 30})
+    for offset in (0, 10, 20):
+        api.script("a", offset, _claiming(claim))
+    with caplog.at_level(logging.WARNING, logger="intersect_batch"):
+        done = _crawl(api, [job("a")], settings(tmp_path))
+    assert done.result.cost_usd == pytest.approx(3 * price(1, 10))
+    assert [r.message for r in caplog.records].count(
+        next(r.message for r in caplog.records if warning in r.message)
+    ) == 1
+    assert sum(warning in r.message for r in caplog.records) == 1
+
+
+def test_the_sandbox_books_what_its_answers_claim_its_list_being_free(tmp_path: Path) -> None:
+    api = ScriptedApi({"a": 10})
+    api.script("a", 0, _claiming(None))
+
+    async def main() -> Any:
+        from intersect_batch.crawl import crawl
+
+        folder = RunFolder(tmp_path, DATE)
+        folder.path.mkdir(parents=True)
+        return await crawl(
+            [job("a")], fetch=api, folder=folder, settings=settings(tmp_path),
+            prices=price_list("sandbox"),
+        )  # fmt: skip
+
+    result = run_virtual(main)
+    assert result.cost_usd == 0 and result.calls == 1
+
+
+def test_an_implausible_claim_stops_the_spending_naming_the_job_and_offset(
+    tmp_path: Path,
+) -> None:
+    api = ScriptedApi({"a": 1000}, latency=1.0)
+    api.script("a", 0, _claiming(1e300))
+    done = _crawl(api, [job("a")], settings(tmp_path))
+    stop = done.result.stop
+    assert stop is not None and stop.kind == "budget"
+    assert stop.reason == (
+        "budget: an answer claimed more than 100 times the documented price of its call "
+        "(2.03000 USD; job a, offset 0); no more calls are sent: compare the account's bill "
+        "with the night's ledger"
+    )
+    assert len(api.sent) == 1
+    assert done.result.cost_usd == pytest.approx(100 * price(1, 10))
+    assert _ledger(tmp_path)["spent_usd"] == pytest.approx(100 * price(1, 10))
+
+
+def test_a_page_carrying_more_than_its_limit_raises_the_worst_case_after_it() -> None:
+    async def main() -> tuple[Reservation | None, Reservation | None]:
+        money = NightMoney(RunFolder(Path("/nonexistent"), DATE), cap=None, ledger=Ledger(),
+                           prices=LIST)  # fmt: skip
+        first = await money.reserve(100)
+        assert first is not None
+        booked = money.answered(first, price(1, 1000), 1000, where="job a, offset 0")
+        assert booked == Settled(price(1, 1000), called=True)
+        return first, await money.reserve(100)
+
+    first, second = run_virtual(main)
+    assert first is not None and first.amount == pytest.approx(price(1, 100))
+    assert second is not None and second.amount == pytest.approx(price(1, 1000))
+
+
+def test_a_booking_the_disk_refuses_halts_the_spending(tmp_path: Path) -> None:
+    async def main() -> NightMoney:
+        folder = RunFolder(tmp_path / "missing" / "deeper", DATE)
+        (tmp_path / "missing").write_text("a file where a folder should be")
+        money = NightMoney(folder, cap=1.0, ledger=Ledger(), prices=LIST)
+        assert await money.reserve(100) is None
+        return money
+
+    money = run_virtual(main)
+    assert money.halt is not None and money.halt.startswith("budget: the night's spend cannot")
+    assert money.refusal(100) == money.halt
+    assert money.in_flight == 0 and money.budget.reserved == 0
+
+
+def test_a_refusal_says_what_the_next_call_could_cost() -> None:
+    async def main() -> str:
+        money = NightMoney(RunFolder(Path("/nonexistent"), DATE), cap=0.03,
+                           ledger=Ledger(spent_usd=0.02), prices=LIST)  # fmt: skip
+        assert await money.reserve(100) is None
+        return money.refusal(100)
+
+    assert run_virtual(main) == (
+        "budget: the next call could cost 0.02300 USD and 0.02000 of 0.03 USD are spent tonight"
+    )
+
+
+# -- the night's ledger, rebuilt ---------------------------------------------------------------
+
+
+def _records(tmp_path: Path, cost: float) -> RunFolder:
+    folder = RunFolder(tmp_path, DATE)
+    folder.state.mkdir(parents=True)
+    checkpoint = Checkpoint(
+        fingerprint="f", started_at="t", counters=Counters(calls=3, retries=1, cost_usd=cost)
+    )
+    folder.checkpoint("a").write_bytes(msgspec.json.encode(checkpoint))
+    return folder
+
+
+def test_a_missing_ledger_is_rebuilt_from_the_checkpoints(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = _records(tmp_path, 0.25)
+    ledger = night_ledger(folder)
+    assert (ledger.spent_usd, ledger.calls, ledger.retries) == (0.25, 3, 1)
+    assert "the night's ledger is missing: counting 0.25000 USD" in caplog.text
+
+
+@pytest.mark.parametrize("figure", ["-1.0", "1e999"])
+def test_an_implausible_ledger_is_rebuilt_and_never_written(tmp_path: Path, figure: str) -> None:
+    folder = _records(tmp_path, 0.25)
+    folder.ledger.write_text(f'{{"spent_usd": {figure}, "calls": 3}}')
+    assert night_ledger(folder).committed_usd == 0.25
+    with pytest.raises(ValueError, match="not a ledger a night can have"):
+        write_ledger(folder.ledger, Ledger(spent_usd=float("inf")))
+
+
+def test_a_ledger_behind_its_records_is_lifted_to_them(tmp_path: Path) -> None:
+    folder = _records(tmp_path, 0.25)
+    write_ledger(folder.ledger, Ledger(spent_usd=0.1, cost_usd=0.1, calls=1, invocations=1))
+    ledger = night_ledger(folder)
+    assert (ledger.spent_usd, ledger.calls, ledger.invocations) == (0.25, 3, 1)
+    write_ledger(folder.ledger, Ledger(spent_usd=0.5, booked_usd=0.7, invocations=2))
+    assert night_ledger(folder) == read_ledger(folder.ledger)
+
+
+def test_a_night_with_no_record_starts_from_nothing(tmp_path: Path) -> None:
+    assert night_ledger(RunFolder(tmp_path, DATE)) == Ledger()
