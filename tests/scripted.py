@@ -21,11 +21,13 @@ import anyio
 from intersect_batch.client import FetchedPage
 from intersect_batch.crawl import Call, CrawlJob, CrawlResult, JobFinal, crawl
 from intersect_batch.errors import ApiError
+from intersect_batch.jobs import StoreFactory
 from intersect_batch.layout import RunFolder
 from intersect_batch.ledger import Ledger
 from intersect_batch.pacing import price
 from intersect_batch.settings import Limits, RetryPolicy, RunSettings
 from intersect_batch.stop import CrawlControl
+from intersect_batch.store import JobStore
 
 DATE = dt.date(2026, 11, 29)
 
@@ -187,6 +189,7 @@ async def run_crawl(
     ledger: Ledger | None = None,
     control: CrawlControl | None = None,
     started: Callable[[], None] | None = None,
+    store: StoreFactory = JobStore,
 ) -> Crawled:
     folder = RunFolder(run_settings.out_dir, run_settings.run_date)
     folder.path.mkdir(parents=True, exist_ok=True)
@@ -205,6 +208,7 @@ async def run_crawl(
         settings=run_settings,
         ledger=ledger,
         control=control,
+        store=store,
         on_job_end=job_ended,
         endpoint="https://api.test/v3",
     )
