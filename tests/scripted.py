@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -190,6 +191,7 @@ async def run_crawl(
     control: CrawlControl | None = None,
     started: Callable[[], None] | None = None,
     store: StoreFactory = JobStore,
+    seed: int = 0,
 ) -> Crawled:
     folder = RunFolder(run_settings.out_dir, run_settings.run_date)
     folder.path.mkdir(parents=True, exist_ok=True)
@@ -209,6 +211,7 @@ async def run_crawl(
         ledger=ledger,
         control=control,
         store=store,
+        rng=random.Random(seed),
         on_job_end=job_ended,
         endpoint="https://api.test/v3",
     )

@@ -110,39 +110,43 @@ def test_the_budget_holds_for_the_night_across_reruns_and_fresh(
 
 
 @pytest.mark.slow
-def test_kill_9_of_a_capped_run_cannot_make_the_night_overspend(
-    tmp_path: Path, emulator: EmulatorProcess
-) -> None:
+def test_kill_9_of_a_capped_run_cannot_make_the_night_overspend(tmp_path: Path) -> None:
     configs = tmp_path / "configs"
     write_jobs(configs, "jobs.yaml", JOBS)
     out = tmp_path / "out"
     cap = 0.4
-    command = cli_run(
-        configs, out, emulator, "--budget-usd", str(cap), "--concurrency", "6",
-        "--rate-per-minute", "60000", "--log-format", "json",
-    )  # fmt: skip
-    process = subprocess.Popen(
-        command,
-        env={**os.environ, **DEMO_ENV},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while len(emulator.calls()) < 8:
-        assert process.poll() is None, "the run ended before the kill"
-        assert time.monotonic() < deadline
-        time.sleep(0.002)
-    process.send_signal(signal.SIGKILL)
-    assert process.wait(timeout=30) == -signal.SIGKILL
-    time.sleep(0.3)  # let the calls in flight at the kill reach the server's log
+
+    def command(emulator: EmulatorProcess) -> list[str]:
+        return cli_run(
+            configs, out, emulator, "--budget-usd", str(cap), "--concurrency", "6",
+            "--rate-per-minute", "60000", "--log-format", "json",
+        )  # fmt: skip
+
+    with emulator_process(tmp_path, SIZES, "--latency-median", "0.03") as emulator:
+        process = subprocess.Popen(
+            command(emulator),
+            env={**os.environ, **DEMO_ENV},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while len(emulator.calls()) < 8:
+            assert process.poll() is None, "the run ended before the kill"
+            assert time.monotonic() < deadline
+            time.sleep(0.002)
+        process.send_signal(signal.SIGKILL)
+        assert process.wait(timeout=30) == -signal.SIGKILL
+    # The emulator has stopped: every call in flight at the kill is in its log now.
     killed = emulator.calls()
     # What the killed run may have spent was booked in the ledger before it was sent.
     ledger = json.loads((out / RUN_DATE.isoformat() / ".ledger.json").read_text())
     assert max(ledger["spent_usd"], ledger["booked_usd"]) >= _bill(killed) - 1e-9
 
-    again = _run(command)
+    # The same emulator again (same data, same call log): the night goes on.
+    with emulator_process(tmp_path, SIZES, "--latency-median", "0.03") as emulator:
+        again = _run(command(emulator))
+        night = emulator.calls()
     assert again.returncode == 1, again.stderr[-2000:]
-    night = emulator.calls()
     assert _bill(night) <= cap
     summary = _summary(out)
     assert summary["night"]["invocations"] == 2
