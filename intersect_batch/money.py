@@ -20,7 +20,6 @@ one :class:`NightMoney`:
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -63,10 +62,6 @@ class Settled:
 Activity = Callable[[], tuple[int, float]]
 
 
-def _no_activity() -> tuple[int, float]:
-    return 0, 0.0
-
-
 class NightMoney:
     """The night's budget and ledger, as one invocation spends them.
 
@@ -84,7 +79,7 @@ class NightMoney:
         ledger: Ledger,
         prices: PriceList,
         what: str = "the next call",
-        activity: Activity = _no_activity,
+        activity: Activity | None = None,
     ) -> None:
         self.folder = folder
         self.cap = cap
@@ -208,13 +203,13 @@ class NightMoney:
 
     def lost(self, reservation: Reservation) -> Settled:
         """Sent, and maybe billed with no word of the price: the worst case counts."""
-        self._settle(reservation, None, 0)
+        self._settle(reservation, None)
         return Settled(0.0, called=True)
 
     def _book(self, reservation: Reservation, cost: float, items: int, *, where: str) -> Settled:
         ceiling = IMPLAUSIBLE_FACTOR * price(1, max(items, reservation.limit))
         if not cost <= ceiling:
-            log.error("an answer claimed %s USD (%s): implausible", _money(cost), where)
+            log.error("an answer claimed %.6g USD (%s): implausible", cost, where)
             self.halt = self.halt or (
                 f"budget: an answer claimed more than {IMPLAUSIBLE_FACTOR} times the "
                 f"documented price of its call ({ceiling:.5f} USD; {where}); no more calls "
@@ -225,7 +220,7 @@ class NightMoney:
         self._settle(reservation, cost, items)
         return Settled(cost, called=True)
 
-    def _settle(self, reservation: Reservation, cost: float | None, items: int) -> None:
+    def _settle(self, reservation: Reservation, cost: float | None, items: int = 0) -> None:
         """A call that reached the API ended, at ``cost`` (None: its worst case)."""
         self.calls += 1
         self.in_flight -= 1
@@ -252,7 +247,7 @@ class NightMoney:
     def ledger(self, *, final: bool = False) -> Ledger:
         """The night's ledger as of now; ``final`` releases the money booked ahead."""
         base = self.base
-        retries, throttled = self.activity()
+        retries, throttled = (0, 0.0) if self.activity is None else self.activity()
         spent = round(self.budget.spent, 8)
         return Ledger(
             spent_usd=spent,
@@ -276,10 +271,3 @@ class NightMoney:
             return str(exc.strerror or exc)
         self.written = True
         return None
-
-
-def _money(amount: float) -> str:
-    """An amount as money, even one no bill holds (``1e+300``, ``inf``)."""
-    if not math.isfinite(amount) or amount >= 1e9:
-        return f"{amount:.3g}"
-    return f"{amount:.5f}"

@@ -11,6 +11,7 @@ otherwise.
 from __future__ import annotations
 
 import logging
+import math
 
 import msgspec
 
@@ -47,7 +48,7 @@ def night_records(folder: RunFolder) -> Counters:
 
 def _usd(amount: float) -> float:
     # A record is outside text too: only a finite amount >= 0 counts.
-    return amount if 0 <= amount < float("inf") else 0.0
+    return max(0.0, amount) if math.isfinite(amount) else 0.0
 
 
 def night_ledger(folder: RunFolder) -> Ledger:

@@ -20,7 +20,7 @@ from typing import Any
 import anyio
 
 from intersect_batch.client import FetchedPage
-from intersect_batch.crawl import Call, CrawlJob, CrawlResult, JobFinal, crawl
+from intersect_batch.crawl import Call, CrawlJob, CrawlObserver, CrawlResult, JobFinal, crawl
 from intersect_batch.errors import ApiError
 from intersect_batch.jobs import StoreFactory
 from intersect_batch.layout import RunFolder
@@ -192,6 +192,7 @@ async def run_crawl(
     started: Callable[[], None] | None = None,
     store: StoreFactory = JobStore,
     seed: int = 0,
+    observer: CrawlObserver | None = None,
 ) -> Crawled:
     folder = RunFolder(run_settings.out_dir, run_settings.run_date)
     folder.path.mkdir(parents=True, exist_ok=True)
@@ -212,6 +213,7 @@ async def run_crawl(
         control=control,
         store=store,
         rng=random.Random(seed),
+        observer=observer,
         on_job_end=job_ended,
         endpoint="https://api.test/v3",
     )

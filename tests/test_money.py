@@ -23,8 +23,9 @@ from intersect_batch.errors import (
 )
 from intersect_batch.layout import RunFolder
 from intersect_batch.ledger import Ledger, read_ledger, write_ledger
+from intersect_batch.manifest import build_manifest, write_json
 from intersect_batch.money import NightMoney, Reservation, Settled
-from intersect_batch.night import night_ledger
+from intersect_batch.night import night_ledger, night_records
 from intersect_batch.pacing import PRICE_LISTS, price, price_list
 from intersect_batch.settings import RetryPolicy
 from intersect_batch.store import Checkpoint, Counters
@@ -206,45 +207,174 @@ def test_a_refusal_says_what_the_next_call_could_cost() -> None:
     )
 
 
+def test_each_outcome_books_what_it_should_and_the_ledger_says_so() -> None:
+    base = Ledger(spent_usd=1.0, cost_usd=0.9, calls=7, retries=2, throttled_s=3.5,
+                  invocations=1)  # fmt: skip
+
+    async def main() -> NightMoney:
+        money = NightMoney(RunFolder(Path("/nonexistent"), DATE), cap=None, ledger=base,
+                           prices=LIST)  # fmt: skip
+        never, lost, answered = [await money.reserve(100) for _ in range(3)]
+        assert never is not None and lost is not None and answered is not None
+        assert money.in_flight == 3
+        assert money.unsent(never) == Settled(0.0, called=False)
+        assert money.budget.spent == 1.0
+        assert money.lost(lost) == Settled(0.0, called=True)
+        assert money.budget.spent == pytest.approx(1.0 + price(1, 100))
+        claim = price(1, 50) + 0.001
+        assert money.answered(answered, claim, 50, where="w") == Settled(claim, called=True)
+        assert money.in_flight == 0
+        return money
+
+    money = run_virtual(main)
+    spent = round(1.0 + price(1, 100) + price(1, 50) + 0.001, 8)
+    assert money.calls == 2 and money.spent_usd == pytest.approx(spent - 1.0)
+    # A money without the crawl's figures (the dry run's) keeps the night's as they were.
+    assert money.ledger() == Ledger(spent_usd=spent, cost_usd=round(0.9 + price(1, 50) + 0.001, 8),
+                                    calls=9, retries=2, throttled_s=3.5, invocations=2)  # fmt: skip
+
+
+def test_an_oddity_is_told_in_words_a_person_can_act_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main() -> None:
+        money = NightMoney(RunFolder(Path("/nonexistent"), DATE), cap=None, ledger=Ledger(),
+                           prices=LIST)  # fmt: skip
+        for claim in (None, None, 0.001, 0.0):
+            reservation = await money.reserve(10)
+            assert reservation is not None
+            money.answered(reservation, claim, 10, where="job a, offset 10")
+
+    with caplog.at_level(logging.WARNING, logger="intersect_batch"):
+        run_virtual(main)
+    assert caplog.messages == [
+        "an answer did not say what it cost, or said it in a form that is no amount of money "
+        "(job a, offset 10): booked at the price list, 0.02030 USD; the night's spend counts "
+        "the larger of claim and list",
+        "an answer claimed 0.00100 USD, below the price list's 0.02030 USD for its 10 items "
+        "(job a, offset 10): booked at the list; the night's spend counts the larger of claim "
+        "and list",
+    ]
+
+
 # -- the night's ledger, rebuilt ---------------------------------------------------------------
 
 
-def _records(tmp_path: Path, cost: float) -> RunFolder:
-    folder = RunFolder(tmp_path, DATE)
-    folder.state.mkdir(parents=True)
-    checkpoint = Checkpoint(
-        fingerprint="f", started_at="t", counters=Counters(calls=3, retries=1, cost_usd=cost)
-    )
-    folder.checkpoint("a").write_bytes(msgspec.json.encode(checkpoint))
+def _checkpoint(folder: RunFolder, job_id: str, calls: int, retries: int, cost: float) -> None:
+    folder.state.mkdir(parents=True, exist_ok=True)
+    counters = Counters(calls=calls, retries=retries, cost_usd=cost)
+    checkpoint = Checkpoint(fingerprint="f", started_at="t", counters=counters)
+    folder.checkpoint(job_id).write_bytes(msgspec.json.encode(checkpoint))
+
+
+def _night(tmp_path: Path) -> RunFolder:
+    """A night whose jobs' records say 1.5203 USD, 11 calls and 3 retries.
+
+    a: its manifest (2 calls, 0.0406 USD) and a checkpoint that says more (9, 3, 1.0 USD);
+    b: a manifest only (1 call, 0.0203 USD); c: a checkpoint only (1 call, 0.5 USD);
+    d and e: checkpoints whose cost no night can have (counted as nothing).
+    """
+    api = ScriptedApi({"a": 20, "b": 10})
+    done = _crawl(api, [job("a"), job("b")], settings(tmp_path))
+    folder: RunFolder = done.folder
+    for final in done.result.jobs:
+        manifest = build_manifest(final, config_file="jobs.yaml", config_line=1,
+                                  drift_threshold=0.05, diff=None)  # fmt: skip
+        write_json(folder.manifest(final.job.job_id), manifest)
+    _checkpoint(folder, "a", 9, 3, 1.0)
+    _checkpoint(folder, "c", 1, 0, 0.5)
+    _checkpoint(folder, "d", 0, 0, -5.0)
+    _checkpoint(folder, "e", 0, 0, float("inf"))
     return folder
 
 
-def test_a_missing_ledger_is_rebuilt_from_the_checkpoints(
+def test_the_nights_records_take_the_larger_of_each_jobs_manifest_and_checkpoint(
+    tmp_path: Path,
+) -> None:
+    assert night_records(_night(tmp_path)) == Counters(calls=11, retries=3, cost_usd=1.5203)
+
+
+def test_a_missing_ledger_is_rebuilt_from_the_manifests_and_checkpoints(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    folder = _records(tmp_path, 0.25)
-    ledger = night_ledger(folder)
-    assert (ledger.spent_usd, ledger.calls, ledger.retries) == (0.25, 3, 1)
-    assert "the night's ledger is missing: counting 0.25000 USD" in caplog.text
+    folder = _night(tmp_path)
+    folder.ledger.unlink()
+    with caplog.at_level(logging.INFO, logger="intersect_batch"):
+        ledger = night_ledger(folder)
+    assert ledger == Ledger(spent_usd=1.5203, cost_usd=1.5203, calls=11, retries=3)
+    assert caplog.messages == [
+        "the night's ledger is missing: counting 1.52030 USD from the night's manifests and "
+        "checkpoints"
+    ]
 
 
-@pytest.mark.parametrize("figure", ["-1.0", "1e999"])
-def test_an_implausible_ledger_is_rebuilt_and_never_written(tmp_path: Path, figure: str) -> None:
-    folder = _records(tmp_path, 0.25)
-    folder.ledger.write_text(f'{{"spent_usd": {figure}, "calls": 3}}')
-    assert night_ledger(folder).committed_usd == 0.25
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ('{"spent_usd": -1.0, "calls": 3}', "it holds a negative or infinite figure"),
+        ('{"spent_usd": 1e999}', "number out of range"),
+        ('{"spent_usd": 0.1, "cost', "truncated"),
+    ],
+    ids=["negative", "infinite", "garbled"],
+)
+def test_an_unreadable_or_implausible_ledger_is_rebuilt(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, text: str, why: str
+) -> None:
+    folder = _night(tmp_path)
+    folder.ledger.write_text(text)
+    with caplog.at_level(logging.INFO, logger="intersect_batch"):
+        ledger = night_ledger(folder)
+    assert ledger == Ledger(spent_usd=1.5203, cost_usd=1.5203, calls=11, retries=3)
+    [message] = caplog.messages
+    assert message.startswith("the night's ledger cannot be read (")
+    assert why in message.lower()
+    assert message.endswith("): counting 1.52030 USD from the night's manifests and checkpoints")
+
+
+def test_a_ledger_behind_its_records_is_lifted_to_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = _night(tmp_path)
+    behind = Ledger(spent_usd=0.1, cost_usd=0.2, calls=20, retries=1, booked_usd=0.3,
+                    throttled_s=4.0, invocations=2)  # fmt: skip
+    write_ledger(folder.ledger, behind)
+    with caplog.at_level(logging.INFO, logger="intersect_batch"):
+        ledger = night_ledger(folder)
+    assert ledger == Ledger(spent_usd=1.5203, cost_usd=1.5203, calls=20, retries=3,
+                            booked_usd=0.3, throttled_s=4.0, invocations=2)  # fmt: skip
+    assert caplog.messages == [
+        "the night's ledger says 0.30000 USD were spent, its jobs' records 1.52030 USD: "
+        "counting the larger"
+    ]
+
+
+def test_a_ledger_at_or_above_its_records_is_read_as_it_is(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = _night(tmp_path)
+    for ledger in (
+        Ledger(spent_usd=1.5203, cost_usd=1.5, calls=11, invocations=1),
+        Ledger(spent_usd=0.5, booked_usd=1.6, invocations=2),
+    ):
+        write_ledger(folder.ledger, ledger)
+        with caplog.at_level(logging.INFO, logger="intersect_batch"):
+            assert night_ledger(folder) == ledger
+    assert caplog.messages == []
+
+
+def test_a_night_with_no_record_starts_from_nothing_and_says_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="intersect_batch"):
+        assert night_ledger(RunFolder(tmp_path, DATE)) == Ledger()
+    assert caplog.messages == []
+
+
+def test_a_ledger_no_night_can_have_is_never_written(tmp_path: Path) -> None:
+    for figure in (float("inf"), float("nan"), -0.01):
+        with pytest.raises(ValueError, match="not a ledger a night can have"):
+            write_ledger(tmp_path / "ledger.json", Ledger(spent_usd=figure))
     with pytest.raises(ValueError, match="not a ledger a night can have"):
-        write_ledger(folder.ledger, Ledger(spent_usd=float("inf")))
-
-
-def test_a_ledger_behind_its_records_is_lifted_to_them(tmp_path: Path) -> None:
-    folder = _records(tmp_path, 0.25)
-    write_ledger(folder.ledger, Ledger(spent_usd=0.1, cost_usd=0.1, calls=1, invocations=1))
-    ledger = night_ledger(folder)
-    assert (ledger.spent_usd, ledger.calls, ledger.invocations) == (0.25, 3, 1)
-    write_ledger(folder.ledger, Ledger(spent_usd=0.5, booked_usd=0.7, invocations=2))
-    assert night_ledger(folder) == read_ledger(folder.ledger)
-
-
-def test_a_night_with_no_record_starts_from_nothing(tmp_path: Path) -> None:
-    assert night_ledger(RunFolder(tmp_path, DATE)) == Ledger()
+        write_ledger(tmp_path / "ledger.json", Ledger(calls=-1))
+    assert not (tmp_path / "ledger.json").exists()
+    assert read_ledger(tmp_path / "ledger.json") == Ledger()

@@ -21,6 +21,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from intersect_batch.crawl import CrawlObserver
 from intersect_batch.errors import RunFatalApiError
 from intersect_batch.exitcode import ExitCode
 from intersect_batch.interrupts import MARGIN
@@ -59,9 +60,18 @@ def test_a_first_signal_lets_the_calls_in_flight_end_within_the_grace(tmp_path: 
     assert [s.at for s in api.sent] == [0.0]
 
 
+class _Told(CrawlObserver):
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def stopping(self, message: str) -> None:
+        self.messages.append(message)
+
+
 def test_a_second_signal_abandons_the_calls_in_flight_at_once(tmp_path: Path) -> None:
     api = ScriptedApi({"a": 1000}, latency=100.0)
     ended: list[float] = []
+    told = _Told()
 
     async def main() -> None:
         control = CrawlControl()
@@ -73,13 +83,18 @@ def test_a_second_signal_abandons_the_calls_in_flight_at_once(tmp_path: Path) ->
 
             group.start_soon(signal_at, 1.0)
             group.start_soon(signal_at, 3.0)
-            done = await run_crawl(api, [job("a")], settings(tmp_path, grace=10.0), control=control)
+            run_settings = settings(tmp_path, grace=10.0)
+            done = await run_crawl(api, [job("a")], run_settings, control=control, observer=told)
             ended.append(anyio.current_time())
             assert done.result.interrupted_by == signal.SIGINT
             assert control.signals == 2 and not control.running
 
     run_virtual(main)
     assert ended == [pytest.approx(3.0, abs=1e-6)]
+    assert told.messages == [
+        "waiting up to 10 s for 1 call in flight; Ctrl-C again to stop now",
+        "stopping now: the calls in flight are abandoned",
+    ]
 
 
 def test_a_signal_after_another_stop_keeps_its_reason_and_is_added_to_it(
@@ -89,6 +104,7 @@ def test_a_signal_after_another_stop_keeps_its_reason_and_is_added_to_it(
     api = ScriptedApi({f"j{n}": 100 for n in range(4)}, latency=100.0)
     api.script("j0", 0, fail(RunFatalApiError("Insufficient funds.", status_code=40210), 0.5))
     ended: list[float] = []
+    told = _Told()
 
     async def main() -> Crawled:
         control = CrawlControl()
@@ -100,7 +116,9 @@ def test_a_signal_after_another_stop_keeps_its_reason_and_is_added_to_it(
 
             group.start_soon(signal_at)
             jobs = [job(f"j{n}") for n in range(4)]
-            done = await run_crawl(api, jobs, settings(tmp_path, grace=5.0), control=control)
+            done = await run_crawl(
+                api, jobs, settings(tmp_path, grace=5.0), control=control, observer=told
+            )
             ended.append(anyio.current_time())
         return done
 
@@ -112,6 +130,9 @@ def test_a_signal_after_another_stop_keeps_its_reason_and_is_added_to_it(
     assert done.result.interrupted_by == signal.SIGTERM
     assert ended == [pytest.approx(7.0, abs=1e-6)]
     assert len(api.sent) == 4
+    assert told.messages == [
+        "waiting up to 5 s for 3 calls in flight; a second signal again to stop now"
+    ]
 
 
 def test_a_control_before_and_after_the_crawl_does_nothing() -> None:
