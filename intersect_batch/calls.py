@@ -159,7 +159,11 @@ class CallLife:
                 where = f"job {job.job_id}, offset {send.offset}"
                 if page is not None:
                     booked = self.money.answered(
-                        reservation, page.cost, len(page.lines), where=where
+                        reservation,
+                        page.cost,
+                        len(page.lines),
+                        where=where,
+                        result=page.total_count is not None,
                     )
                     self.count(job, booked)
                 elif error is not None:

@@ -249,7 +249,13 @@ async def estimate(
                         cost_min_usd=_cost(1, 0),
                     )
                     return
-                night.answered(reservation, page.cost, len(page.lines), where=where)
+                night.answered(
+                    reservation,
+                    page.cost,
+                    len(page.lines),
+                    where=where,
+                    result=page.total_count is not None,
+                )
             results[job.id] = _exact(entry, page.total_count or 0, "probe", on_disk)
 
         with output_lock(settings.out_dir):

@@ -167,10 +167,20 @@ class NightMoney:
         return Settled(0.0, called=False)
 
     def answered(
-        self, reservation: Reservation, claim: float | None, items: int, *, where: str
+        self,
+        reservation: Reservation,
+        claim: float | None,
+        items: int,
+        *,
+        where: str,
+        result: bool = True,
     ) -> Settled:
-        """A page came: book the larger of its claim and the price list for ``items``."""
-        listed = self.prices.of(items)
+        """A page came: book the larger of its claim and the price list for ``items``.
+
+        ``result=False``: the answer holds no result (40102 "no search results", a null
+        result), which the list prices at nothing, as it does a failed task.
+        """
+        listed = self.prices.of(items) if result else 0.0
         if claim is None:
             self._oddity(
                 "missing",

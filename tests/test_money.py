@@ -130,6 +130,22 @@ def test_a_claim_below_the_price_list_is_booked_at_the_list_and_logged_once(
     assert sum(warning in r.message for r in caplog.records) == 1
 
 
+def test_an_answer_with_no_result_is_listed_at_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def no_result(api: ScriptedApi, call: Any) -> FetchedPage:
+        # 40102 "No Search Results." at offset 0: the API bills no result.
+        return FetchedPage(total_count=None, items_count=0, lines=[], cost=0.0, task_id=None)
+
+    api = ScriptedApi({"a": 0})
+    api.script("a", 0, no_result)
+    with caplog.at_level(logging.WARNING, logger="intersect_batch"):
+        done = _crawl(api, [job("a")], settings(tmp_path))
+    assert done.final("a").status == "complete"
+    assert done.result.calls == 1 and done.result.cost_usd == 0
+    assert caplog.messages == []
+
+
 def test_the_sandbox_books_what_its_answers_claim_its_list_being_free(tmp_path: Path) -> None:
     api = ScriptedApi({"a": 10})
     api.script("a", 0, _claiming(None))

@@ -193,6 +193,7 @@ def _read_until(process: subprocess.Popen[str], text: str, timeout: float) -> st
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(120)  # two runs of the CLI and an emulator, on a busy machine
 @pytest.mark.parametrize(
     ("signals", "grace", "status"),
     [
