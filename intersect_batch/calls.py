@@ -273,7 +273,8 @@ class CallLife:
         hole: Hole | None = None,
         sent_at: float | None = None,
     ) -> None:
-        failure = Failure.TRANSIENT if hole is not None else failure_of(error)
+        # A hole's error is a plain ApiError: transient, retried like a lost answer.
+        failure = failure_of(error)
         message = error.describe()
         job.record(
             CallError(

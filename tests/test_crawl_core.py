@@ -6,8 +6,10 @@ answers come out of order, late, failing or empty on purpose. Times are exact.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import itertools
+import logging
 import os
 import time
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any
 import pytest
 
 from intersect_batch.client import FetchedPage
+from intersect_batch.crawl import CallError, CrawlObserver
 from intersect_batch.errors import (
     JobFatalApiError,
     OutputError,
@@ -201,24 +204,51 @@ def test_an_unreachable_api_stops_the_run_and_no_job_burns_its_attempts(tmp_path
     assert done.result.calls == 0 and done.result.cost_usd == 0
 
 
-def test_a_run_fatal_answer_stops_sending_at_once(tmp_path: Path) -> None:
+def test_a_run_fatal_answer_stops_sending_at_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     api = ScriptedApi({f"j{n}": 100 for n in range(4)}, latency=1.0)
     api.script("j0", 0, fail(RunFatalApiError("Insufficient funds.", status_code=40210), 0.2))
-    done = crawl_in_virtual_time(api, [job(f"j{n}") for n in range(4)], settings(tmp_path))
+    with caplog.at_level(logging.WARNING, logger="intersect_batch"):
+        done = crawl_in_virtual_time(api, [job(f"j{n}") for n in range(4)], settings(tmp_path))
     assert done.result.stop is not None and done.result.stop.kind == "run_fatal"
+    reason = "the API stopped the run: job 'j0' offset 0: [40210] Insufficient funds."
+    assert done.result.stop.reason == reason
+    assert caplog.messages == [f"stopping: {reason}"]
+    # The jobs stopped say why, as the run does.
+    assert {f.reason for f in done.result.jobs} == {reason}
     # Only the probes already in flight went out.
     assert len(api.sent) == 4
     assert {f.status for f in done.result.jobs} == {"partial"}
 
 
-def test_a_job_fatal_answer_ends_its_job_only(tmp_path: Path) -> None:
+def test_a_job_fatal_answer_ends_its_job_only(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     api = ScriptedApi({"a": 50, "b": 50})
-    api.script("a", 0, fail(JobFatalApiError("Invalid Field: 'filters'.", status_code=40501)))
-    done = crawl_in_virtual_time(api, [job("a"), job("b")], settings(tmp_path))
+    refused = JobFatalApiError("Invalid Field: 'filters'.", status_code=40501, http_status=200)
+    api.script("a", 0, fail(refused))
+    with caplog.at_level(logging.ERROR, logger="intersect_batch"):
+        done = crawl_in_virtual_time(api, [job("a"), job("b")], settings(tmp_path))
     assert done.final("a").status == "failed"
     assert done.final("a").reason == "job 'a' offset 0: [40501] Invalid Field: 'filters'."
+    assert done.final("a").errors == (
+        CallError(
+            kind=refused.kind,
+            message="Invalid Field: 'filters'.",
+            offset=0,
+            http_status=200,
+            status_code=40501,
+        ),
+    )
     assert done.final("b").status == "complete"
     assert api.calls_by_page[("a", 0)] == 1
+    # Said once, when it happens, naming the job.
+    [record] = caplog.records
+    assert record.getMessage() == (
+        "job failed: job 'a' offset 0: [40501] Invalid Field: 'filters'."
+    )
+    assert (record.job, record.status) == ("a", "failed")  # type: ignore[attr-defined]
 
 
 def test_an_empty_page_inside_the_total_is_never_written_as_complete(tmp_path: Path) -> None:
@@ -229,6 +259,7 @@ def test_an_empty_page_inside_the_total_is_never_written_as_complete(tmp_path: P
     assert a.status == "failed"
     assert a.reason == "offset 300: an empty page inside total_count 400, after 3 attempts"
     assert [(h.offset, h.attempts) for h in a.holes] == [(300, 3)]
+    assert [(e.kind, e.offset) for e in a.errors] == [("hole", 300)] * 3
     assert not done.folder.result("a").exists()
     assert done.final("b").status == "complete"
 
@@ -361,3 +392,101 @@ def test_a_job_whose_only_page_said_no_result_completes_on_resume(tmp_path: Path
     assert again.final("a").status == "complete"
     assert api.sent == []  # the durable "no result" page is not asked again
     assert again.folder.result("a").read_bytes() == b""
+
+
+def test_refusals_of_calls_sent_together_pause_the_run_once(tmp_path: Path) -> None:
+    # Four calls go out at 0 s and are refused at 0.5-0.8 s: one wave, one pause of 5 s.
+    api = ScriptedApi({f"j{n}": 10 for n in range(4)}, latency=1.0)
+    for n in range(4):
+        api.script(f"j{n}", 0, fail(ThrottledApiError("rate", status_code=40202), 0.5 + n / 10))
+    policy = RetryPolicy(attempts=2, base=1.0, cap=60.0, slowdown=5.0)
+    done = crawl_in_virtual_time(
+        api, [job(f"j{n}") for n in range(4)], settings(tmp_path, retry=policy)
+    )
+    assert {f.status for f in done.result.jobs} == {"complete"}
+    assert done.result.throttled_s == pytest.approx(5.0, abs=1e-6)
+    assert sorted(s.at for s in api.sent[4:]) == pytest.approx([5.5] * 4, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("previous", "total", "jump"),
+    [
+        (100, 1000, None),  # 100 pages where there were 10: ten times, not more
+        (100, 1001, 1001),  # 101 pages
+        (5, 110, None),  # 11 pages where there was 1: not 10 pages more
+        (5, 111, 111),  # 12 pages
+        (0, 111, 111),  # none before counts as one page
+        (None, 10**6, None),  # no last run to compare with
+    ],
+)
+def test_a_total_that_jumps_past_the_last_runs_is_flagged_once(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    previous: int | None,
+    total: int,
+    jump: int | None,
+) -> None:
+    api = ScriptedApi({"a": total})
+    # Two pages, the second reporting another total: the first jump is the one kept.
+    api.script("a", 10, _with_total(total * 2 if jump else total - 1))
+    spec = dataclasses.replace(job("a", max_items=20), previous_total=previous)
+    with caplog.at_level(logging.WARNING, logger="intersect_batch"):
+        done = crawl_in_virtual_time(api, [spec], settings(tmp_path))
+    assert done.final("a").plan_jump == jump
+    if jump is None:
+        assert caplog.records == []
+    else:
+        [record] = caplog.records
+        pages = -(-total // 10)
+        assert record.getMessage() == (
+            f"total_count jumped from {previous} at the last complete run to {total}: "
+            f"{pages} pages planned"
+        )
+        assert record.job == "a"  # type: ignore[attr-defined]
+
+
+def _with_total(total: int) -> Any:
+    async def step(api: ScriptedApi, call: Any) -> FetchedPage:
+        return api.page(call, total=total)
+
+    return step
+
+
+def test_a_complete_job_is_told_once_with_its_end_and_its_files_removed(tmp_path: Path) -> None:
+    told: list[tuple[Any, Any]] = []
+
+    class Watching(CrawlObserver):
+        def job_finished(self, job: Any, final: Any) -> None:
+            told.append((job, final))
+
+    api = ScriptedApi({"a": 25})
+    done = run_virtual(lambda: run_crawl(api, [job("a")], settings(tmp_path), observer=Watching()))
+    [(snapshot, final)] = told
+    assert final.status == "complete" and final.reason is None
+    assert (snapshot.job_id, snapshot.status, snapshot.pages_done, snapshot.items) == (
+        "a",
+        "complete",
+        3,
+        25,
+    )
+    assert final.checkpoint is not None and final.checkpoint.finalized
+    assert final.output == done.folder.result("a")
+    assert not done.folder.state.exists() or list(done.folder.state.iterdir()) == []
+
+
+def test_progress_files_that_cannot_be_removed_leave_the_job_complete(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Stuck(JobStore):
+        def close(self) -> None:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self.part_path))
+
+    api = ScriptedApi({"a": 5})
+    with caplog.at_level(logging.WARNING, logger="intersect_batch"):
+        done = crawl_in_virtual_time(api, [job("a")], settings(tmp_path), store=Stuck)
+    assert done.final("a").status == "complete"
+    [record] = caplog.records
+    assert record.getMessage().startswith(
+        "cannot remove its progress files: [Errno 13] Permission denied"
+    )
+    assert record.job == "a"  # type: ignore[attr-defined]

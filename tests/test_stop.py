@@ -10,6 +10,7 @@ margin, with the signal's exit status, and leaves the lock free for the next nig
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import selectors
 import signal
@@ -68,7 +69,9 @@ class _Told(CrawlObserver):
         self.messages.append(message)
 
 
-def test_a_second_signal_abandons_the_calls_in_flight_at_once(tmp_path: Path) -> None:
+def test_a_second_signal_abandons_the_calls_in_flight_at_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     api = ScriptedApi({"a": 1000}, latency=100.0)
     ended: list[float] = []
     told = _Told()
@@ -89,12 +92,22 @@ def test_a_second_signal_abandons_the_calls_in_flight_at_once(tmp_path: Path) ->
             assert done.result.interrupted_by == signal.SIGINT
             assert control.signals == 2 and not control.running
 
-    run_virtual(main)
+    with caplog.at_level(logging.WARNING, logger="intersect_batch"):
+        run_virtual(main)
     assert ended == [pytest.approx(3.0, abs=1e-6)]
-    assert told.messages == [
+    told_too = [
         "waiting up to 10 s for 1 call in flight; Ctrl-C again to stop now",
         "stopping now: the calls in flight are abandoned",
     ]
+    assert told.messages == told_too
+    assert caplog.messages == [
+        "stopping: interrupted by SIGINT",
+        *told_too,
+        "calls still in flight were abandoned; their pages are fetched again",
+    ]
+    # The progress display shows these itself: the log handler leaves them out there.
+    shown = [r.getMessage() for r in caplog.records if getattr(r, "_shown_by_progress", False)]
+    assert shown == told_too
 
 
 def test_a_signal_after_another_stop_keeps_its_reason_and_is_added_to_it(
