@@ -227,7 +227,7 @@ class _Crawler:
             f"waiting up to {grace:.0f} s for {self.calls.in_flight} {calls} in flight; "
             f"{again} again to stop now"
         )
-        log.warning("%s", message, extra={"_shown_by_progress": True})
+        log.warning(message, extra={"_shown_by_progress": True})
         self.observer.stopping(message)
         scope = self.calls_scope
         scope.deadline = min(scope.deadline, anyio.current_time() + grace)
@@ -235,7 +235,7 @@ class _Crawler:
     def abandon(self) -> None:
         """Stopped from outside again: the calls in flight are abandoned now."""
         message = "stopping now: the calls in flight are abandoned"
-        log.warning("%s", message, extra={"_shown_by_progress": True})
+        log.warning(message, extra={"_shown_by_progress": True})
         self.observer.stopping(message)
         self.calls_scope.cancel()
 

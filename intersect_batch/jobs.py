@@ -282,7 +282,6 @@ class JobBook:
             self.end(job, "failed", str(exc))
             return
         job.checkpoint = job.writer.durable
-        job.ended = True
         final = self.final(job)
         self.observer.job_finished(self.snapshot(job), final)
         if self.on_job_end is not None:

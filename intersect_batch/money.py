@@ -206,17 +206,19 @@ class NightMoney:
         if error.cost is not None:
             # An error answer carries no items: its claim is booked (the list's price of
             # a failed task is nothing).
-            return self._book(reservation, error.cost, 0, where=where)
+            return self._book(reservation, error.cost, where=where)
         if error.maybe_billed:
             return self.lost(reservation)
-        return self._book(reservation, 0.0, 0, where=where)
+        return self._book(reservation, 0.0, where=where)
 
     def lost(self, reservation: Reservation) -> Settled:
         """Sent, and maybe billed with no word of the price: the worst case counts."""
         self._settle(reservation, None)
         return Settled(0.0, called=True)
 
-    def _book(self, reservation: Reservation, cost: float, items: int, *, where: str) -> Settled:
+    def _book(
+        self, reservation: Reservation, cost: float, items: int = 0, *, where: str
+    ) -> Settled:
         ceiling = IMPLAUSIBLE_FACTOR * price(1, max(items, reservation.limit))
         if not cost <= ceiling:
             log.error("an answer claimed %.6g USD (%s): implausible", cost, where)

@@ -30,7 +30,7 @@ from intersect_batch.errors import (
 from intersect_batch.ledger import Ledger
 from intersect_batch.pacing import price
 from intersect_batch.settings import Limits, RetryPolicy
-from intersect_batch.store import JobStore
+from intersect_batch.store import Counters, JobStore
 from tests.scripted import (
     ScriptedApi,
     empty,
@@ -243,6 +243,8 @@ def test_a_job_fatal_answer_ends_its_job_only(
     )
     assert done.final("b").status == "complete"
     assert api.calls_by_page[("a", 0)] == 1
+    # The refusal said no cost: it costs nothing.
+    assert done.final("a").counters == Counters(calls=1, retries=0, cost_usd=0.0)
     # Said once, when it happens, naming the job.
     [record] = caplog.records
     assert record.getMessage() == (
@@ -387,6 +389,9 @@ def test_a_job_whose_only_page_said_no_result_completes_on_resume(tmp_path: Path
 
     first = crawl_in_virtual_time(api, [job("a")], settings(tmp_path), store=DiskGone)
     assert first.final("a").status == "failed"
+    why = "job 'a': cannot move its result into place: I/O error"
+    assert first.final("a").reason == why
+    assert first.final("a").errors == (CallError(kind="output", message=why),)
     api.sent.clear()
     again = crawl_in_virtual_time(api, [job("a")], settings(tmp_path))
     assert again.final("a").status == "complete"
@@ -490,3 +495,57 @@ def test_progress_files_that_cannot_be_removed_leave_the_job_complete(
         "cannot remove its progress files: [Errno 13] Permission denied"
     )
     assert record.job == "a"  # type: ignore[attr-defined]
+
+
+def test_a_retry_is_counted_told_and_logged_with_its_delay(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    retried: list[tuple[str, int, str, float]] = []
+
+    class Watching(CrawlObserver):
+        def call_retried(self, job: Any, offset: int, message: str, delay: float) -> None:
+            retried.append((job.job_id, offset, message, delay))
+
+    api = ScriptedApi({"a": 10})
+    busy = TransientApiError("server busy", retry_after=0.25)
+    api.script("a", 0, fail(busy, 0.5), fail(busy, 0.5))
+    with caplog.at_level(logging.WARNING, logger="intersect_batch"):
+        done = run_virtual(
+            lambda: run_crawl(api, [job("a")], settings(tmp_path), observer=Watching())
+        )
+    assert done.final("a").status == "complete"
+    assert done.result.retries == 2 and done.final("a").counters.retries == 2
+    assert [r[:3] for r in retried] == [("a", 0, "server busy")] * 2
+    assert [r[3] for r in retried] == pytest.approx([0.25, 0.25])
+    assert caplog.messages == ["call failed, retrying in 0.25s: server busy"] * 2
+    assert [(r.job, r.offset, r.attempt) for r in caplog.records] == [  # type: ignore[attr-defined]
+        ("a", 0, 1),
+        ("a", 0, 2),
+    ]
+
+
+def test_a_job_keeps_its_first_fifty_failed_calls(tmp_path: Path) -> None:
+    api = ScriptedApi({"a": 10})
+    api.script("a", 0, *[fail(TransientApiError(f"try {n}"), 0.0) for n in range(55)])
+    policy = RetryPolicy(attempts=60, base=0.001, cap=0.001)
+    done = crawl_in_virtual_time(api, [job("a")], settings(tmp_path, retry=policy))
+    assert done.final("a").status == "complete"
+    assert [e.message for e in done.final("a").errors] == [f"try {n}" for n in range(50)]
+
+
+def test_a_job_whose_writes_fail_together_is_failed_and_said_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    class FullAfterFirst(JobStore):
+        def commit(self, pages: Any, counters: Any) -> Any:
+            if all(p.page > 0 for p in pages):
+                time.sleep(0.01)  # the pages behind this commit queue for it
+                raise OutputError("job 'a': cannot write: No space left on device")
+            return super().commit(pages, counters)
+
+    api = ScriptedApi({"a": 60}, latency=1.0)
+    with caplog.at_level(logging.ERROR, logger="intersect_batch"):
+        done = crawl_in_virtual_time(api, [job("a")], settings(tmp_path), store=FullAfterFirst)
+    assert done.final("a").status == "failed"
+    assert len([e for e in done.final("a").errors if e.kind == "output"]) > 1
+    assert caplog.messages == ["job failed: job 'a': cannot write: No space left on device"]

@@ -328,8 +328,8 @@ def test_a_missing_ledger_is_rebuilt_from_the_manifests_and_checkpoints(
     ("text", "why"),
     [
         ('{"spent_usd": -1.0, "calls": 3}', "it holds a negative or infinite figure"),
-        ('{"spent_usd": 1e999}', "number out of range"),
-        ('{"spent_usd": 0.1, "cost', "truncated"),
+        ('{"spent_usd": 1e999}', "Number out of range - at `$.spent_usd`"),
+        ('{"spent_usd": 0.1, "cost', "Input data was truncated"),
     ],
     ids=["negative", "infinite", "garbled"],
 )
@@ -341,10 +341,10 @@ def test_an_unreadable_or_implausible_ledger_is_rebuilt(
     with caplog.at_level(logging.INFO, logger="intersect_batch"):
         ledger = night_ledger(folder)
     assert ledger == Ledger(spent_usd=1.5203, cost_usd=1.5203, calls=11, retries=3)
-    [message] = caplog.messages
-    assert message.startswith("the night's ledger cannot be read (")
-    assert why in message.lower()
-    assert message.endswith("): counting 1.52030 USD from the night's manifests and checkpoints")
+    assert caplog.messages == [
+        f"the night's ledger cannot be read ({why}): counting 1.52030 USD from the night's "
+        "manifests and checkpoints"
+    ]
 
 
 def test_a_ledger_behind_its_records_is_lifted_to_them(
@@ -394,3 +394,18 @@ def test_a_ledger_no_night_can_have_is_never_written(tmp_path: Path) -> None:
         write_ledger(tmp_path / "ledger.json", Ledger(calls=-1))
     assert not (tmp_path / "ledger.json").exists()
     assert read_ledger(tmp_path / "ledger.json") == Ledger()
+
+
+def test_each_provider_has_its_price_list() -> None:
+    assert price_list("dataforseo") == price_list("aisa") == price_list("nobody knows")
+    assert price_list("aisa").of(1000) == pytest.approx(0.05)
+    assert price_list("sandbox").of(1000) == 0
+
+
+def test_an_error_answer_claiming_an_implausible_cost_stops_the_spending(tmp_path: Path) -> None:
+    api = ScriptedApi({"a": 1000}, latency=1.0)
+    api.script("a", 0, fail(JobFatalApiError("bad", status_code=40501, cost=1e300)))
+    done = _crawl(api, [job("a")], settings(tmp_path))
+    stop = done.result.stop
+    assert stop is not None and stop.kind == "budget" and "job a, offset 0" in stop.reason
+    assert done.result.cost_usd == pytest.approx(100 * price(1, 10))

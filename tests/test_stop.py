@@ -251,3 +251,13 @@ def test_a_signal_ends_the_process_even_with_a_worker_thread_blocked(
             command, env={**os.environ, **DEMO_ENV}, capture_output=True, text=True, timeout=60
         )
     assert again.returncode == ExitCode.OK, again.stderr[-2000:]
+
+
+def test_a_stop_keeps_its_first_reason_and_its_first_signal() -> None:
+    budget = Stop("budget", "budget: spent")
+    assert budget.then(Stop("cap", "the cap")) is budget
+    assert not budget.hard
+    signalled = budget.then(Stop("signal", "interrupted by SIGINT", signum=signal.SIGINT))
+    assert signalled == Stop("budget", "budget: spent", signum=signal.SIGINT)
+    assert signalled.hard
+    assert signalled.then(Stop("signal", "again", signum=signal.SIGTERM)) is signalled
