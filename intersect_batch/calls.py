@@ -240,7 +240,7 @@ class CallLife:
             sent_at=sent_at,
         )
         if isinstance(verdict, Hole):
-            error = ApiError(verdict.reason, job_id=job.job_id, offset=send.offset)
+            error = ApiError(verdict.reason)
             await self.failed(job, send, error, hole=verdict, sent_at=sent_at)
             return False
         if verdict == "drop":

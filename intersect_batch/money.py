@@ -58,6 +58,16 @@ class Settled:
     called: bool
 
 
+_MISSING = (
+    "an answer did not say what it cost, or said it in a form that is no amount of money "
+    "(%s): booked at the price list, %.5f USD"
+)
+_BELOW = (
+    "an answer claimed %.5f USD, below the price list's %.5f USD for its %d items (%s): "
+    "booked at the list"
+)
+_COUNTED = "; the night's spend counts the larger of claim and list"
+
 #: The night's retries and throttled seconds, for the ledger (the crawl's own figures).
 Activity = Callable[[], tuple[int, float]]
 
@@ -182,18 +192,10 @@ class NightMoney:
         """
         listed = self.prices.of(items) if result else 0.0
         if claim is None:
-            self._oddity(
-                "missing",
-                f"an answer did not say what it cost, or said it in a form that is no "
-                f"amount of money ({where}): booked at the price list, {listed:.5f} USD",
-            )
+            self._oddity(_MISSING, where, listed)
             cost = listed
         elif claim < listed - 1e-9:
-            self._oddity(
-                "below",
-                f"an answer claimed {claim:.5f} USD, below the price list's {listed:.5f} "
-                f"USD for its {items} items ({where}): booked at the list",
-            )
+            self._oddity(_BELOW, claim, listed, items, where)
             cost = listed
         else:
             cost = claim
@@ -248,11 +250,11 @@ class NightMoney:
         self._settled.set()
         self._settled = anyio.Event()
 
-    def _oddity(self, kind: str, message: str) -> None:
-        """Log a protocol oddity the first time this run meets its kind."""
-        if kind not in self._oddities:
-            self._oddities.add(kind)
-            log.warning("%s; the night's spend counts the larger of claim and list", message)
+    def _oddity(self, template: str, *args: object) -> None:
+        """Log a protocol oddity the first time this run meets its kind (its words)."""
+        if template not in self._oddities:
+            self._oddities.add(template)
+            log.warning(template + _COUNTED, *args)
 
     # -- the ledger -----------------------------------------------------------------------
 

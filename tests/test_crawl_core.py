@@ -547,5 +547,9 @@ def test_a_job_whose_writes_fail_together_is_failed_and_said_once(
     with caplog.at_level(logging.ERROR, logger="intersect_batch"):
         done = crawl_in_virtual_time(api, [job("a")], settings(tmp_path), store=FullAfterFirst)
     assert done.final("a").status == "failed"
-    assert len([e for e in done.final("a").errors if e.kind == "output"]) > 1
+    why = "job 'a': cannot write: No space left on device"
+    written = [e for e in done.final("a").errors if e.kind == "output"]
+    assert len(written) > 1
+    assert {(e.message, e.offset) for e in written} <= {(why, o) for o in range(10, 60, 10)}
+    assert len({e.offset for e in written}) == len(written)
     assert caplog.messages == ["job failed: job 'a': cannot write: No space left on device"]
