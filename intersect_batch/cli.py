@@ -44,6 +44,7 @@ from intersect_batch.progress import LogProgress, RichProgress, attention_lines,
 from intersect_batch.report import write_report
 from intersect_batch.runfile import file_state, record_ending
 from intersect_batch.runner import RunOutcome, run_batch
+from intersect_batch.stop import CrawlControl
 
 __all__ = ["main"]
 
@@ -238,6 +239,7 @@ async def _crawl(
     command: RunCommand, session: _Session, interrupts: Interrupts
 ) -> RunOutcome | None:
     """The run, or None when a signal stopped it outside the crawl."""
+    control = CrawlControl()
 
     async def run(observer: LogProgress | RichProgress) -> RunOutcome:
         return await run_batch(
@@ -247,11 +249,11 @@ async def _crawl(
             settings=command.settings,
             options=command.options,
             observer=observer,
-            handle_signals=True,
+            control=control,
         )
 
     outcome = None
-    with anyio.CancelScope() as scope, interrupts.cancelling(scope):
+    with anyio.CancelScope() as scope, interrupts.cancelling(scope, control):
         if session.console is not None:
             with RichProgress(session.console) as progress:
                 outcome = await run(progress)
@@ -284,7 +286,7 @@ def _run(args: argparse.Namespace) -> int:
         return session.ended_early(ExitCode.ACCOUNT)
     folder = command.settings.folder
     before = file_state(folder.run_json)
-    interrupts = Interrupts()
+    interrupts = Interrupts(grace=args.grace)
     with interrupts.installed():
         try:
             outcome = anyio.run(_crawl, command, session, interrupts)

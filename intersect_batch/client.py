@@ -96,8 +96,10 @@ class FetchedPage:
     items_count: int
     #: Each item's compact JSON object, one per line, in the API's order.
     lines: list[bytes]
-    #: The cost the API reported for the call, in USD (X-AISA-Price-USD when sent).
-    cost: float
+    #: The cost the answer claims for the call, in USD (X-AISA-Price-USD when sent);
+    #: None when it says none that is a finite amount >= 0. The night's money books the
+    #: larger of this claim and the provider's price list (intersect_batch.money).
+    cost: float | None
     task_id: str | None
     #: Items whose text had to be repaired to be written as valid UTF-8 JSON: invalid
     #: UTF-8 bytes (each became U+FFFD) or a lone surrogate escape (became ``\\ufffd``).
@@ -496,7 +498,6 @@ def _judge(
         )
 
     task_id = None if task.id is None else scrubber.excerpt(task.id, caps.max_message_chars)
-    usd = cost if cost is not None else 0.0
     result = task.result.result if task.result is not None else None
     try:
         items = page_items(result.items if result is not None else None)
@@ -513,7 +514,7 @@ def _judge(
             )
     if task.status_code == NO_RESULTS or result is None:
         return FetchedPage(
-            total_count=None, items_count=0, lines=[], cost=usd, task_id=task_id, echoed=echoed
+            total_count=None, items_count=0, lines=[], cost=cost, task_id=task_id, echoed=echoed
         )
     # Tabs and line breaks never appear raw inside JSON strings: if the body has none,
     # no item spans lines (one memchr over the body instead of one per item).
@@ -532,7 +533,7 @@ def _judge(
         total_count=result.total_count,
         items_count=len(lines),
         lines=lines,
-        cost=usd,
+        cost=cost,
         task_id=task_id,
         items_repaired=len(repaired),
         echoed=echoed,

@@ -18,31 +18,31 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 import anyio
 import msgspec
 
-from intersect_batch.client import fetch_page
 from intersect_batch.config import JobEntry, LoadResult, load_jobs
-from intersect_batch.durable import in_thread, read_file
+from intersect_batch.crawl import Call, Fetch
+from intersect_batch.durable import in_thread
 from intersect_batch.errors import ApiError, RunFatalApiError, UnreachableApiError, UsageError
 from intersect_batch.incremental import parent_of
 from intersect_batch.layout import RunFolder
-from intersect_batch.ledger import Ledger, next_booking, write_ledger
 from intersect_batch.lock import output_lock
-from intersect_batch.manifest import is_complete, night_ledger, previous_total
-from intersect_batch.pacing import Budget, Pacer, price
+from intersect_batch.manifest import is_complete, previous_total
+from intersect_batch.money import NightMoney
+from intersect_batch.night import night_ledger
+from intersect_batch.pacing import Pacer, price, price_list
 from intersect_batch.plan import fingerprint, items_wanted, page_count, select_jobs
 from intersect_batch.providers import Credentials, Provider
+from intersect_batch.proxies import Proxy, proxy_for
 from intersect_batch.refresh import Refresh
-from intersect_batch.retention import mark_run_dir
 from intersect_batch.settings import RunSettings
-from intersect_batch.store import Checkpoint
+from intersect_batch.store import read_checkpoint
+from intersect_batch.transport import sender
 
 __all__ = ["DryRun", "DryRunOutcome", "Estimate", "dry_run", "estimate"]
 
 log = logging.getLogger("intersect_batch")
-_checkpoint_decoder = msgspec.json.Decoder(Checkpoint)
 
 
 class Estimate(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -96,11 +96,8 @@ def _progress(folder: RunFolder, entry: JobEntry, print_: str) -> tuple[bool, in
     job = entry.job
     if is_complete(folder, job.id, print_) is not None:
         return True, 0
-    try:
-        checkpoint = _checkpoint_decoder.decode(read_file(folder.checkpoint(job.id)))
-    except (OSError, msgspec.DecodeError):
-        return False, 0
-    if checkpoint.fingerprint != print_ or checkpoint.finalized:
+    checkpoint = read_checkpoint(folder, job.id)
+    if checkpoint is None or checkpoint.fingerprint != print_ or checkpoint.finalized:
         return False, 0
     return False, checkpoint.pages
 
@@ -148,102 +145,6 @@ def _bounds(entry: JobEntry, on_disk: int) -> Estimate:
     )
 
 
-class _NightMoney:
-    """The probes' money, in the night's budget and ledger (:mod:`intersect_batch.ledger`).
-
-    The same rules as a crawl's: no probe starts whose worst case would take the night's
-    spend over the cap; while the price is unknown, one probe at a time; a capped dry run
-    books its money in the ledger before a probe can spend it; a probe whose answer was
-    lost keeps its worst case.
-    """
-
-    def __init__(self, folder: RunFolder, cap: float | None, base: Ledger) -> None:
-        self.folder = folder
-        self.cap = cap
-        self.base = base
-        self.budget = Budget(cap, spent_before=base.committed_usd)
-        self.booked = base.booked_usd
-        self.in_flight = 0
-        self.calls = 0
-        self.cost_usd = 0.0
-        self.written = False
-        #: Why a probe was refused: the night's budget, or a booking the disk refused.
-        self.refused: str | None = None
-        self._changed = anyio.Event()
-        self._booking = anyio.Lock()
-
-    @property
-    def spent(self) -> float:
-        """What the probes spent so far, as the budget counts it."""
-        return self.budget.spent - self.base.committed_usd
-
-    async def reserve(self) -> float | None:
-        """A probe's reservation; ``None`` when the night's budget allows no more probes."""
-        if self.refused is not None:
-            return None
-        while (reservation := self.budget.reserve(1)) is None:
-            if not self.in_flight:
-                self.refused = (
-                    f"budget: a probe could cost {self.budget.worst_case(1):.5f} USD and "
-                    f"{self.budget.spent:.5f} of {self.cap} USD are spent tonight"
-                )
-                return None
-            # The price is not known yet, or a probe in flight may cost less than its
-            # worst case: wait for one to settle, then ask again.
-            await self._changed.wait()
-        self.in_flight += 1
-        async with self._booking:
-            booking = next_booking(self.cap, self.budget.committed, self.booked)
-            if booking is not None:
-                before, self.booked = self.booked, booking
-                error = await self.save()
-                if error is not None:
-                    self.booked = before
-                    self.settle(reservation, 0.0, called=False)
-                    self.refused = (
-                        f"budget: the night's spend cannot be booked in {self.folder.ledger} "
-                        f"({error}); a capped dry run sends no probe it cannot book"
-                    )
-                    return None
-        return reservation
-
-    def settle(
-        self, reservation: float, cost: float | None, *, items: int = 0, called: bool = True
-    ) -> None:
-        """A probe ended: ``cost=None`` when its answer was lost after it may have been billed."""
-        self.in_flight -= 1
-        self.calls += called
-        self.cost_usd += cost or 0.0
-        self.budget.settle(reservation, cost, items)
-        self._changed.set()
-        self._changed = anyio.Event()
-
-    def ledger(self, *, final: bool) -> Ledger:
-        base = self.base
-        spent = round(self.budget.spent, 8)
-        return Ledger(
-            spent_usd=spent,
-            cost_usd=round(base.cost_usd + self.cost_usd, 8),
-            calls=base.calls + self.calls,
-            retries=base.retries,
-            throttled_s=base.throttled_s,
-            invocations=base.invocations + 1,
-            booked_usd=0.0 if final or not self.booked else round(max(self.booked, spent), 8),
-        )
-
-    async def save(self, *, final: bool = False) -> str | None:
-        """Write the night's ledger; the reason it could not be written, else None."""
-        ledger = self.ledger(final=final)
-        try:
-            await in_thread(mark_run_dir, self.folder)
-            await in_thread(write_ledger, self.folder.ledger, ledger)
-        except OSError as exc:
-            log.error("cannot write the night's ledger: %s", exc.strerror or exc)
-            return str(exc.strerror or exc)
-        self.written = True
-        return None
-
-
 def _unprobed(entry: JobEntry, settings: RunSettings, print_: str, on_disk: int) -> Estimate:
     """A job's figures without a probe: a previous run's count, else bounds."""
     previous = previous_total(settings.out_dir, settings.run_date, entry.job.id, print_)
@@ -259,11 +160,15 @@ async def estimate(
     credentials: Credentials | None,
     settings: RunSettings,
     probe: bool,
+    fetch: Fetch | None = None,
+    proxy: Proxy | None = None,
 ) -> DryRun:
     """Per job and in total, the calls and cost a full run would need.
 
     With ``probe``, holds the output folder's lock while it probes (raises LockError when
-    a run holds it) and counts the probes in the night's ledger.
+    a run holds it) and counts the probes in the night's ledger. The probes go through
+    ``fetch`` (the crawl's seam, :data:`~intersect_batch.crawl.Fetch`), by default HTTP
+    to ``provider`` (through ``proxy``, as the run's calls go).
     """
     results: dict[str, Estimate] = {}
     to_probe: list[tuple[JobEntry, str, int]] = []
@@ -291,54 +196,54 @@ async def estimate(
 
     stopped: list[str] = []
     not_probed: list[str] = []
-    money: _NightMoney | None = None
+    refused: list[str] = []
+    money: NightMoney | None = None
     if to_probe:
         if credentials is None:
             raise RuntimeError("a probing dry run needs credentials")
         pacer = Pacer(settings.limits)
         slots = anyio.CapacityLimiter(settings.limits.concurrency)
 
+        async def no_gate() -> None:
+            """Probes hold one item each: no place in memory to wait for."""
+
         async def probe_one(
-            session: aiohttp.ClientSession,
-            night: _NightMoney,
-            entry: JobEntry,
-            print_: str,
-            on_disk: int,
+            fetch: Fetch, night: NightMoney, entry: JobEntry, print_: str, on_disk: int
         ) -> None:
             job = entry.job
             async with slots:
-                reservation = None if stopped else await night.reserve()
+                reservation = None
+                while not stopped and (reservation := await night.reserve(1)) is None:
+                    if night.halt is not None or not night.in_flight:
+                        break
+                    # The price is not known yet, or a probe in flight may cost less
+                    # than its worst case: wait for one to settle, then ask again.
+                    await night.wait_settled()
                 if reservation is not None and not stopped:
                     await pacer.wait()
                 if stopped:
                     # The account or the network is gone, maybe while this probe waited.
                     if reservation is not None:
-                        night.settle(reservation, 0.0, called=False)
+                        night.unsent(reservation)
                     results[job.id] = Estimate(job_id=job.id, source="skipped", error=stopped[0])
                     return
                 if reservation is None:
+                    refused.append(night.refusal(1))
                     not_probed.append(job.id)
                     results[job.id] = _unprobed(entry, settings, print_, on_disk)
                     return
+                call = Call(
+                    job_id=job.id,
+                    task={**job.api_params(), "offset": 0, "limit": 1},
+                    offset=0,
+                    limit=1,
+                )
+                where = f"job {job.id}, offset 0"
                 try:
-                    page = await fetch_page(
-                        session,
-                        provider,
-                        credentials,
-                        {**job.api_params(), "offset": 0, "limit": 1},
-                        timeouts=settings.timeouts,
-                        caps=settings.caps,
-                        scrubber=credentials.scrubber(),
-                    )
+                    page = await fetch(call, no_gate)
                 except ApiError as exc:
                     error = exc.at(job_id=job.id, offset=0)
-                    if isinstance(exc, UnreachableApiError):
-                        night.settle(reservation, 0.0, called=False)
-                    elif exc.cost is not None:
-                        night.settle(reservation, exc.cost)
-                    else:
-                        # It reached the API; a lost answer may have been billed.
-                        night.settle(reservation, None if exc.maybe_billed else 0.0)
+                    night.failed(reservation, error, where=where)
                     if isinstance(exc, RunFatalApiError | UnreachableApiError):
                         # No other probe can do better: the account or the network is out.
                         stopped.append(error.describe())
@@ -350,21 +255,36 @@ async def estimate(
                         cost_min_usd=_cost(1, 0),
                     )
                     return
-                night.settle(reservation, page.cost, items=len(page.lines))
+                night.answered(
+                    reservation,
+                    page.cost,
+                    len(page.lines),
+                    where=where,
+                    result=page.total_count is not None,
+                )
             results[job.id] = _exact(entry, page.total_count or 0, "probe", on_disk)
 
         with output_lock(settings.out_dir):
-            money = _NightMoney(folder, settings.budget_usd, await in_thread(night_ledger, folder))
+            money = NightMoney(
+                folder,
+                cap=settings.budget_usd,
+                ledger=await in_thread(night_ledger, folder),
+                prices=price_list(provider.name),
+                what="a probe",
+            )
             try:
-                async with aiohttp.ClientSession() as session, anyio.create_task_group() as group:
+                async with (
+                    sender(fetch, provider, credentials, settings, proxy) as send,
+                    anyio.create_task_group() as group,
+                ):
                     for entry, print_, on_disk in to_probe:
-                        group.start_soon(probe_one, session, money, entry, print_, on_disk)
+                        group.start_soon(probe_one, send, money, entry, print_, on_disk)
             finally:
                 if money.calls or money.written:
                     with anyio.CancelScope(shield=True):
                         await money.save(final=True)
     night_spent = (
-        money.budget.spent
+        money.night_spent_usd
         if money is not None
         else (await in_thread(night_ledger, folder)).committed_usd
     )
@@ -376,7 +296,7 @@ async def estimate(
         jobs=jobs,
         stopped=stopped[0] if stopped else None,
         probe_calls=money.calls if money is not None else 0,
-        probe_cost_usd=round(money.spent, 6) if money is not None else 0.0,
+        probe_cost_usd=round(money.spent_usd, 6) if money is not None else 0.0,
         calls=sum(item.calls or 0 for item in jobs) if exact else None,
         cost_usd=round(sum(item.cost_usd or 0.0 for item in jobs), 6) if exact else None,
         calls_min=sum(item.calls_min for item in jobs),
@@ -387,7 +307,7 @@ async def estimate(
         ),
         night_spent_usd=round(night_spent, 6),
         budget_usd=settings.budget_usd,
-        budget_stop=money.refused if money is not None and not_probed else None,
+        budget_stop=refused[0] if refused else None,
         not_probed=[entry.job.id for entry in entries if entry.job.id in not_probed],
     )
 
@@ -460,6 +380,11 @@ async def dry_run(
     entries = select_jobs(loaded.jobs, ids, patterns)
     credentials = provider.credentials(environ) if probe else None
     result = await estimate(
-        entries, provider=provider, credentials=credentials, settings=settings, probe=probe
+        entries,
+        provider=provider,
+        credentials=credentials,
+        settings=settings,
+        probe=probe,
+        proxy=proxy_for(provider.endpoint, environ) if probe else None,
     )
     return DryRunOutcome(loaded=loaded, result=result)

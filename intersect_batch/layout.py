@@ -62,6 +62,7 @@ METRICS_PROM = "metrics.prom"
 LEDGER_JSON = ".ledger.json"
 STATE_DIR = ".state"
 MANIFEST_SUFFIX = ".manifest.json"
+_CHECKPOINT = ".checkpoint.json"
 _DATE_NAME = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
@@ -171,7 +172,7 @@ class RunFolder:
 
     def checkpoint(self, job_id: str) -> Path:
         """What of the part file and the spool is durable."""
-        return self.state / f"{job_id}.checkpoint.json"
+        return self.state / f"{job_id}{_CHECKPOINT}"
 
     def spool(self, job_id: str) -> Path:
         """The folder of the job's pages that came before the pages in front of them."""
@@ -184,6 +185,14 @@ class RunFolder:
     def job_ids(self) -> list[str]:
         """The ids of the jobs that have a manifest here, sorted."""
         return job_ids_in(self.path)
+
+    def unfinished_job_ids(self) -> list[str]:
+        """The ids of the jobs that have a checkpoint in the state folder, sorted."""
+        try:
+            names = [p.name for p in self.state.iterdir() if p.name.endswith(_CHECKPOINT)]
+        except OSError:
+            return []
+        return sorted(name.removesuffix(_CHECKPOINT) for name in names)
 
 
 def job_ids_in(folder: Path) -> list[str]:

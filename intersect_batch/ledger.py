@@ -13,13 +13,22 @@ normally writes what it really spent and releases the rest.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import msgspec
 
 from intersect_batch.durable import atomic_write, read_file
 
-__all__ = ["BOOKING_SHARE", "Ledger", "next_booking", "read_ledger", "write_ledger"]
+__all__ = [
+    "BOOKING_SHARE",
+    "ImplausibleLedger",
+    "Ledger",
+    "find_ledger",
+    "next_booking",
+    "read_ledger",
+    "write_ledger",
+]
 
 
 class Ledger(msgspec.Struct, frozen=True, kw_only=True):
@@ -65,19 +74,44 @@ _decoder = msgspec.json.Decoder(Ledger)
 _encoder = msgspec.json.Encoder()
 
 
-def read_ledger(path: Path) -> Ledger:
-    """The ledger at ``path``; an empty one when there is none.
+class ImplausibleLedger(msgspec.DecodeError):
+    """A ledger that decodes but holds figures no night can have (negative, not finite).
 
-    A ledger that cannot be read raises ``OSError`` or ``msgspec.DecodeError``: a night
-    whose spend is unknown must not be treated as a night that spent nothing.
+    A ``DecodeError``: to every reader, a ledger that cannot be trusted is one that does
+    not decode.
+    """
+
+
+def read_ledger(path: Path) -> Ledger:
+    """The ledger at ``path``; an empty one when there is none (see :func:`find_ledger`)."""
+    return find_ledger(path) or Ledger()
+
+
+def find_ledger(path: Path) -> Ledger | None:
+    """The ledger at ``path``; None when there is none.
+
+    A ledger that cannot be read raises ``OSError`` or ``msgspec.DecodeError``, one whose
+    figures are negative or not finite :class:`ImplausibleLedger`: a night whose spend is
+    unknown must not be treated as a night that spent nothing.
     """
     try:
         data = read_file(path)
     except FileNotFoundError:
-        return Ledger()
-    return _decoder.decode(data)
+        return None
+    ledger = _decoder.decode(data)
+    if not _plausible(ledger):
+        raise ImplausibleLedger("it holds a negative or infinite figure")
+    return ledger
+
+
+def _plausible(ledger: Ledger) -> bool:
+    figures = (ledger.spent_usd, ledger.cost_usd, ledger.booked_usd, ledger.throttled_s)
+    counts = (ledger.calls, ledger.retries, ledger.invocations)
+    return all(math.isfinite(x) and x >= 0 for x in figures) and min(counts) >= 0
 
 
 def write_ledger(path: Path, ledger: Ledger) -> None:
-    """Replace the ledger atomically and durably."""
+    """Replace the ledger atomically and durably; a figure no night can have is refused."""
+    if not _plausible(ledger):
+        raise ValueError(f"not a ledger a night can have: {ledger}")
     atomic_write(path, _encoder.encode(ledger))

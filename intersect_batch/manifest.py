@@ -18,7 +18,6 @@ from intersect_batch.crawl import CallError, JobFinal
 from intersect_batch.durable import UnreadableFile, atomic_write, read_file
 from intersect_batch.incremental import RefreshNote
 from intersect_batch.layout import RunFolder, earlier_runs
-from intersect_batch.ledger import Ledger, read_ledger
 
 __all__ = [
     "CallError",
@@ -35,7 +34,6 @@ __all__ = [
     "TotalCount",
     "build_manifest",
     "is_complete",
-    "night_ledger",
     "previous_total",
     "read_manifest",
     "write_json",
@@ -343,23 +341,3 @@ def previous_total(out_dir: Path, before: dt.date, job_id: str, print_: str) -> 
             if last is not None:
                 return last
     return None
-
-
-def night_ledger(folder: RunFolder) -> Ledger:
-    """What earlier invocations of the date spent; rebuilt from the manifests if damaged."""
-    try:
-        return read_ledger(folder.ledger)
-    except (OSError, msgspec.DecodeError) as exc:
-        cost = calls = retries = 0.0
-        for job_id in folder.job_ids():
-            manifest = read_manifest(folder.manifest(job_id))
-            if manifest is not None:
-                cost += manifest.cost_usd
-                calls += manifest.calls
-                retries += manifest.retries
-        log.warning(
-            "the night's ledger cannot be read (%s): counting %.4f USD from the manifests",
-            exc,
-            cost,
-        )
-        return Ledger(spent_usd=cost, cost_usd=cost, calls=int(calls), retries=int(retries))

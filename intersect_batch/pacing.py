@@ -8,12 +8,24 @@ start whose worst case would take the spend over the cap.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import anyio
 from aiolimiter import AsyncLimiter
 
 from intersect_batch.settings import Limits
 
-__all__ = ["CALL_PRICE_USD", "ITEM_PRICE_USD", "Budget", "Pacer", "price"]
+__all__ = [
+    "CALL_PRICE_USD",
+    "ITEM_PRICE_USD",
+    "PRICE_LISTS",
+    "Budget",
+    "Pacer",
+    "PriceList",
+    "price",
+    "price_list",
+]
 
 #: The documented price of one call, whatever it returns.
 CALL_PRICE_USD = 0.02
@@ -26,34 +38,58 @@ def price(calls: int, items: int) -> float:
     return calls * CALL_PRICE_USD + items * ITEM_PRICE_USD
 
 
+@dataclass(frozen=True, slots=True)
+class PriceList:
+    """What a provider bills for one answered call: a price per call and per item."""
+
+    call_usd: float
+    item_usd: float
+
+    def of(self, items: int) -> float:
+        """The listed price of one answer carrying ``items`` items."""
+        return self.call_usd + items * self.item_usd
+
+
+#: Each provider's price list. AIsa passes DataForSEO's price on; the sandbox is free.
+PRICE_LISTS = {
+    "dataforseo": PriceList(CALL_PRICE_USD, ITEM_PRICE_USD),
+    "aisa": PriceList(CALL_PRICE_USD, ITEM_PRICE_USD),
+    "sandbox": PriceList(0.0, 0.0),
+}
+
+
+def price_list(provider: str) -> PriceList:
+    """The price list of the provider named ``provider`` (an unknown one pays DataForSEO's)."""
+    return PRICE_LISTS.get(provider, PRICE_LISTS["dataforseo"])
+
+
 class Pacer:
     """The run's rate: spread calls, a small burst at most, and a shared pause on refusals.
 
     aiolimiter's default lets ``max_rate`` calls through at once; here the bucket holds
     ``burst`` calls and drains one per interval, so no quota window ever holds more than
     the quota (see :class:`~intersect_batch.settings.Limits`). When the API refuses a call
-    for rate or concurrency, every call waits until the pause is over.
+    for rate or concurrency, every call waits until the pause is over: ``paused_until``
+    reads it from its owner (:attr:`~intersect_batch.schedule.Schedule.paused_until`).
     """
 
-    def __init__(self, limits: Limits) -> None:
+    def __init__(self, limits: Limits, paused_until: Callable[[], float] = lambda: 0.0) -> None:
         burst = max(1, min(limits.burst, limits.rate_per_minute))
         self._limiter = AsyncLimiter(burst, burst * limits.interval)
-        self._pause_until = 0.0
-
-    def pause_until(self, when: float) -> None:
-        """Hold every call until the loop's clock reads ``when`` (a later pause wins)."""
-        self._pause_until = max(self._pause_until, when)
+        #: The pause's one owner (the schedule, which decides it): the loop time until
+        #: which the API asked the run to hold its calls.
+        self._paused_until = paused_until
 
     async def wait(self) -> None:
         """Return when the next call may be sent."""
         while True:
-            delay = self._pause_until - anyio.current_time()
+            delay = self._paused_until() - anyio.current_time()
             if delay > 0:
                 await anyio.sleep(delay)
                 continue
             await self._limiter.acquire()
             # A pause that began while this call waited for its token holds it too.
-            if self._pause_until <= anyio.current_time():
+            if self._paused_until() <= anyio.current_time():
                 return
 
 
@@ -102,11 +138,16 @@ class Budget:
         self.reserved += amount
         return amount
 
-    def settle(self, reservation: float, cost: float | None, items: int = 0) -> None:
+    def settle(
+        self, reservation: float, cost: float | None, items: int = 0, *, limit: int | None = None
+    ) -> None:
         """Replace a reservation by what the call cost.
 
         ``cost=None``: the outcome is unknown (the answer was lost or cut short after the
-        server may have billed it), so the worst case is kept as spent.
+        server may have billed it), so the worst case is kept as spent. The price learned
+        is the cost over the documented price of what was asked: of ``items``, at most
+        ``limit`` (a page carrying more items than it asked for raises the worst case of
+        the calls after it).
         """
         self._outstanding = max(0, self._outstanding - 1)
         self.reserved = max(0.0, self.reserved - reservation)
@@ -116,6 +157,6 @@ class Budget:
         self.spent += cost
         if cost > 0:
             self._price_known = True
-            documented = price(1, items)
+            documented = price(1, items if limit is None else min(items, limit))
             if cost > documented:
                 self._price_factor = max(self._price_factor, cost / documented)

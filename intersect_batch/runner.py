@@ -16,7 +16,7 @@ import functools
 import logging
 import random
 import signal
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,20 +34,22 @@ from intersect_batch.manifest import (
     JobManifest,
     RunSummary,
     is_complete,
-    night_ledger,
     previous_total,
 )
+from intersect_batch.night import night_ledger
 from intersect_batch.openfiles import fit_open_files
+from intersect_batch.pacing import price_list
 from intersect_batch.plan import fingerprint, page_count, safety_cap, select_jobs
-from intersect_batch.providers import Credentials, Provider
-from intersect_batch.proxies import Proxy, proxy_for
+from intersect_batch.providers import Provider
+from intersect_batch.proxies import proxy_for
 from intersect_batch.refresh import Refresh
 from intersect_batch.report import write_report
 from intersect_batch.retention import mark_run_dir, prune_runs
 from intersect_batch.runfile import build_summary, write_record
 from intersect_batch.settings import RunOptions, RunSettings, check_keep_days
+from intersect_batch.stop import CrawlControl
 from intersect_batch.store import JobStore
-from intersect_batch.transport import http_fetch
+from intersect_batch.transport import sender
 
 __all__ = [
     "RunOutcome",
@@ -119,22 +121,6 @@ def with_safety_cap(settings: RunSettings, jobs: Sequence[CrawlJob]) -> RunSetti
     return dataclasses.replace(settings, max_calls=cap)
 
 
-@contextlib.asynccontextmanager
-async def _sender(
-    fetch: Fetch | None,
-    provider: Provider,
-    credentials: Credentials,
-    settings: RunSettings,
-    proxy: Proxy | None,
-) -> AsyncIterator[Fetch]:
-    """The crawl's way to the API: ``fetch`` when handed one (tests), else HTTP."""
-    if fetch is not None:
-        yield fetch
-        return
-    async with http_fetch(provider, credentials, settings, proxy) as http:
-        yield http
-
-
 async def run_batch(
     config_dir: Path,
     *,
@@ -143,7 +129,7 @@ async def run_batch(
     settings: RunSettings,
     options: RunOptions | None = None,
     observer: CrawlObserver | None = None,
-    handle_signals: bool = False,
+    control: CrawlControl | None = None,
     rng: random.Random | None = None,
     fetch: Fetch | None = None,
 ) -> RunOutcome:
@@ -200,18 +186,19 @@ async def run_batch(
             log.info(
                 "calls go through a proxy", extra={"proxy": proxy.shown, "from": proxy.variable}
             )
-        async with _sender(fetch, provider, credentials, settings, proxy) as sender:
+        async with sender(fetch, provider, credentials, settings, proxy) as send:
             result = await crawl(
                 todo,
-                fetch=sender,
+                fetch=send,
                 folder=folder,
                 settings=settings,
                 ledger=ledger,
                 observer=observer,
                 on_job_end=night.job_ended,
-                handle_signals=handle_signals,
+                control=control,
                 rng=rng,
                 endpoint=provider.base_url,
+                prices=price_list(provider.name),
             )
         ledger_now = await in_thread(night_ledger, folder)
         await in_thread(functools.partial(discard_state, only_if_empty=True), folder)

@@ -64,6 +64,7 @@ __all__ = [
     "Opened",
     "PageIn",
     "SpooledPage",
+    "read_checkpoint",
 ]
 
 
@@ -184,6 +185,14 @@ class _Damaged(Exception):
 
 class _Lost(Exception):
     """Durable progress gone or cut short while the job runs; the message says which."""
+
+
+def read_checkpoint(folder: RunFolder, job_id: str) -> Checkpoint | None:
+    """A job's checkpoint as it is on disk, for readers; None if absent or unreadable."""
+    try:
+        return _checkpoint_decoder.decode(read_file(folder.checkpoint(job_id)))
+    except (OSError, msgspec.DecodeError):
+        return None
 
 
 class JobStore:

@@ -18,7 +18,7 @@ from intersect_batch.providers import Credentials, Provider
 from intersect_batch.proxies import Proxy
 from intersect_batch.settings import RunSettings
 
-__all__ = ["http_fetch"]
+__all__ = ["http_fetch", "sender"]
 
 
 @contextlib.asynccontextmanager
@@ -68,3 +68,19 @@ async def http_fetch(
             return await in_thread(read, answer)
 
         yield fetch
+
+
+@contextlib.asynccontextmanager
+async def sender(
+    fetch: Fetch | None,
+    provider: Provider,
+    credentials: Credentials,
+    settings: RunSettings,
+    proxy: Proxy | None = None,
+) -> AsyncIterator[Fetch]:
+    """The way to the API: ``fetch`` when one is handed in (tests), else :func:`http_fetch`."""
+    if fetch is not None:
+        yield fetch
+        return
+    async with http_fetch(provider, credentials, settings, proxy) as http:
+        yield http

@@ -34,14 +34,14 @@ class _Pending:
 class JobWriter:
     """The one way to a job's files during a run."""
 
-    folder: RunFolder
-    job_id: str
-    _store: JobStore = field(init=False)
+    _store: JobStore
     _lock: anyio.Lock = field(init=False, default_factory=anyio.Lock)
     _pending: list[_Pending] = field(init=False, default_factory=list)
 
-    def __post_init__(self) -> None:
-        self._store = JobStore(self.folder, self.job_id)
+    @classmethod
+    def at(cls, folder: RunFolder, job_id: str) -> JobWriter:
+        """The writer of a job's own files in ``folder``."""
+        return cls(JobStore(folder, job_id))
 
     @property
     def durable(self) -> Checkpoint:

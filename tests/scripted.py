@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -19,12 +20,15 @@ from typing import Any
 import anyio
 
 from intersect_batch.client import FetchedPage
-from intersect_batch.crawl import Call, CrawlJob, CrawlResult, JobFinal, crawl
+from intersect_batch.crawl import Call, CrawlJob, CrawlObserver, CrawlResult, JobFinal, crawl
 from intersect_batch.errors import ApiError
+from intersect_batch.jobs import StoreFactory
 from intersect_batch.layout import RunFolder
 from intersect_batch.ledger import Ledger
 from intersect_batch.pacing import price
 from intersect_batch.settings import Limits, RetryPolicy, RunSettings
+from intersect_batch.stop import CrawlControl
+from intersect_batch.store import JobStore
 
 DATE = dt.date(2026, 11, 29)
 
@@ -112,7 +116,7 @@ class ScriptedApi:
                 answer = self.page(call)
         finally:
             self.in_flight -= 1
-        self.billed += answer.cost
+        self.billed += answer.cost or 0.0
         await before_decode()
         self.decoded += 1
         self.decoded_not_durable_max = max(
@@ -184,6 +188,11 @@ async def run_crawl(
     run_settings: RunSettings,
     *,
     ledger: Ledger | None = None,
+    control: CrawlControl | None = None,
+    started: Callable[[], None] | None = None,
+    store: StoreFactory = JobStore,
+    seed: int = 0,
+    observer: CrawlObserver | None = None,
 ) -> Crawled:
     folder = RunFolder(run_settings.out_dir, run_settings.run_date)
     folder.path.mkdir(parents=True, exist_ok=True)
@@ -192,12 +201,19 @@ async def run_crawl(
     async def job_ended(final: JobFinal) -> None:
         ended.append(final)
 
+    if started is not None:
+        started()
+
     result = await crawl(
         jobs,
         fetch=api,
         folder=folder,
         settings=run_settings,
         ledger=ledger,
+        control=control,
+        store=store,
+        rng=random.Random(seed),
+        observer=observer,
         on_job_end=job_ended,
         endpoint="https://api.test/v3",
     )

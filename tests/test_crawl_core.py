@@ -6,8 +6,11 @@ answers come out of order, late, failing or empty on purpose. Times are exact.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import itertools
+import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +18,7 @@ from typing import Any
 import pytest
 
 from intersect_batch.client import FetchedPage
+from intersect_batch.crawl import CallError, CrawlObserver
 from intersect_batch.errors import (
     JobFatalApiError,
     OutputError,
@@ -26,7 +30,7 @@ from intersect_batch.errors import (
 from intersect_batch.ledger import Ledger
 from intersect_batch.pacing import price
 from intersect_batch.settings import Limits, RetryPolicy
-from intersect_batch.store import JobStore
+from intersect_batch.store import Counters, JobStore
 from tests.scripted import (
     ScriptedApi,
     empty,
@@ -76,25 +80,22 @@ def test_probes_go_first_then_pages_fan_out(tmp_path: Path) -> None:
     assert all(s.at == pytest.approx(0.0) for s in api.sent[:3])
 
 
-def test_decoded_pages_in_memory_are_bounded(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_decoded_pages_in_memory_are_bounded(tmp_path: Path) -> None:
     committed = 0
-    real_commit = JobStore.commit
 
-    def commit(self: JobStore, pages: Any, counters: Any) -> Any:
-        nonlocal committed
-        time.sleep(0.01)  # a slow disk: answers pile up behind the writer
-        result = real_commit(self, pages, counters)
-        committed += len(pages)
-        return result
+    class SlowDisk(JobStore):
+        def commit(self, pages: Any, counters: Any) -> Any:
+            nonlocal committed
+            time.sleep(0.01)  # a slow disk (in real time): answers pile up behind the writer
+            result = super().commit(pages, counters)
+            committed += len(pages)
+            return result
 
-    monkeypatch.setattr(JobStore, "commit", commit)
     api = ScriptedApi({"a": 300}, latency=1.0, durable_pages=lambda: committed)
     run_settings = settings(tmp_path, limits=Limits(concurrency=10), pages_in_memory=2)
-    done = crawl_in_virtual_time(api, [job("a")], run_settings)
+    done = crawl_in_virtual_time(api, [job("a")], run_settings, store=SlowDisk)
     assert done.final("a").status == "complete"
-    assert api.decoded_not_durable_max <= 2
+    assert api.decoded_not_durable_max == 2
 
 
 def test_the_pages_ahead_window_holds_back_pages_behind_a_slow_one(tmp_path: Path) -> None:
@@ -107,21 +108,18 @@ def test_the_pages_ahead_window_holds_back_pages_behind_a_slow_one(tmp_path: Pat
     assert done.folder.result("a").read_bytes() == lines_of("a", 300)
 
 
-def test_a_job_is_completed_once_however_its_last_pages_arrive(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_job_is_completed_once_however_its_last_pages_arrive(tmp_path: Path) -> None:
     finalized: list[str] = []
-    real_finalize = JobStore.finalize
 
-    def finalize(self: JobStore) -> Path:
-        finalized.append(self.job_id)
-        time.sleep(0.005)
-        return real_finalize(self)
+    class Counted(JobStore):
+        def finalize(self) -> Path:
+            finalized.append(self.job_id)
+            time.sleep(0.005)
+            return super().finalize()
 
-    monkeypatch.setattr(JobStore, "finalize", finalize)
     api = ScriptedApi({"a": 80, "b": 80}, latency=1.0)
     done = crawl_in_virtual_time(
-        api, [job("a"), job("b")], settings(tmp_path, limits=Limits(concurrency=8))
+        api, [job("a"), job("b")], settings(tmp_path, limits=Limits(concurrency=8)), store=Counted
     )
     assert sorted(finalized) == ["a", "b"]
     assert sorted(f.job.job_id for f in done.ended) == ["a", "b"]
@@ -200,27 +198,59 @@ def test_an_unreachable_api_stops_the_run_and_no_job_burns_its_attempts(tmp_path
     assert stop.reason.startswith("the API at https://api.test/v3 could not be reached")
     assert {f.status for f in done.result.jobs} == {"partial"}
     assert isinstance(done.result.run_fatal, UnreachableApiError)
-    assert len(api.sent) < 40
+    # Retries every 1-8 s (jittered, seeded) until nothing reached the API for 30 s.
+    assert len(api.sent) == 19
+    # Nothing reached the API: no call is counted.
+    assert done.result.calls == 0 and done.result.cost_usd == 0
 
 
-def test_a_run_fatal_answer_stops_sending_at_once(tmp_path: Path) -> None:
+def test_a_run_fatal_answer_stops_sending_at_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     api = ScriptedApi({f"j{n}": 100 for n in range(4)}, latency=1.0)
     api.script("j0", 0, fail(RunFatalApiError("Insufficient funds.", status_code=40210), 0.2))
-    done = crawl_in_virtual_time(api, [job(f"j{n}") for n in range(4)], settings(tmp_path))
+    with caplog.at_level(logging.WARNING, logger="intersect_batch"):
+        done = crawl_in_virtual_time(api, [job(f"j{n}") for n in range(4)], settings(tmp_path))
     assert done.result.stop is not None and done.result.stop.kind == "run_fatal"
+    reason = "the API stopped the run: job 'j0' offset 0: [40210] Insufficient funds."
+    assert done.result.stop.reason == reason
+    assert caplog.messages == [f"stopping: {reason}"]
+    # The jobs stopped say why, as the run does.
+    assert {f.reason for f in done.result.jobs} == {reason}
     # Only the probes already in flight went out.
     assert len(api.sent) == 4
     assert {f.status for f in done.result.jobs} == {"partial"}
 
 
-def test_a_job_fatal_answer_ends_its_job_only(tmp_path: Path) -> None:
+def test_a_job_fatal_answer_ends_its_job_only(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     api = ScriptedApi({"a": 50, "b": 50})
-    api.script("a", 0, fail(JobFatalApiError("Invalid Field: 'filters'.", status_code=40501)))
-    done = crawl_in_virtual_time(api, [job("a"), job("b")], settings(tmp_path))
+    refused = JobFatalApiError("Invalid Field: 'filters'.", status_code=40501, http_status=200)
+    api.script("a", 0, fail(refused))
+    with caplog.at_level(logging.ERROR, logger="intersect_batch"):
+        done = crawl_in_virtual_time(api, [job("a"), job("b")], settings(tmp_path))
     assert done.final("a").status == "failed"
     assert done.final("a").reason == "job 'a' offset 0: [40501] Invalid Field: 'filters'."
+    assert done.final("a").errors == (
+        CallError(
+            kind=refused.kind,
+            message="Invalid Field: 'filters'.",
+            offset=0,
+            http_status=200,
+            status_code=40501,
+        ),
+    )
     assert done.final("b").status == "complete"
     assert api.calls_by_page[("a", 0)] == 1
+    # The refusal said no cost: it costs nothing.
+    assert done.final("a").counters == Counters(calls=1, retries=0, cost_usd=0.0)
+    # Said once, when it happens, naming the job.
+    [record] = caplog.records
+    assert record.getMessage() == (
+        "job failed: job 'a' offset 0: [40501] Invalid Field: 'filters'."
+    )
+    assert (record.job, record.status) == ("a", "failed")  # type: ignore[attr-defined]
 
 
 def test_an_empty_page_inside_the_total_is_never_written_as_complete(tmp_path: Path) -> None:
@@ -231,6 +261,7 @@ def test_an_empty_page_inside_the_total_is_never_written_as_complete(tmp_path: P
     assert a.status == "failed"
     assert a.reason == "offset 300: an empty page inside total_count 400, after 3 attempts"
     assert [(h.offset, h.attempts) for h in a.holes] == [(300, 3)]
+    assert [(e.kind, e.offset) for e in a.errors] == [("hole", 300)] * 3
     assert not done.folder.result("a").exists()
     assert done.final("b").status == "complete"
 
@@ -253,7 +284,7 @@ def test_a_huge_total_with_empty_pages_stops_after_a_few_calls(tmp_path: Path) -
     )
     assert done.final("a").status == "failed"
     # The first wave, then only the lowest hole again: never a million pages.
-    assert len(api.sent) <= 1 + 8 + 2
+    assert len(api.sent) == 1 + 8 + 2
 
 
 def test_the_budget_holds_even_when_answers_are_lost_after_billing(tmp_path: Path) -> None:
@@ -298,21 +329,18 @@ def test_the_budget_counts_what_earlier_runs_of_the_night_spent(tmp_path: Path) 
     assert done.result.stop is not None and done.result.stop.kind == "budget"
 
 
-def test_a_full_disk_fails_the_job_and_loses_nothing_for_the_next_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    real_commit = JobStore._commit
+def test_a_full_disk_fails_the_job_and_loses_nothing_for_the_next_run(tmp_path: Path) -> None:
     failures = [True]
 
-    def commit(self: JobStore, checkpoint: Any, pages: Any, counters: Any) -> Any:
-        if pages[0].page == 3 and failures:
-            failures.pop()
-            raise OSError(errno.ENOSPC, "No space left on device", str(self.part_path))
-        return real_commit(self, checkpoint, pages, counters)
+    class FullOnce(JobStore):
+        def commit(self, pages: Any, counters: Any) -> Any:
+            if self.job_id == "a" and any(p.page == 3 for p in pages) and failures:
+                failures.pop()
+                raise OutputError(f"job 'a': cannot write page 3: {os.strerror(errno.ENOSPC)}")
+            return super().commit(pages, counters)
 
-    monkeypatch.setattr(JobStore, "_commit", commit)
     api = ScriptedApi({"a": 100, "b": 50})
-    first = crawl_in_virtual_time(api, [job("a"), job("b")], settings(tmp_path))
+    first = crawl_in_virtual_time(api, [job("a"), job("b")], settings(tmp_path), store=FullOnce)
     assert first.final("a").status == "failed"
     assert "No space left on device" in (first.final("a").reason or "")
     assert first.final("b").status == "complete"
@@ -323,8 +351,8 @@ def test_a_full_disk_fails_the_job_and_loses_nothing_for_the_next_run(
     assert again.final("a").status == "complete"
     assert again.folder.result("a").read_bytes() == lines_of("a", 100)
     paid_again = {s.offset for s in api.sent}
-    # Only what was not durable is paid again: the failed page and its group commit.
-    assert 30 in paid_again and len(paid_again & paid_first) <= 1 + 2
+    # Only what was not durable is paid again: the failed page and the one committed with it.
+    assert 30 in paid_again and len(paid_again & paid_first) == 2
 
 
 def test_the_safety_cap_stops_a_run_that_would_call_too_much(tmp_path: Path) -> None:
@@ -347,9 +375,7 @@ def test_a_resumed_job_sends_only_its_missing_pages(tmp_path: Path) -> None:
     assert done.final("a").counters.calls == 10
 
 
-def test_a_job_whose_only_page_said_no_result_completes_on_resume(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_job_whose_only_page_said_no_result_completes_on_resume(tmp_path: Path) -> None:
     async def no_result(api: ScriptedApi, call: Any) -> Any:
         # 40102: no result at all, not even a total_count.
         return FetchedPage(total_count=None, items_count=0, lines=[], cost=0.02, task_id=None)
@@ -357,15 +383,173 @@ def test_a_job_whose_only_page_said_no_result_completes_on_resume(
     api = ScriptedApi({"a": 0})
     api.script("a", 0, no_result)
 
-    def disk_gone(self: JobStore) -> Path:
-        raise OutputError(f"job {self.job_id!r}: cannot move its result into place: I/O error")
+    class DiskGone(JobStore):
+        def finalize(self) -> Path:
+            raise OutputError(f"job {self.job_id!r}: cannot move its result into place: I/O error")
 
-    monkeypatch.setattr(JobStore, "finalize", disk_gone)
-    first = crawl_in_virtual_time(api, [job("a")], settings(tmp_path))
+    first = crawl_in_virtual_time(api, [job("a")], settings(tmp_path), store=DiskGone)
     assert first.final("a").status == "failed"
-    monkeypatch.undo()
+    why = "job 'a': cannot move its result into place: I/O error"
+    assert first.final("a").reason == why
+    assert first.final("a").errors == (CallError(kind="output", message=why),)
     api.sent.clear()
     again = crawl_in_virtual_time(api, [job("a")], settings(tmp_path))
     assert again.final("a").status == "complete"
     assert api.sent == []  # the durable "no result" page is not asked again
     assert again.folder.result("a").read_bytes() == b""
+
+
+def test_refusals_of_calls_sent_together_pause_the_run_once(tmp_path: Path) -> None:
+    # Four calls go out at 0 s and are refused at 0.5-0.8 s: one wave, one pause of 5 s.
+    api = ScriptedApi({f"j{n}": 10 for n in range(4)}, latency=1.0)
+    for n in range(4):
+        api.script(f"j{n}", 0, fail(ThrottledApiError("rate", status_code=40202), 0.5 + n / 10))
+    policy = RetryPolicy(attempts=2, base=1.0, cap=60.0, slowdown=5.0)
+    done = crawl_in_virtual_time(
+        api, [job(f"j{n}") for n in range(4)], settings(tmp_path, retry=policy)
+    )
+    assert {f.status for f in done.result.jobs} == {"complete"}
+    assert done.result.throttled_s == pytest.approx(5.0, abs=1e-6)
+    assert sorted(s.at for s in api.sent[4:]) == pytest.approx([5.5] * 4, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("previous", "total", "jump"),
+    [
+        (100, 1000, None),  # 100 pages where there were 10: ten times, not more
+        (100, 1001, 1001),  # 101 pages
+        (5, 110, None),  # 11 pages where there was 1: not 10 pages more
+        (5, 111, 111),  # 12 pages
+        (0, 111, 111),  # none before counts as one page
+        (None, 10**6, None),  # no last run to compare with
+    ],
+)
+def test_a_total_that_jumps_past_the_last_runs_is_flagged_once(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    previous: int | None,
+    total: int,
+    jump: int | None,
+) -> None:
+    api = ScriptedApi({"a": total})
+    # Two pages, the second reporting another total: the first jump is the one kept.
+    api.script("a", 10, _with_total(total * 2 if jump else total - 1))
+    spec = dataclasses.replace(job("a", max_items=20), previous_total=previous)
+    with caplog.at_level(logging.WARNING, logger="intersect_batch"):
+        done = crawl_in_virtual_time(api, [spec], settings(tmp_path))
+    assert done.final("a").plan_jump == jump
+    if jump is None:
+        assert caplog.records == []
+    else:
+        [record] = caplog.records
+        pages = -(-total // 10)
+        assert record.getMessage() == (
+            f"total_count jumped from {previous} at the last complete run to {total}: "
+            f"{pages} pages planned"
+        )
+        assert record.job == "a"  # type: ignore[attr-defined]
+
+
+def _with_total(total: int) -> Any:
+    async def step(api: ScriptedApi, call: Any) -> FetchedPage:
+        return api.page(call, total=total)
+
+    return step
+
+
+def test_a_complete_job_is_told_once_with_its_end_and_its_files_removed(tmp_path: Path) -> None:
+    told: list[tuple[Any, Any]] = []
+
+    class Watching(CrawlObserver):
+        def job_finished(self, job: Any, final: Any) -> None:
+            told.append((job, final))
+
+    api = ScriptedApi({"a": 25})
+    done = run_virtual(lambda: run_crawl(api, [job("a")], settings(tmp_path), observer=Watching()))
+    [(snapshot, final)] = told
+    assert final.status == "complete" and final.reason is None
+    assert (snapshot.job_id, snapshot.status, snapshot.pages_done, snapshot.items) == (
+        "a",
+        "complete",
+        3,
+        25,
+    )
+    assert final.checkpoint is not None and final.checkpoint.finalized
+    assert final.output == done.folder.result("a")
+    assert not done.folder.state.exists() or list(done.folder.state.iterdir()) == []
+
+
+def test_progress_files_that_cannot_be_removed_leave_the_job_complete(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Stuck(JobStore):
+        def close(self) -> None:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self.part_path))
+
+    api = ScriptedApi({"a": 5})
+    with caplog.at_level(logging.WARNING, logger="intersect_batch"):
+        done = crawl_in_virtual_time(api, [job("a")], settings(tmp_path), store=Stuck)
+    assert done.final("a").status == "complete"
+    [record] = caplog.records
+    assert record.getMessage().startswith(
+        "cannot remove its progress files: [Errno 13] Permission denied"
+    )
+    assert record.job == "a"  # type: ignore[attr-defined]
+
+
+def test_a_retry_is_counted_told_and_logged_with_its_delay(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    retried: list[tuple[str, int, str, float]] = []
+
+    class Watching(CrawlObserver):
+        def call_retried(self, job: Any, offset: int, message: str, delay: float) -> None:
+            retried.append((job.job_id, offset, message, delay))
+
+    api = ScriptedApi({"a": 10})
+    busy = TransientApiError("server busy", retry_after=0.25)
+    api.script("a", 0, fail(busy, 0.5), fail(busy, 0.5))
+    with caplog.at_level(logging.WARNING, logger="intersect_batch"):
+        done = run_virtual(
+            lambda: run_crawl(api, [job("a")], settings(tmp_path), observer=Watching())
+        )
+    assert done.final("a").status == "complete"
+    assert done.result.retries == 2 and done.final("a").counters.retries == 2
+    assert [r[:3] for r in retried] == [("a", 0, "server busy")] * 2
+    assert [r[3] for r in retried] == pytest.approx([0.25, 0.25])
+    assert caplog.messages == ["call failed, retrying in 0.25s: server busy"] * 2
+    assert [(r.job, r.offset, r.attempt) for r in caplog.records] == [  # type: ignore[attr-defined]
+        ("a", 0, 1),
+        ("a", 0, 2),
+    ]
+
+
+def test_a_job_keeps_its_first_fifty_failed_calls(tmp_path: Path) -> None:
+    api = ScriptedApi({"a": 10})
+    api.script("a", 0, *[fail(TransientApiError(f"try {n}"), 0.0) for n in range(55)])
+    policy = RetryPolicy(attempts=60, base=0.001, cap=0.001)
+    done = crawl_in_virtual_time(api, [job("a")], settings(tmp_path, retry=policy))
+    assert done.final("a").status == "complete"
+    assert [e.message for e in done.final("a").errors] == [f"try {n}" for n in range(50)]
+
+
+def test_a_job_whose_writes_fail_together_is_failed_and_said_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    class FullAfterFirst(JobStore):
+        def commit(self, pages: Any, counters: Any) -> Any:
+            if all(p.page > 0 for p in pages):
+                time.sleep(0.01)  # the pages behind this commit queue for it
+                raise OutputError("job 'a': cannot write: No space left on device")
+            return super().commit(pages, counters)
+
+    api = ScriptedApi({"a": 60}, latency=1.0)
+    with caplog.at_level(logging.ERROR, logger="intersect_batch"):
+        done = crawl_in_virtual_time(api, [job("a")], settings(tmp_path), store=FullAfterFirst)
+    assert done.final("a").status == "failed"
+    why = "job 'a': cannot write: No space left on device"
+    written = [e for e in done.final("a").errors if e.kind == "output"]
+    assert len(written) > 1
+    assert {(e.message, e.offset) for e in written} <= {(why, o) for o in range(10, 60, 10)}
+    assert len({e.offset for e in written}) == len(written)
+    assert caplog.messages == ["job failed: job 'a': cannot write: No space left on device"]

@@ -13,7 +13,7 @@ import pytest
 from intersect_batch.durable import MAX_LINE_BYTES
 from intersect_batch.layout import RunFolder
 from intersect_batch.ledger import Ledger, write_ledger
-from intersect_batch.manifest import night_ledger
+from intersect_batch.night import night_ledger
 
 
 def _fifo(path: Path) -> str:

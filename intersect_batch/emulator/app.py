@@ -37,7 +37,7 @@ from .schema import (
     Result,
     Task,
 )
-from .settings import EmulatorSettings
+from .settings import COST_CLAIMS, EmulatorSettings
 from .streaming import Padded, write_padded, write_pieces, write_trickle
 from .timeline import AS_OF_PATH, AsOf
 
@@ -336,6 +336,7 @@ class Emulator:
         answer = self._envelope(call, [task], tasks)
         if call.route == "aisa":
             answer.headers["X-AISA-Price-USD"] = f"{cost:.8f}".rstrip("0").rstrip(".")
+        self._claim(answer)
         if fault == "truncated_body":
             answer.mode = "truncate"
         elif fault == "drop_connection":
@@ -350,6 +351,27 @@ class Emulator:
             answer.mode, answer.padded = "padded", Padded(b"", b" ", padding, answer.body)
             answer.chunked = self.settings.faults.huge_body_chunked
         return answer
+
+    def _claim(self, answer: _Answer) -> None:
+        """Make a successful answer claim another cost than it billed (``cost_claim``)."""
+        f = self.settings.faults
+        if f.aisa_price_header is not None:
+            answer.headers["X-AISA-Price-USD"] = f.aisa_price_header
+        if f.cost_claim is None:
+            return
+        claim = COST_CLAIMS[f.cost_claim]
+        data = _DECODER.decode(answer.body)
+        for part in (data, *data["tasks"]):
+            if claim is None:
+                part.pop("cost", None)
+            else:
+                part["cost"] = claim
+        answer.body = msgspec.json.encode(data)
+        if "X-AISA-Price-USD" in answer.headers and f.aisa_price_header is None:
+            if claim is None:
+                del answer.headers["X-AISA-Price-USD"]
+            else:
+                answer.headers["X-AISA-Price-USD"] = repr(claim)
 
     def _hostile_error(
         self, request: web.Request, call: _Call, query: Query, tasks: list[Any], fault: str

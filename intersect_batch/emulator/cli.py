@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import oddities
 from .server import running_emulator
-from .settings import FAULT_NAMES, EmulatorSettings, FaultSettings, PinnedFault
+from .settings import COST_CLAIMS, FAULT_NAMES, EmulatorSettings, FaultSettings, PinnedFault
 from .timeline import Timeline, parse_as_of
 
 __all__ = ["main", "serve_until_stopped"]
@@ -313,6 +313,19 @@ def _parser() -> argparse.ArgumentParser:
         help="40202 (per minute, default) or 40209 (simultaneous); AIsa: HTTP 429",
     )
     oddities.add_flags(p)
+    claims = p.add_argument_group("money claims (the call log keeps what was billed)")
+    claims.add_argument(
+        "--cost-claim",
+        choices=tuple(COST_CLAIMS),
+        default=f.cost_claim,
+        help="the cost a successful answer claims: left out, -0.5, 0, 1e300 or 1.7e308",
+    )
+    claims.add_argument(
+        "--aisa-price-header",
+        default=f.aisa_price_header,
+        metavar="TEXT",
+        help="send X-AISA-Price-USD: TEXT with every successful answer, on every route",
+    )
     return p
 
 

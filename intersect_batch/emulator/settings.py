@@ -12,6 +12,7 @@ from .oddities import AnswerOddities
 from .timeline import Timeline
 
 __all__ = [
+    "COST_CLAIMS",
     "FAULT_NAMES",
     "HOLE_NAMES",
     "PIN_KINDS",
@@ -45,6 +46,15 @@ FAULT_NAMES = (
     "multiline_items",
     "huge_total",
 )
+
+#: What ``FaultSettings.cost_claim`` may be, and the ``cost`` each puts in an answer.
+COST_CLAIMS: dict[str, float | None] = {
+    "missing": None,
+    "negative": -0.5,
+    "zero": 0.0,
+    "huge": 1e300,
+    "max": 1.7e308,
+}
 
 #: What ``PinnedFault.kind`` may name (besides a status code).
 PIN_KINDS = frozenset(FAULT_NAMES)
@@ -190,6 +200,14 @@ class FaultSettings:
       the window on the AIsa route), at cost 0, logged with fault "throttle".
     - ``throttle_after`` (0.0): the window opens that many seconds after the first
       authenticated call.
+
+    Money claims (what an answer says it cost; the call log keeps what it billed):
+
+    - ``cost_claim`` (None = honest): the ``cost`` of a successful answer's envelope and
+      task is left out (``"missing"``), ``-0.5`` (``"negative"``), ``0`` (``"zero"``),
+      ``1e300`` (``"huge"``) or ``1.7e308`` (``"max"``: two of them overflow a sum).
+    - ``aisa_price_header`` (None = the AIsa route's honest price only): an
+      ``X-AISA-Price-USD`` header with this text on every successful answer, on every route.
     """
 
     http_500: float = 0.0
@@ -228,6 +246,8 @@ class FaultSettings:
     throttle_for: float = 0.0
     throttle_after: float = 0.0
     throttle_code: int = 40202
+    cost_claim: str | None = None
+    aisa_price_header: str | None = None
 
     def __post_init__(self) -> None:
         for name in FAULT_NAMES:
@@ -253,6 +273,8 @@ class FaultSettings:
             raise ValueError("throttle_for and throttle_after must be >= 0")
         if self.throttle_code not in (40202, 40209):
             raise ValueError(f"throttle_code must be 40202 or 40209, got {self.throttle_code}")
+        if self.cost_claim is not None and self.cost_claim not in COST_CLAIMS:
+            raise ValueError(f"cost_claim must be one of {', '.join(COST_CLAIMS)}")
 
 
 @dataclass(frozen=True, kw_only=True)

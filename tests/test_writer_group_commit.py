@@ -35,7 +35,7 @@ def test_pages_that_arrive_together_share_one_checkpoint_with_the_highest_counte
     ]
 
     async def main() -> tuple[list[Checkpoint | None], Checkpoint]:
-        writer = JobWriter(folder, "job")
+        writer = JobWriter.at(folder, "job")
         await writer.open("fp")
         done: list[Checkpoint | None] = [None] * 4
 
