@@ -61,6 +61,7 @@ from intersect_batch.schedule import (
     Send,
 )
 from intersect_batch.settings import RunSettings
+from intersect_batch.statefolder import names_in_state
 from intersect_batch.store import Checkpoint, Counters, PageIn
 from intersect_batch.writer import JobWriter
 
@@ -199,6 +200,9 @@ class CrawlResult:
     #: What the budget counts as spent by this invocation (see :class:`Budget`).
     spent_usd: float
     throttled_s: float
+    #: Jobs that never started: no call went out for them, and no earlier invocation left
+    #: anything of them on disk. They have no entry in ``jobs``, no file, no record.
+    not_started: tuple[str, ...] = ()
 
 
 class CrawlObserver:
@@ -249,7 +253,9 @@ class _Job:
 
     spec: CrawlJob
     key: int
-    writer: JobWriter
+    #: None until the job's store is opened (at once for a job with files on disk, at its
+    #: first page for one without), and again once the job is complete.
+    writer: JobWriter | None = None
     base: Counters = field(default_factory=Counters)
     calls: int = 0
     retries: int = 0
@@ -264,6 +270,10 @@ class _Job:
     ended: bool = False
     plan_jump: int | None = None
     items_fetched: int = 0
+    #: A call went out for the job in this invocation.
+    sent: bool = False
+    #: How the job ended, kept once it is complete (its store is let go then).
+    final: JobFinal | None = None
 
     @property
     def job_id(self) -> str:
@@ -308,10 +318,7 @@ class _Crawler:
         self.booked = ledger.booked_usd
         self.slots = anyio.CapacityLimiter(settings.limits.concurrency)
         self.gate = anyio.Semaphore(max(1, settings.pages_in_memory))
-        self.jobs = [
-            _Job(spec=spec, key=key, writer=JobWriter(folder, spec.job_id))
-            for key, spec in enumerate(jobs)
-        ]
+        self.jobs = [_Job(spec=spec, key=key) for key, spec in enumerate(jobs)]
         self.in_flight = 0
         self.calls_started = 0
         self.calls = 0
@@ -329,12 +336,23 @@ class _Crawler:
     # -- preparing ------------------------------------------------------------------------
 
     async def prepare(self) -> None:
+        try:
+            on_disk: frozenset[str] | None = await in_thread(names_in_state, self.folder)
+        except OSError:
+            on_disk = None  # each job's own opening says what is wrong
         for job in self.jobs:
             job.started = time.monotonic()
             job.started_at = _now_iso()
+            if on_disk is not None and job.job_id not in on_disk:
+                # Nothing of it on disk: its store starts with its first page.
+                self.schedule.add_job(job.spec.page_size, job.spec.max_items)
+                self.observer.job_started(self._snapshot(job))
+                continue
+            job.writer = JobWriter(self.folder, job.job_id)
             try:
                 opened = await job.writer.open(job.spec.fingerprint)
             except OutputError as exc:
+                job.writer = None
                 self.schedule.add_job(job.spec.page_size, job.spec.max_items, total=0)
                 self.schedule.end_job(job.key, "failed", str(exc))
                 job.record(CallError(kind="output", message=str(exc)))
@@ -467,6 +485,7 @@ class _Crawler:
                     self.schedule.unsent(job.key, send.page)
                     return
                 job.calls += 1
+                job.sent = True
                 self.calls += 1
                 self._ledger_dirty = True
                 sent_at = anyio.current_time()
@@ -551,7 +570,7 @@ class _Crawler:
             return False
         self._check_plan(job, page.total_count)
         try:
-            checkpoint = await job.writer.write(
+            checkpoint = await self._writer(job).write(
                 PageIn(send.page, page.lines, page.total_count), job.counters()
             )
         except OutputError as exc:
@@ -657,23 +676,33 @@ class _Crawler:
             job.ended = True
             log.error("job failed: %s", reason, extra={"job": job.job_id, "status": "failed"})
 
+    def _writer(self, job: _Job) -> JobWriter:
+        """The job's writer; a job with nothing on disk gets it with its first page."""
+        if job.writer is None:
+            job.writer = JobWriter(self.folder, job.job_id)
+            job.checkpoint = job.writer.begin(job.spec.fingerprint)
+        return job.writer
+
     async def _complete(self, job: _Job) -> None:
+        writer = self._writer(job)
         try:
-            job.output = await job.writer.finalize()
+            job.output = await writer.finalize()
         except OutputError as exc:
             job.record(CallError(kind="output", message=str(exc)))
             self._end(job, "failed", str(exc))
             return
-        job.checkpoint = job.writer.durable
+        job.checkpoint = writer.durable
         job.ended = True
-        final = self._final(job)
+        final = job.final = self._final(job)
         self.observer.job_finished(self._snapshot(job), final)
         if self.on_job_end is not None:
             await self.on_job_end(final)
         try:
-            await job.writer.close()
+            await writer.close()
         except OSError as exc:
             log.warning("cannot remove its progress files: %s", exc, extra={"job": job.job_id})
+        # A complete job keeps its final alone: its store, keys and errors go.
+        job.writer, job.errors = None, []
 
     def _stop(self, kind: StopKind, reason: str) -> None:
         """Send no more calls; those in flight are still answered and written.
@@ -767,30 +796,42 @@ class _Crawler:
             items_fetched=job.items_fetched,
         )
 
-    async def finish(self) -> list[JobFinal]:
-        """Give every job that did not complete its status and reason; save its counters."""
+    @staticmethod
+    def _never_started(job: _Job) -> bool:
+        """No call went out for the job now, and no earlier invocation left anything of it."""
+        return not (job.sent or job.errors or job.warnings or job.resumed_pages or job.base.calls)
+
+    async def finish(self) -> tuple[list[JobFinal], list[str]]:
+        """Give every job that did not complete its status and reason; save its counters.
+
+        Jobs that never started are only named (the second list): no file, no record,
+        no work of their own, however many a stopped night leaves.
+        """
         reason = (
             self.stop_info.reason if self.stop_info else "stopped before its pages were fetched"
         )
         self.schedule.end_active(reason)
-        finals = []
+        finals: list[JobFinal] = []
+        not_started: list[str] = []
         for job in self.jobs:
-            state = self.schedule.job(job.key)
-            if state.status != "complete" or job.output is None:
-                if job.checkpoint is not None:
-                    try:
-                        job.checkpoint = await job.writer.save(job.counters())
-                    except OutputError as exc:
-                        job.record(CallError(kind="output", message=str(exc)))
-                final = self._final(job)
-                self.observer.job_finished(self._snapshot(job), final)
-                if self.on_job_end is not None:
-                    await self.on_job_end(final)
-                finals.append(final)
-            else:
-                finals.append(self._final(job))
+            if job.final is not None and job.output is not None:
+                finals.append(job.final)
+                continue
+            if self._never_started(job):
+                not_started.append(job.job_id)
+                continue
+            if job.writer is not None or job.calls:
+                try:
+                    job.checkpoint = await self._writer(job).save(job.counters())
+                except OutputError as exc:
+                    job.record(CallError(kind="output", message=str(exc)))
+            final = self._final(job)
+            self.observer.job_finished(self._snapshot(job), final)
+            if self.on_job_end is not None:
+                await self.on_job_end(final)
+            finals.append(final)
         await self._save_ledger(final=True)
-        return finals
+        return finals, not_started
 
     # -- signals --------------------------------------------------------------------------
 
@@ -881,7 +922,7 @@ async def crawl(
             log.warning("calls still in flight were abandoned; their pages are fetched again")
         outer.cancel_scope.cancel()
     with anyio.CancelScope(shield=True):
-        finals = await crawler.finish()
+        finals, not_started = await crawler.finish()
     return CrawlResult(
         jobs=tuple(finals),
         stop=crawler.stop_info,
@@ -895,4 +936,5 @@ async def crawl(
         cost_usd=round(crawler.cost_usd, 8),
         spent_usd=round(crawler.budget.spent - crawler.started_spent, 8),
         throttled_s=round(crawler.schedule.throttled_seconds, 3),
+        not_started=tuple(not_started),
     )

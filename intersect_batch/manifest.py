@@ -206,6 +206,8 @@ class RunSummary(msgspec.Struct, kw_only=True):
     jobs: list[JobLine]
     config_errors: list[ConfigProblem]
     settings: dict[str, Any]
+    #: Jobs this invocation never started (no call, nothing on disk): ids alone, no line.
+    not_started: list[str] = msgspec.field(default_factory=list)
 
 
 _encoder = msgspec.json.Encoder()

@@ -96,10 +96,10 @@ def crawl_job(entry: JobEntry, folder: RunFolder) -> CrawlJob:
 
 def _plan_jobs(
     entries: Sequence[JobEntry], folder: RunFolder, fresh: bool
-) -> tuple[list[CrawlJob], list[JobManifest]]:
-    """The jobs to crawl, and the manifests of those already complete for the date."""
+) -> tuple[list[CrawlJob], list[JobLine]]:
+    """The jobs to crawl, and the run.json lines of those already complete for the date."""
     todo: list[CrawlJob] = []
-    done: list[JobManifest] = []
+    done: list[JobLine] = []
     for entry in entries:
         job = crawl_job(entry, folder)
         manifest = None if fresh else is_complete(folder, job.job_id, job.fingerprint)
@@ -108,7 +108,9 @@ def _plan_jobs(
             # files that nothing reads again: they go now.
             with contextlib.suppress(OSError):
                 JobStore(folder, job.job_id).discard()
-            done.append(manifest)
+            line = _job_line(manifest, this_run=False)
+            line.reason = "already complete"
+            done.append(line)
         else:
             todo.append(job)
     return todo, done
@@ -181,9 +183,9 @@ class _Night:
     folder: RunFolder
     settings: RunSettings
     entries: dict[str, JobEntry]
-    manifests: dict[str, JobManifest] = field(default_factory=dict)
-    #: Jobs found complete for the date before the crawl: this run did not touch them.
-    skipped: set[str] = field(default_factory=set)
+    #: What run.json needs of each job that ended, or was found complete, in this
+    #: invocation: one compact line a job, kept until the run ends (not its manifest).
+    lines: dict[str, JobLine] = field(default_factory=dict)
 
     async def job_ended(self, final: JobFinal) -> None:
         """Diff a complete job against its last complete run, then write its manifest."""
@@ -209,7 +211,7 @@ class _Night:
             await in_thread(write_json, self.folder.manifest(job_id), manifest)
         except OSError as exc:
             log.error("cannot write the manifest: %s", exc.strerror or exc, extra={"job": job_id})
-        self.manifests[job_id] = manifest
+        self.lines[job_id] = _job_line(manifest, this_run=True, duration_s=final.duration_s)
         level = logging.INFO if manifest.status == "complete" else logging.WARNING
         text = f"job {manifest.status}" + (f": {manifest.reason}" if manifest.reason else "")
         if manifest.status == "failed":
@@ -297,21 +299,17 @@ def _summary(
     exit_code: ExitCode,
     ledger: Ledger,
 ) -> RunSummary:
-    durations = {final.job.job_id: final.duration_s for final in result.jobs}
     lines: dict[str, JobLine] = {}
     # Every job of the run folder: the ones this run did, and the ones earlier runs did.
     for job_id in night.folder.job_ids():
-        if job_id in night.manifests:
+        if job_id in night.lines:
             continue
         manifest = read_manifest(night.folder.manifest(job_id))
         if manifest is not None:
             lines[job_id] = _job_line(manifest, this_run=False)
-    for job_id, manifest in night.manifests.items():
-        this_run = job_id not in night.skipped
-        line = _job_line(manifest, this_run=this_run, duration_s=durations.get(job_id, 0.0))
-        if job_id in night.skipped:
-            line.reason = "already complete"
-        lines[job_id] = line
+    lines.update(night.lines)
+    # Jobs that never started and have no line of an earlier invocation: ids alone.
+    not_started = [job_id for job_id in result.not_started if job_id not in lines]
     for line in _invalid_lines(loaded.errors):
         lines[line.job_id] = line
     jobs = sorted(lines.values(), key=lambda line: line.job_id)
@@ -354,6 +352,7 @@ def _summary(
         ),
         jobs=jobs,
         config_errors=config_problems(loaded.errors),
+        not_started=not_started,
         settings={
             "provider": provider.name,
             "base_url": provider.base_url,
@@ -375,6 +374,11 @@ ATTENTION_NAMED = 3
 #: How much of a job's reason the last line quotes (the summary table and run.json have it
 #: whole).
 REASON_CHARS = 100
+
+
+def not_started_text(n: int) -> str:
+    """``18,211 jobs not started``: the one line a stop gives the jobs it never reached."""
+    return f"{n:,} job not started" if n == 1 else f"{n:,} jobs not started"
 
 
 def _count(n: int, word: str) -> str:
@@ -445,6 +449,8 @@ def _closing_line(summary: RunSummary, folder: RunFolder, report: bool) -> str:
     parts = [night_part, invocation_part]
     if summary.stop_reason:
         parts.append(f"stopped: {_cut(summary.stop_reason)}")
+    if summary.not_started:
+        parts.append(not_started_text(len(summary.not_started)))
     attention = _attention(summary)
     if attention:
         label = "needs attention" if summary.needs_attention else "not run now, needs attention"
@@ -525,10 +531,10 @@ async def run_batch(
         ledger = await in_thread(night_ledger, folder)
         night = _Night(folder, settings, {entry.job.id: entry for entry in entries})
         todo, done = await in_thread(_plan_jobs, entries, folder, settings.fresh)
-        for manifest in done:
-            night.manifests[manifest.job_id] = manifest
-            night.skipped.add(manifest.job_id)
-            log.info("job already complete: skipped", extra={"job": manifest.job_id})
+        for line in done:
+            night.lines[line.job_id] = line
+            log.info("job already complete: skipped", extra={"job": line.job_id})
+        del done
         log.info(
             "run starting",
             extra={
@@ -559,12 +565,15 @@ async def run_batch(
             interrupted_by=result.interrupted_by,
             account_stopped=result.run_fatal is not None,
             statuses=[
-                night.manifests[e.job.id].status if e.job.id in night.manifests else "partial"
+                night.lines[e.job.id].status if e.job.id in night.lines else "partial"
                 for e in entries
             ],
             invalid_configs=len(loaded.errors),
         )
         summary = _summary(result, night, loaded, settings, provider, exit_code, ledger_now)
+        if summary.not_started:
+            count = len(summary.not_started)
+            log.warning("%s", not_started_text(count), extra={"not_started": count})
         await in_thread(write_json, folder.run_json, summary)
         if metrics_file is not None:
             await _write_metrics(metrics_file, summary, ledger_now)

@@ -213,6 +213,11 @@ class JobStore:
         self._checkpoint = checkpoint
         return Opened(checkpoint)
 
+    def begin(self, fingerprint: str) -> Checkpoint:
+        """Start a job known to have nothing on disk, without I/O: its first page makes its
+        files (see :func:`~intersect_batch.statefolder.names_in_state`)."""
+        return self._start(fingerprint)
+
     def _start(self, fingerprint: str) -> Checkpoint:
         # Nothing is durable yet: the first page writes the first checkpoint.
         self._keys = KeySet()

@@ -51,6 +51,10 @@ class JobWriter:
         """Resume the job's progress (see :meth:`JobStore.open`)."""
         return await in_thread(self._store.open, fingerprint)
 
+    def begin(self, fingerprint: str) -> Checkpoint:
+        """Start a job that has nothing on disk (see :meth:`JobStore.begin`); no I/O."""
+        return self._store.begin(fingerprint)
+
     async def write(self, page: PageIn, counters: Counters) -> Checkpoint:
         """Make one page durable (with the pages that queue behind a commit under way)."""
         entry = _Pending(page, counters)

@@ -1,0 +1,117 @@
+"""A night of many jobs: what a stop costs does not grow with the jobs it never reached.
+
+The whole run (configs, lock, crawl, manifests, run.json) goes through the crawl's fetch
+seam with scripted answers, in virtual time; the process sends itself the SIGTERM while
+its second call goes out, so exactly two jobs ever start, however long the folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from intersect_batch.client import FetchedPage
+from intersect_batch.crawl import Call
+from intersect_batch.exitcode import ExitCode
+from intersect_batch.providers import resolve_provider
+from intersect_batch.runner import RunOutcome, run_batch
+from intersect_batch.settings import Limits
+from tests.scripted import ScriptedApi
+from tests.support import DEMO_ENV, fast_settings, write_jobs
+from tests.virtual_time import run_virtual
+
+STARTED = ["run-0", "run-1"]
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def _stopped_night(tmp_path: Path, waiting: int) -> tuple[RunOutcome, list[str], Path]:
+    """A night of two jobs that start and ``waiting`` behind them, stopped by SIGTERM."""
+    ids = STARTED + [f"wait-{n:04d}" for n in range(waiting)]
+    configs = tmp_path / "configs"
+    write_jobs(
+        configs, "jobs.yaml", [{"id": i, "targets": [f"{i}.example", "b.example"]} for i in ids]
+    )
+    api = ScriptedApi(dict.fromkeys(ids, 5), latency=1.0)
+
+    async def fetch(call: Call, before_decode: Callable[[], Awaitable[None]]) -> FetchedPage:
+        if len(api.sent) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)  # as the second call goes out
+        return await api(call, before_decode)
+
+    settings = fast_settings(tmp_path / "out", limits=Limits(rate_per_minute=60_000, concurrency=2))
+    handler = _Records()
+    logger = logging.getLogger("intersect_batch")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        outcome = run_virtual(
+            lambda: run_batch(
+                configs,
+                provider=resolve_provider("dataforseo", "http://127.0.0.1:9/v3"),
+                environ=DEMO_ENV,
+                settings=settings,
+                fetch=fetch,
+                handle_signals=True,
+            )
+        )
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert [s.job for s in api.sent] == STARTED
+    return outcome, [r.getMessage() for r in handler.records], settings.folder.path
+
+
+def _files(run_dir: Path) -> list[str]:
+    return sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*"))
+
+
+def test_a_signal_stop_costs_the_same_for_ten_or_a_hundred_jobs_never_started(
+    tmp_path: Path,
+) -> None:
+    few, few_messages, few_dir = _stopped_night(tmp_path / "few", 10)
+    many, many_messages, many_dir = _stopped_night(tmp_path / "many", 100)
+    for outcome in (few, many):
+        assert outcome.exit_code == ExitCode.SIGTERM
+    # The same records, files and run.json lines whatever the waiting jobs' number: the
+    # two jobs that ran, the stop, and one line for all the jobs it never reached.
+    expected = [
+        "run starting",
+        "stopping: interrupted by SIGTERM",
+        "waiting up to 5 s for 2 calls in flight; a second signal again to stop now",
+        *["page written", "diff: no earlier complete run", "job complete"] * 2,
+    ]
+    assert sorted(few_messages) == sorted([*expected, "10 jobs not started"])
+    assert sorted(many_messages) == sorted([*expected, "100 jobs not started"])
+    files = [
+        ".intersect-batch-run",
+        ".ledger.json",
+        "run-0.jsonl",
+        "run-0.manifest.json",
+        "run-1.jsonl",
+        "run-1.manifest.json",
+        "run.json",
+    ]
+    assert _files(few_dir) == _files(many_dir) == files
+    for outcome, run_dir, waiting in ((few, few_dir, 10), (many, many_dir, 100)):
+        summary: dict[str, Any] = json.loads((run_dir / "run.json").read_text())
+        assert [job["job_id"] for job in summary["jobs"]] == STARTED
+        assert summary["not_started"] == [f"wait-{n:04d}" for n in range(waiting)]
+        assert summary["night"]["jobs_by_status"] == {"complete": 2}
+        assert summary["invocation"]["jobs_run"] == 2
+        last = outcome.message.splitlines()[-1]
+        assert f"; {waiting} jobs not started; " in last
+        assert "needs attention" not in last
