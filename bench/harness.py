@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import cpu, many_jobs, memory, peers, resume, saturation
+from bench import cpu, many_jobs, memory, peers, resume, saturation, scale
 from bench.common import mixed_batch
 from bench.report import markdown
 from bench.saturation import Setting
@@ -47,6 +47,9 @@ class Sizes:
     resume_jobs: int
     resume_max_pages: int
     resume_latency: float
+    scale_counts: tuple[int, int]
+    stop_jobs: int
+    stop_after: float
 
 
 FULL = Sizes(
@@ -73,6 +76,9 @@ FULL = Sizes(
     resume_jobs=8,
     resume_max_pages=40,
     resume_latency=0.05,
+    scale_counts=(1_000, 2_500),
+    stop_jobs=20_000,
+    stop_after=3.0,
 )
 
 TINY = Sizes(
@@ -95,6 +101,9 @@ TINY = Sizes(
     resume_jobs=3,
     resume_max_pages=12,
     resume_latency=0.02,
+    scale_counts=(20, 60),
+    stop_jobs=300,
+    stop_after=0.5,
 )
 
 PAGE_SIZE = 20  # items a page where the crawl's scheduling is measured (emulator headroom)
@@ -175,6 +184,13 @@ def scenarios(sizes: Sizes, work: Path, seed: int) -> dict[str, Callable[[], dic
             page_size=PAGE_SIZE,
             concurrency=10,
             latency_median=sizes.resume_latency,
+            seed=seed,
+        ),
+        "7-scale": lambda: scale.run(
+            work,
+            counts=sizes.scale_counts,
+            stop_jobs=sizes.stop_jobs,
+            stop_after=sizes.stop_after,
             seed=seed,
         ),
     }

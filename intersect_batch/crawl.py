@@ -247,7 +247,7 @@ def _now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Job:
     """One job during the crawl: the crawler's own bookkeeping beside the schedule's."""
 
@@ -340,9 +340,10 @@ class _Crawler:
             on_disk: frozenset[str] | None = await in_thread(names_in_state, self.folder)
         except OSError:
             on_disk = None  # each job's own opening says what is wrong
+        started_at = _now_iso()  # one string for all: a night may hold many jobs
         for job in self.jobs:
             job.started = time.monotonic()
-            job.started_at = _now_iso()
+            job.started_at = started_at
             if on_disk is not None and job.job_id not in on_disk:
                 # Nothing of it on disk: its store starts with its first page.
                 self.schedule.add_job(job.spec.page_size, job.spec.max_items)

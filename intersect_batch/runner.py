@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import logging
 import random
 import resource
 import shutil
 import signal
+import sys
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -260,7 +262,8 @@ def _job_line(manifest: JobManifest, *, this_run: bool, duration_s: float = 0.0)
         duration_s=round(duration_s, 3),
         output=manifest.output,
         diff=manifest.diff,
-        config_file=manifest.config_file,
+        # One string for the jobs of a file, not a copy a job: run.json's lines stay small.
+        config_file=sys.intern(manifest.config_file),
         config_line=manifest.config_line,
         this_run=this_run,
     )
@@ -559,6 +562,9 @@ async def run_batch(
         else:
             async with http_fetch(provider, credentials, settings) as http:
                 result = await crawl(todo, fetch=http, **crawl_args)  # type: ignore[arg-type]
+        # What the crawl kept a job (in reference cycles) goes before run.json is built,
+        # not at the collector's next pass: the run's peak memory stays the crawl's own.
+        gc.collect()
         ledger_now = await in_thread(night_ledger, folder)
         await in_thread(_remove_state_if_empty, folder)
         exit_code = exit_code_for_run(

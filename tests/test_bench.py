@@ -52,6 +52,7 @@ def test_every_scenario_reports_on_the_machine_it_ran_on(results: tuple[dict[str
         "4-memory",
         "5-many-jobs",
         "6-resume",
+        "7-scale",
     }
     machine = data["machine"]
     assert machine["cpus"] >= 1 and machine["python"]
@@ -121,3 +122,19 @@ def test_memory_many_jobs_and_resume_figures_are_sane(results: tuple[dict[str, A
     assert (
         resume["calls_before_kill"] + resume["calls_after_resume"] >= resume["calls_uninterrupted"]
     )
+
+
+def test_scale_figures_are_sane(results: tuple[dict[str, Any], str]):
+    data, table = results
+    scale = data["scenarios"]["7-scale"]
+    memory = scale["memory"]
+    assert [run["jobs"] for run in memory.values()] == [20, 60]
+    assert all(run["exit_code"] == 0 and _positive(run["kb_per_job"]) for run in memory.values())
+    assert math.isfinite(scale["marginal_kb_per_job"])
+    stop = scale["stop"]
+    assert stop["exit_code"] == 143 and stop["jobs"] == 300
+    assert _positive(stop["startup_s"]) and _positive(stop["stop_s"])
+    # The jobs the signal never reached have no file of their own.
+    assert 0 < stop["not_started"] < 300 and stop["files_of_jobs_not_started"] == 0
+    assert stop["jobs_run"] + stop["not_started"] == 300
+    assert "7b SIGTERM" in table
