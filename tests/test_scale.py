@@ -10,15 +10,19 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from intersect_batch.client import FetchedPage
 from intersect_batch.crawl import Call
 from intersect_batch.exitcode import ExitCode
 from intersect_batch.providers import resolve_provider
+from intersect_batch.report import build, write_report
 from intersect_batch.runner import RunOutcome, run_batch
 from intersect_batch.settings import Limits
 from tests.scripted import ScriptedApi
@@ -115,3 +119,41 @@ def test_a_signal_stop_costs_the_same_for_ten_or_a_hundred_jobs_never_started(
         last = outcome.message.splitlines()[-1]
         assert f"; {waiting} jobs not started; " in last
         assert "needs attention" not in last
+
+
+def _job_files(folder: Path, job_id: str, *, status: str, new: int) -> None:
+    backlink = {"url_from": f"https://{job_id}.example/a", "domain_from": f"{job_id}.example"}
+    item = {"page_intersection": {"1": [backlink]}}
+    if status == "complete":
+        (folder / f"{job_id}.jsonl").write_text(json.dumps(item) + "\n")
+    document = {
+        "job_id": job_id,
+        "status": status,
+        "output": f"{job_id}.jsonl" if status == "complete" else None,
+        "request": {"targets": {"1": "mine.example"}},
+        "items_written": 1 if status == "complete" else 0,
+        "diff": {"previous_run": "2026-11-28", "new": new, "lost": 0},
+    }
+    (folder / f"{job_id}.manifest.json").write_text(json.dumps(document))
+
+
+def test_a_report_of_many_jobs_has_sections_for_a_few_and_a_row_for_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "out" / "2026-11-29"
+    folder.mkdir(parents=True)
+    for n, new in enumerate([3, 9, 1, 7, 0]):
+        _job_files(folder, f"job-{n}", status="complete", new=new)
+    _job_files(folder, "job-stopped", status="partial", new=0)
+    monkeypatch.setattr(build, "SECTIONS", 3)
+    page = write_report(folder).read_text()
+    # Sections: the job that needs attention, then the most new items; a row for every job.
+    sections = re.findall(r'<section class="job" id="job-([^"]+)"', page)
+    assert sorted(sections) == ["job-1", "job-3", "job-stopped"]
+    assert len(re.findall(r'<tr data-job="', page)) == 6
+    assert 'href="#job-job-0"' not in page and 'href="#job-job-1"' in page
+    assert "A section below for 3 of the 6 jobs" in page
+    # Every complete job still gets its opportunities CSV.
+    assert sorted(p.name for p in folder.glob("*.opportunities.csv")) == [
+        f"job-{n}.opportunities.csv" for n in range(5)
+    ]

@@ -27,6 +27,9 @@ OPPORTUNITY_COLUMNS = (
 )
 
 # A spreadsheet runs a cell that starts with one of these as a formula; items are untrusted.
+#: Jobs that get a section of their own in report.html (the others a row in its table):
+#: a folder of thousands of jobs makes a page a person can read, in memory a row a job.
+SECTIONS = 200
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -84,14 +87,15 @@ def write_report(run_dir: Path, *, history: int = 14, top: int = 25) -> Path:
     """
     if not (run_dir / RUN_JSON).is_file() and not job_ids_in(run_dir):
         raise UsageError(f"{run_dir}: not a run folder (no run.json, no *.manifest.json)")
-    report = collect_run(run_dir, history=history)
-    for job in report.jobs:
+
+    def write_csv(job: JobReport) -> None:
         if job.has_items:
             atomic_write(
-                run_dir / opportunities_name(job.job_id),
-                opportunities_csv(job),
-                sync_dir=False,
+                run_dir / opportunities_name(job.job_id), opportunities_csv(job), sync_dir=False
             )
+
+    # Each job's CSV as its aggregates are done; sections for a bounded number of jobs.
+    report = collect_run(run_dir, history=history, on_job=write_csv, detailed=SECTIONS)
     path = run_dir / REPORT_HTML
     atomic_write(path, render_page(report, top=top).encode())
     return path
