@@ -16,7 +16,7 @@ from typing import Any, Literal
 import msgspec
 
 from intersect_batch.crawl import CallError, JobFinal
-from intersect_batch.durable import atomic_write, open_nofollow
+from intersect_batch.durable import atomic_file, open_nofollow
 from intersect_batch.layout import RunFolder, earlier_runs
 from intersect_batch.ledger import Ledger, read_ledger
 
@@ -302,7 +302,10 @@ def is_complete(folder: RunFolder, job_id: str, fingerprint: str) -> JobManifest
 
 def write_json(path: Path, value: msgspec.Struct) -> None:
     """Write a manifest or run summary atomically, indented for people to read."""
-    atomic_write(path, msgspec.json.format(_encoder.encode(value), indent=2) + b"\n")
+    formatted = msgspec.json.format(_encoder.encode(value), indent=2)
+    with atomic_file(path) as handle:  # not "formatted + newline": a copy of a large run.json
+        handle.write(formatted)
+        handle.write(b"\n")
 
 
 def read_manifest(path: Path) -> JobManifest | None:

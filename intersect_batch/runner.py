@@ -577,6 +577,10 @@ async def run_batch(
             invalid_configs=len(loaded.errors),
         )
         summary = _summary(result, night, loaded, settings, provider, exit_code, ledger_now)
+        # The summary's lines are what is left to say of the jobs: their configs and ends
+        # go before run.json is encoded (the end of a night of many jobs is its peak).
+        result = dataclasses.replace(result, jobs=())
+        del todo, entries, loaded, crawl_args, night
         if summary.not_started:
             count = len(summary.not_started)
             log.warning("%s", not_started_text(count), extra={"not_started": count})
