@@ -90,9 +90,10 @@ def write_report(run_dir: Path, *, history: int = 14, top: int = 25) -> Path:
 
     def write_csv(job: JobReport) -> None:
         if job.has_items:
-            atomic_write(
-                run_dir / opportunities_name(job.job_id), opportunities_csv(job), sync_dir=False
-            )
+            # Made again from the job's files by the next report: replaced atomically,
+            # not fsync'd (a folder of thousands of jobs would wait on as many syncs).
+            path = run_dir / opportunities_name(job.job_id)
+            atomic_write(path, opportunities_csv(job), sync_dir=False, sync=False)
 
     # Each job's CSV as its aggregates are done; sections for a bounded number of jobs.
     report = collect_run(run_dir, history=history, on_job=write_csv, detailed=SECTIONS)

@@ -503,7 +503,12 @@ def collect_run(
             aggregate_items(report, output)
         _changes(run_dir, date, report)
         for _, folder in folders:
-            past = read_tolerantly(folder / manifest_name(job_id), JobView)
+            # The run folder's own manifest was read above: once a job is enough.
+            past = (
+                view
+                if folder == run_dir
+                else read_tolerantly(folder / manifest_name(job_id), JobView)
+            )
             if past is not None:
                 report.history.append(
                     HistoryPoint(folder.name, past.status, past.items_written, past.cost_usd)
