@@ -7,6 +7,7 @@ its second call goes out, so exactly two jobs ever start, however long the folde
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -17,10 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from intersect_batch.client import FetchedPage
 from intersect_batch.crawl import Call
 from intersect_batch.exitcode import ExitCode
+from intersect_batch.manifest import InvocationTotals, JobLine, NightTotals, RunSummary
+from intersect_batch.progress import TABLE_ROWS, summary_table
 from intersect_batch.providers import resolve_provider
 from intersect_batch.report import build, write_report
 from intersect_batch.runner import RunOutcome, run_batch
@@ -157,3 +161,69 @@ def test_a_report_of_many_jobs_has_sections_for_a_few_and_a_row_for_each(
     assert sorted(p.name for p in folder.glob("*.opportunities.csv")) == [
         f"job-{n}.opportunities.csv" for n in range(5)
     ]
+
+
+def _line(job_id: str, status: str = "complete", reason: str | None = None) -> JobLine:
+    return JobLine(
+        job_id=job_id,
+        status=status,  # type: ignore[arg-type]
+        reason=reason,
+        items=10,
+        pages=1,
+        calls=1,
+        retries=0,
+        cost_usd=0.0203,
+        duration_s=0.5,
+        output=f"{job_id}.jsonl" if status == "complete" else None,
+    )
+
+
+def test_the_terminal_table_of_many_jobs_sums_up_past_its_rows() -> None:
+    jobs = [_line(f"job-{n:03d}") for n in range(TABLE_ROWS + 4)]
+    jobs.append(_line("zz-broken", "failed", "the API rejected the request (40501)"))
+    summary = RunSummary(
+        version="1",
+        run_date="2026-11-29",
+        exit_code=1,
+        needs_attention=True,
+        stop_reason=None,
+        night=NightTotals(
+            jobs_by_status={"complete": TABLE_ROWS + 4, "failed": 1},
+            jobs=TABLE_ROWS + 5,
+            items=450,
+            calls=45,
+            retries=0,
+            cost_usd=0.9135,
+            new_items=0,
+            lost_items=0,
+            invocations=1,
+        ),
+        invocation=InvocationTotals(
+            started_at="",
+            finished_at="",
+            duration_s=9.0,
+            calls=45,
+            retries=0,
+            cost_usd=0.9135,
+            items=450,
+            calls_per_minute=45.0,
+            jobs_run=TABLE_ROWS + 5,
+            throttled_s=0.0,
+        ),
+        jobs=jobs,
+        config_errors=[],
+        settings={},
+        not_started=["w-1", "w-2", "w-3"],
+    )
+    console = Console(file=io.StringIO(), width=120, record=True)
+    console.print(summary_table(summary))
+    lines = console.export_text().splitlines()
+    table = lines[: lines.index("needs attention:")]
+    rows = [line for line in table if line.startswith(("job-", "zz-"))]
+    # The job that needs attention first, then as many as the table holds, then one row.
+    assert len(rows) == TABLE_ROWS
+    assert rows[0].split()[:2] == ["zz-broken", "failed"]
+    [rest] = [line for line in table if line.startswith("5 more jobs")]
+    assert rest.split()[3:5] == ["5", "complete"] and rest.split()[5:7] == ["50", "5"]
+    assert "3 jobs not started (run.json lists them)" in lines
+    assert "zz-broken failed: the API rejected the request (40501)" in lines
