@@ -8,6 +8,7 @@ the harness cannot rot); its figures prove only that the harness works.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -203,12 +204,21 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=6)
     parser.add_argument("--only", action="append", default=[], metavar="NAME", help="prefix")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument(
+        "--scale-counts",
+        type=int,
+        nargs=2,
+        metavar=("SMALL", "LARGE"),
+        help="the two job counts of 7-scale's memory runs (e.g. 1000 20000)",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     sizes = TINY if args.tiny else FULL
+    if args.scale_counts:
+        sizes = dataclasses.replace(sizes, scale_counts=tuple(args.scale_counts))
     started = time.perf_counter()
     results: dict[str, Any] = {
         "mode": "tiny" if args.tiny else "full",
