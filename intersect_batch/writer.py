@@ -8,6 +8,8 @@ or raises the OutputError that kept it from being so; nothing outside reads the 
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,11 +38,28 @@ class JobWriter:
     folder: RunFolder
     job_id: str
     _store: JobStore = field(init=False)
-    _lock: anyio.Lock = field(init=False, default_factory=anyio.Lock)
+    _lock: anyio.Lock | None = field(init=False, default=None)
     _pending: list[_Pending] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
         self._store = JobStore(self.folder, self.job_id)
+
+    @contextlib.asynccontextmanager
+    async def _exclusive(self) -> AsyncIterator[None]:
+        """One commit of the job at a time.
+
+        The lock lives only while a commit is under way or waited for: a job between two
+        pages holds none (a night of many jobs holds thousands of writers open at once).
+        """
+        lock = self._lock
+        if lock is None:
+            lock = self._lock = anyio.Lock()
+        try:
+            async with lock:
+                yield
+        finally:
+            if self._lock is lock and not lock.locked() and not lock.statistics().tasks_waiting:
+                self._lock = None
 
     @property
     def durable(self) -> Checkpoint:
@@ -59,7 +78,7 @@ class JobWriter:
         """Make one page durable (with the pages that queue behind a commit under way)."""
         entry = _Pending(page, counters)
         self._pending.append(entry)
-        async with self._lock:
+        async with self._exclusive():
             if entry.done is None and entry.error is None:
                 batch, self._pending = self._pending, []
                 latest = batch[0].counters
@@ -82,15 +101,15 @@ class JobWriter:
 
     async def save(self, counters: Counters) -> Checkpoint:
         """Record the counters without a new page."""
-        async with self._lock:
+        async with self._exclusive():
             return await in_thread(self._store.save, counters)
 
     async def finalize(self) -> Path:
         """Move the complete result into place (see :meth:`JobStore.finalize`)."""
-        async with self._lock:
+        async with self._exclusive():
             return await in_thread(self._store.finalize)
 
     async def close(self) -> None:
         """Forget the progress of a finished job."""
-        async with self._lock:
+        async with self._exclusive():
             await in_thread(self._store.close)
