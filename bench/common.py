@@ -149,8 +149,12 @@ def emulator_process(
 ) -> Iterator[EmulatorProcess]:
     """Start ``bench.emulator_proc`` with these ``EmulatorSettings`` keywords; stop it after."""
     values = {**settings, "log_file": str(log_file), "clock_scale": clock_scale}
+    # In a file: the sizes of twenty thousand jobs are more than a command line holds.
+    settings_file = log_file.with_name(log_file.name + ".settings.json")
+    settings_file.parent.mkdir(parents=True, exist_ok=True)
+    settings_file.write_text(json.dumps(values))
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench.emulator_proc", json.dumps(values)],
+        [sys.executable, "-m", "bench.emulator_proc", f"@{settings_file}"],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,

@@ -1,9 +1,9 @@
 """Serve the emulator in its own process with settings the CLI cannot express.
 
-``python -m bench.emulator_proc '<json>'`` prints the base URL as its first stdout line
-and serves until SIGTERM. The JSON holds ``EmulatorSettings`` keywords plus ``clock_scale``
-(the emulator's clock runs that many times faster than ``time.monotonic``, so a 60 s
-quota window lasts ``60 / clock_scale`` real seconds).
+``python -m bench.emulator_proc '<json>'`` (or ``@FILE``, a file holding it) prints the base
+URL as its first stdout line and serves until SIGTERM. The JSON holds ``EmulatorSettings``
+keywords plus ``clock_scale`` (the emulator's clock runs that many times faster than
+``time.monotonic``, so a 60 s quota window lasts ``60 / clock_scale`` real seconds).
 """
 
 from __future__ import annotations
@@ -31,7 +31,10 @@ def settings_from_json(text: str) -> EmulatorSettings:
 
 
 def main() -> None:
-    asyncio.run(serve_until_stopped(settings_from_json(sys.argv[1])))
+    text = sys.argv[1]
+    if text.startswith("@"):
+        text = Path(text[1:]).read_text()
+    asyncio.run(serve_until_stopped(settings_from_json(text)))
 
 
 if __name__ == "__main__":

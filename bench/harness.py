@@ -8,6 +8,7 @@ the harness cannot rot); its figures prove only that the harness works.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench import cpu, many_jobs, memory, nights, peers, resume, saturation
+from bench import cpu, many_jobs, memory, nights, peers, resume, saturation, scale
 from bench.common import mixed_batch
 from bench.report import markdown
 from bench.saturation import Setting
@@ -50,6 +51,9 @@ class Sizes:
     nights_size: int
     nights_page_size: int
     nights: int
+    scale_counts: tuple[int, int]
+    stop_jobs: int
+    stop_after: float
 
 
 FULL = Sizes(
@@ -79,6 +83,9 @@ FULL = Sizes(
     nights_size=10_000,
     nights_page_size=1000,
     nights=8,
+    scale_counts=(1_000, 2_500),
+    stop_jobs=20_000,
+    stop_after=3.0,
 )
 
 TINY = Sizes(
@@ -104,6 +111,9 @@ TINY = Sizes(
     nights_size=1_000,
     nights_page_size=100,
     nights=2,
+    scale_counts=(20, 60),
+    stop_jobs=300,
+    stop_after=0.5,
 )
 
 PAGE_SIZE = 20  # items a page where the crawl's scheduling is measured (emulator headroom)
@@ -193,6 +203,13 @@ def scenarios(sizes: Sizes, work: Path, seed: int) -> dict[str, Callable[[], dic
             nights=sizes.nights,
             seed=seed,
         ),
+        "8-scale": lambda: scale.run(
+            work,
+            counts=sizes.scale_counts,
+            stop_jobs=sizes.stop_jobs,
+            stop_after=sizes.stop_after,
+            seed=seed,
+        ),
     }
 
 
@@ -203,12 +220,21 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=6)
     parser.add_argument("--only", action="append", default=[], metavar="NAME", help="prefix")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument(
+        "--scale-counts",
+        type=int,
+        nargs=2,
+        metavar=("SMALL", "LARGE"),
+        help="the two job counts of 8-scale's memory runs (e.g. 1000 20000)",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     sizes = TINY if args.tiny else FULL
+    if args.scale_counts:
+        sizes = dataclasses.replace(sizes, scale_counts=tuple(args.scale_counts))
     started = time.perf_counter()
     results: dict[str, Any] = {
         "mode": "tiny" if args.tiny else "full",

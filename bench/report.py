@@ -154,6 +154,41 @@ def markdown(results: dict[str, Any]) -> str:
             )
         )
 
+    big = s.get("8-scale")
+    if big:
+        mem, stop = big["memory"], big["stop"]
+        per_job = ", ".join(
+            f"{r['jobs']:,} jobs: {r['peak_rss_mb']:.0f} MB = {r['kb_per_job']:.1f} KB/job"
+            for r in mem.values()
+        )
+        largest = list(mem.values())[-1]
+        ok = largest["kb_per_job"] < 10 and big["marginal_kb_per_job"] < 10
+        rows.append(
+            (
+                "8a many one-page jobs: peak RSS of the CLI per job, at two counts",
+                f"{per_job}; marginal **{big['marginal_kb_per_job']:.1f} KB** a job",
+                "< 10 KB a job, flat",
+                _goal(ok),
+            )
+        )
+        ok = (
+            stop["stop_s"] <= stop["grace_s"] + 5
+            and stop["files_of_jobs_not_started"] == 0
+            and stop["exit_code"] == 143
+        )
+        rows.append(
+            (
+                f"8b SIGTERM {stop['signal_after_first_call_s']:g} s into a night of "
+                f"{stop['jobs']:,} jobs, --grace {stop['grace_s']}",
+                f"start-up {stop['startup_s']:.1f} s; ended **{stop['stop_s']:.1f} s** after "
+                f"the signal; {stop['records_after_signal']} records after it; "
+                f"{stop['not_started']:,} jobs not started, "
+                f"{stop['files_of_jobs_not_started']} files of theirs",
+                "grace + 5 s, no file for a job not started",
+                _goal(ok),
+            )
+        )
+
     lines = [
         f"Measured {results['date']} ({results['mode']} mode, {results['total_wall_s']} s) on "
         f"{m['cpus_usable']} of {m['cpus']} CPUs, {m['cpu_model']}, "

@@ -147,6 +147,7 @@ class CallLife:
                     self.schedule.unsent(job.key, send.page)
                     return
                 sent_at = anyio.current_time()
+                job.sent = True
                 call = Call(
                     job_id=job.job_id,
                     task={**job.spec.params, "offset": send.offset, "limit": send.limit},
@@ -237,7 +238,7 @@ class CallLife:
             not page.echoed
             and total is not None
             and send.offset < total
-            and only_seen(page.lines, item_key, job.writer.seen)
+            and only_seen(page.lines, item_key, self.book.writer(job).seen)
         ):
             # No echo to tell which request it answers, and nothing new: a page repeated.
             # Judged before the schedule hears of the answer, which would count it done.
@@ -266,7 +267,7 @@ class CallLife:
             return False
         self.book.check_plan(job, page.total_count)
         try:
-            checkpoint = await job.writer.write(
+            checkpoint = await self.book.writer(job).write(
                 PageIn(send.page, page.lines, page.total_count, page.items_repaired),
                 job.counters(),
             )

@@ -14,7 +14,7 @@ from intersect_batch.errors import printable
 from intersect_batch.layout import RunFolder
 from intersect_batch.manifest import RunSummary
 
-__all__ = ["closing_line", "finished_record", "interrupted_line"]
+__all__ = ["closing_line", "finished_record", "interrupted_line", "not_started_text"]
 
 
 #: How many jobs the last line names before "and N more".
@@ -22,6 +22,11 @@ ATTENTION_NAMED = 3
 #: How much of a job's reason the last line quotes (the summary table and run.json have it
 #: whole).
 REASON_CHARS = 100
+
+
+def not_started_text(n: int) -> str:
+    """``18,211 jobs not started``: the one line a stop gives the jobs it never reached."""
+    return f"{n:,} job not started" if n == 1 else f"{n:,} jobs not started"
 
 
 def _count(n: int, word: str) -> str:
@@ -96,6 +101,8 @@ def closing_line(summary: RunSummary, folder: RunFolder, report: bool) -> str:
     parts = [night_part, invocation_part]
     if summary.stop_reason:
         parts.append(f"stopped: {_cut(summary.stop_reason)}")
+    if summary.not_started:
+        parts.append(not_started_text(len(summary.not_started)))
     parts += _lost_notes(summary)
     attention = _attention(summary)
     if attention:

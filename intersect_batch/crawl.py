@@ -86,6 +86,9 @@ class CrawlResult:
     #: What the budget counts as spent by this invocation (see :class:`Budget`).
     spent_usd: float
     throttled_s: float
+    #: Jobs that never started: no call went out for them, and no earlier invocation left
+    #: anything of them on disk. They have no entry in ``jobs``, no file, no record.
+    not_started: tuple[str, ...] = ()
 
     @property
     def run_fatal(self) -> ApiError | None:
@@ -251,12 +254,13 @@ class _Crawler:
             if self.calls.ledger_dirty:
                 await self.save_ledger()
 
-    async def finish(self) -> list[JobFinal]:
-        """Every job's end; the night's ledger written with what was really spent."""
+    async def finish(self) -> tuple[list[JobFinal], list[str]]:
+        """Every job's end, and the jobs that never started; the night's ledger written
+        with what was really spent."""
         reason = self.stopped.reason if self.stopped else "stopped before its pages were fetched"
-        finals = await self.book.finish(reason)
+        ended = await self.book.finish(reason)
         await self.save_ledger(final=True)
-        return finals
+        return ended
 
 
 async def crawl(
@@ -318,7 +322,7 @@ async def crawl(
             log.warning("calls still in flight were abandoned; their pages are fetched again")
         outer.cancel_scope.cancel()
     with anyio.CancelScope(shield=True):
-        finals = await crawler.finish()
+        finals, not_started = await crawler.finish()
     return CrawlResult(
         jobs=tuple(finals),
         stop=crawler.stopped,
@@ -330,4 +334,5 @@ async def crawl(
         cost_usd=round(crawler.calls.cost_usd, 8),
         spent_usd=round(crawler.money.spent_usd, 8),
         throttled_s=round(crawler.schedule.throttled_seconds, 3),
+        not_started=tuple(not_started),
     )

@@ -155,13 +155,16 @@ def temporary_path(path: Path) -> Path:
 
 
 @contextlib.contextmanager
-def atomic_file(path: Path, *, sync_dir: bool = True, mode: int = 0o666) -> Iterator[BinaryIO]:
+def atomic_file(
+    path: Path, *, sync_dir: bool = True, mode: int = 0o666, sync: bool = True
+) -> Iterator[BinaryIO]:
     """A file to write that replaces ``path`` only once it is whole and durable.
 
     Readers see the old file or the new one, never a part; on an error the temporary
     file is removed and ``path`` is untouched. The temporary file is created exclusively
     (a stale one, or a symlink planted in its place, is removed first, never followed).
-    The folder is fsync'd after the rename unless ``sync_dir`` is off.
+    The folder is fsync'd after the rename unless ``sync_dir`` is off; the file before
+    it unless ``sync`` is off (a file made again from others, such as the report's).
     """
     tmp = temporary_path(path)
     with contextlib.suppress(FileNotFoundError):
@@ -170,7 +173,8 @@ def atomic_file(path: Path, *, sync_dir: bool = True, mode: int = 0o666) -> Iter
         with open_nofollow(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode) as handle:
             yield handle
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -180,9 +184,11 @@ def atomic_file(path: Path, *, sync_dir: bool = True, mode: int = 0o666) -> Iter
         fsync_dir(path.parent)
 
 
-def atomic_write(path: Path, data: bytes, *, sync_dir: bool = True, mode: int = 0o666) -> None:
+def atomic_write(
+    path: Path, data: bytes, *, sync_dir: bool = True, mode: int = 0o666, sync: bool = True
+) -> None:
     """Replace ``path`` with ``data`` atomically and durably (see :func:`atomic_file`)."""
-    with atomic_file(path, sync_dir=sync_dir, mode=mode) as handle:
+    with atomic_file(path, sync_dir=sync_dir, mode=mode, sync=sync) as handle:
         handle.write(data)
 
 

@@ -1,7 +1,7 @@
 """What the run does as each job ends: its diff, its manifest, one record that closes it.
 
-:class:`Night` is handed to the crawl as its ``on_job_end``; it keeps the manifests of
-the run date's jobs for run.json (:mod:`intersect_batch.runfile`).
+:class:`Night` is handed to the crawl as its ``on_job_end``; it keeps a line of
+each of the run date's jobs for run.json (:mod:`intersect_batch.runfile`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,14 @@ from intersect_batch.crawl import JobFinal
 from intersect_batch.diff import diff_job
 from intersect_batch.durable import in_thread
 from intersect_batch.layout import RunFolder
-from intersect_batch.manifest import DiffCounts, JobManifest, build_manifest, write_json
+from intersect_batch.manifest import (
+    DiffCounts,
+    JobLine,
+    JobManifest,
+    build_manifest,
+    job_line,
+    write_json,
+)
 from intersect_batch.refresh import Refresh
 from intersect_batch.settings import RunSettings
 
@@ -31,9 +38,9 @@ class Night:
     settings: RunSettings
     entries: dict[str, JobEntry]
     refresh: Refresh
-    manifests: dict[str, JobManifest] = field(default_factory=dict)
-    #: Jobs found complete for the date before the crawl: this run did not touch them.
-    skipped: set[str] = field(default_factory=set)
+    #: What run.json needs of each job that ended, or was found complete, in this
+    #: invocation: one compact line a job, kept until the run ends (not its manifest).
+    lines: dict[str, JobLine] = field(default_factory=dict)
 
     async def job_ended(self, final: JobFinal) -> None:
         """Diff a complete job against its last complete run, then write its manifest."""
@@ -66,12 +73,12 @@ class Night:
             await in_thread(write_json, self.folder.manifest(job_id), manifest)
         except OSError as exc:
             log.error("cannot write the manifest: %s", exc.strerror or exc, extra={"job": job_id})
-        self.closed(manifest)
+        self.closed(manifest, duration_s=final.duration_s)
 
-    def closed(self, manifest: JobManifest) -> None:
-        """Keep a job's manifest for run.json, and log how the job ended."""
+    def closed(self, manifest: JobManifest, *, duration_s: float = 0.0) -> None:
+        """Keep a job's line for run.json, and log how the job ended."""
         job_id = manifest.job_id
-        self.manifests[job_id] = manifest
+        self.lines[job_id] = job_line(manifest, this_run=True, duration_s=duration_s)
         level = logging.INFO if manifest.status == "complete" else logging.WARNING
         text = f"job {manifest.status}" + (f": {manifest.reason}" if manifest.reason else "")
         if manifest.status == "failed":

@@ -18,9 +18,11 @@ from typing import Any, Literal
 
 import msgspec
 
+from intersect_batch.durable import in_thread
 from intersect_batch.errors import OutputError
 from intersect_batch.layout import RunFolder
 from intersect_batch.schedule import Hole, Schedule
+from intersect_batch.statefolder import names_in_state
 from intersect_batch.store import Checkpoint, Counters, JobStore
 from intersect_batch.suspicion import duplicate_share
 from intersect_batch.writer import JobWriter
@@ -143,13 +145,15 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class JobRecord:
     """One job during the crawl: its bookkeeping beside the schedule's."""
 
     spec: CrawlJob
     key: int
-    writer: JobWriter
+    #: None until the job's store is opened (at once for a job with files on disk, at its
+    #: first page for one without), and again once the job is complete.
+    writer: JobWriter | None = None
     base: Counters = field(default_factory=Counters)
     calls: int = 0
     retries: int = 0
@@ -164,6 +168,10 @@ class JobRecord:
     ended: bool = False
     plan_jump: int | None = None
     items_fetched: int = 0
+    #: A call went out for the job in this invocation.
+    sent: bool = False
+    #: How the job ended, kept once it is complete (its store is let go then).
+    final: JobFinal | None = None
 
     @property
     def job_id(self) -> str:
@@ -194,25 +202,39 @@ class JobBook:
         on_job_end: Callable[[JobFinal], Awaitable[None]] | None,
         store: StoreFactory = JobStore,
     ) -> None:
+        self.folder = folder
         self.schedule = schedule
         self.observer = observer
         self.on_job_end = on_job_end
-        self.records = [
-            JobRecord(spec=spec, key=key, writer=JobWriter(store(folder, spec.job_id)))
-            for key, spec in enumerate(jobs)
-        ]
+        self.store = store
+        self.records = [JobRecord(spec=spec, key=key) for key, spec in enumerate(jobs)]
 
     def __getitem__(self, key: int) -> JobRecord:
         return self.records[key]
 
     async def prepare(self) -> None:
-        """Open every job's progress: resume what is durable, complete what is whole."""
+        """Open every job's progress: resume what is durable, complete what is whole.
+
+        Only jobs with files in the state folder are opened now; the others start from
+        nothing, and their store is made with their first page (:meth:`writer`).
+        """
+        try:
+            on_disk: frozenset[str] | None = await in_thread(names_in_state, self.folder)
+        except OSError:
+            on_disk = None  # each job's own opening says what is wrong
+        started_at = now_iso()  # one string for all: a night may hold many jobs
         for job in self.records:
             job.started = time.monotonic()
-            job.started_at = now_iso()
+            job.started_at = started_at
+            if on_disk is not None and job.job_id not in on_disk:
+                self.schedule.add_job(job.spec.page_size, job.spec.max_items)
+                self.observer.job_started(self.snapshot(job))
+                continue
+            job.writer = JobWriter(self.store(self.folder, job.job_id))
             try:
                 opened = await job.writer.open(job.spec.fingerprint)
             except OutputError as exc:
+                job.writer = None
                 self.schedule.add_job(job.spec.page_size, job.spec.max_items, total=0)
                 self.schedule.end_job(job.key, "failed", str(exc))
                 job.record(CallError(kind="output", message=str(exc)))
@@ -274,13 +296,21 @@ class JobBook:
             job.ended = True
             log.error("job failed: %s", reason, extra={"job": job.job_id, "status": "failed"})
 
+    def writer(self, job: JobRecord) -> JobWriter:
+        """The job's writer; a job with nothing on disk gets it with its first page."""
+        if job.writer is None:
+            job.writer = JobWriter(self.store(self.folder, job.job_id))
+            job.checkpoint = job.writer.begin(job.spec.fingerprint)
+        return job.writer
+
     async def complete(self, job: JobRecord) -> None:
         """Move a whole result into place, tell its end, forget its progress files.
 
         A job whose dropped duplicates are too many (pages that came back holding other
         pages' items) fails instead: its result would miss items.
         """
-        durable = job.writer.durable
+        writer = self.writer(job)
+        durable = writer.durable
         problem = duplicate_share(
             durable.duplicates_dropped, durable.total_last, job.spec.page_size
         )
@@ -289,20 +319,22 @@ class JobBook:
             self.end(job, "failed", problem)
             return
         try:
-            job.output = await job.writer.finalize()
+            job.output = await writer.finalize()
         except OutputError as exc:
             job.record(CallError(kind="output", message=str(exc)))
             self.end(job, "failed", str(exc))
             return
-        job.checkpoint = job.writer.durable
-        final = self.final(job)
+        job.checkpoint = writer.durable
+        final = job.final = self.final(job)
         self.observer.job_finished(self.snapshot(job), final)
         if self.on_job_end is not None:
             await self.on_job_end(final)
         try:
-            await job.writer.close()
+            await writer.close()
         except OSError as exc:
             log.warning("cannot remove its progress files: %s", exc, extra={"job": job.job_id})
+        # A complete job keeps its final alone: its store, keys and errors go.
+        job.writer, job.errors = None, []
 
     def snapshot(self, job: JobRecord) -> JobSnapshot:
         """The job as observers see it now."""
@@ -345,23 +377,35 @@ class JobBook:
             items_fetched=job.items_fetched,
         )
 
-    async def finish(self, reason: str) -> list[JobFinal]:
-        """Give every job that did not complete its status and ``reason``; save its counters."""
+    @staticmethod
+    def _never_started(job: JobRecord) -> bool:
+        """No call went out for the job now, and no earlier invocation left anything of it."""
+        return not (job.sent or job.errors or job.warnings or job.resumed_pages or job.base.calls)
+
+    async def finish(self, reason: str) -> tuple[list[JobFinal], list[str]]:
+        """Give every job that did not complete its status and ``reason``; save its counters.
+
+        Jobs that never started are only named (the second list): no file, no record,
+        no work of their own, however many a stopped night leaves.
+        """
         self.schedule.end_active(reason)
-        finals = []
+        finals: list[JobFinal] = []
+        not_started: list[str] = []
         for job in self.records:
-            state = self.schedule.job(job.key)
-            if state.status != "complete" or job.output is None:
-                if job.checkpoint is not None:
-                    try:
-                        job.checkpoint = await job.writer.save(job.counters())
-                    except OutputError as exc:
-                        job.record(CallError(kind="output", message=str(exc)))
-                final = self.final(job)
-                self.observer.job_finished(self.snapshot(job), final)
-                if self.on_job_end is not None:
-                    await self.on_job_end(final)
-                finals.append(final)
-            else:
-                finals.append(self.final(job))
-        return finals
+            if job.final is not None and job.output is not None:
+                finals.append(job.final)
+                continue
+            if self._never_started(job):
+                not_started.append(job.job_id)
+                continue
+            if job.writer is not None or job.calls:
+                try:
+                    job.checkpoint = await self.writer(job).save(job.counters())
+                except OutputError as exc:
+                    job.record(CallError(kind="output", message=str(exc)))
+            final = self.final(job)
+            self.observer.job_finished(self.snapshot(job), final)
+            if self.on_job_end is not None:
+                await self.on_job_end(final)
+            finals.append(final)
+        return finals, not_started

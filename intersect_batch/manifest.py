@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import sys
 from pathlib import Path
 from typing import Any, Literal
 
 import msgspec
 
 from intersect_batch.crawl import CallError, JobFinal
-from intersect_batch.durable import UnreadableFile, atomic_write, read_file
+from intersect_batch.durable import UnreadableFile, atomic_file, read_file
 from intersect_batch.incremental import RefreshNote
 from intersect_batch.layout import RunFolder, earlier_runs
 
@@ -34,6 +35,7 @@ __all__ = [
     "TotalCount",
     "build_manifest",
     "is_complete",
+    "job_line",
     "previous_total",
     "read_manifest",
     "write_json",
@@ -219,6 +221,8 @@ class RunSummary(msgspec.Struct, kw_only=True):
     jobs: list[JobLine]
     config_errors: list[ConfigProblem]
     settings: dict[str, Any]
+    #: Jobs this invocation never started (no call, nothing on disk): ids alone, no line.
+    not_started: list[str] = msgspec.field(default_factory=list)
 
 
 _encoder = msgspec.json.Encoder()
@@ -313,9 +317,35 @@ def is_complete(folder: RunFolder, job_id: str, fingerprint: str) -> JobManifest
     return None
 
 
+def job_line(manifest: JobManifest, *, this_run: bool, duration_s: float = 0.0) -> JobLine:
+    """What run.json keeps of a job: one compact line, not its manifest."""
+    return JobLine(
+        job_id=manifest.job_id,
+        status=manifest.status,
+        reason=manifest.reason,
+        items=manifest.items_written,
+        pages=manifest.pages,
+        calls=manifest.calls,
+        retries=manifest.retries,
+        cost_usd=manifest.cost_usd,
+        duration_s=round(duration_s, 3),
+        output=manifest.output,
+        diff=manifest.diff,
+        # One string for the jobs of a file, not a copy a job: run.json's lines stay small.
+        config_file=sys.intern(manifest.config_file),
+        config_line=manifest.config_line,
+        this_run=this_run,
+        refresh=manifest.refresh,
+        items_repaired=manifest.items_repaired,
+    )
+
+
 def write_json(path: Path, value: msgspec.Struct) -> None:
     """Write a manifest or run summary atomically, indented for people to read."""
-    atomic_write(path, msgspec.json.format(_encoder.encode(value), indent=2) + b"\n")
+    formatted = msgspec.json.format(_encoder.encode(value), indent=2)
+    with atomic_file(path) as handle:  # not "formatted + newline": a copy of a large run.json
+        handle.write(formatted)
+        handle.write(b"\n")
 
 
 def read_manifest(path: Path) -> JobManifest | None:

@@ -34,22 +34,50 @@ log = logging.getLogger("intersect_batch")
 PACE_WINDOW = 60.0
 
 
+@dataclass
+class _Sums:
+    """Figures summed over jobs: kept up to date a snapshot at a time, never re-added."""
+
+    calls: int = 0
+    retries: int = 0
+    cost: float = 0.0
+    pages_done: int = 0
+    items: int = 0
+    pages_left: int = 0
+    invocation_calls: int = 0
+    invocation_cost: float = 0.0
+
+    def add(self, other: _Sums, sign: int = 1) -> None:
+        self.calls += sign * other.calls
+        self.retries += sign * other.retries
+        self.cost += sign * other.cost
+        self.pages_done += sign * other.pages_done
+        self.items += sign * other.items
+        self.pages_left += sign * other.pages_left
+        self.invocation_calls += sign * other.invocation_calls
+        self.invocation_cost += sign * other.invocation_cost
+
+
 class RunTally(CrawlObserver):
     """Running totals of a run, from the crawler's snapshots of its jobs.
 
     Night figures (:attr:`calls`, :attr:`cost`, :meth:`pages_done`, :meth:`items_done`)
     cover the jobs this invocation crawls, with what earlier invocations of the date did
     for them; ``pages``, ``items`` and :meth:`calls_per_minute` are this invocation's.
+    Each event costs the same however many jobs the night has: the totals move by the
+    job's change, and a finished job leaves its figures in them and nothing else.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
         self.started = clock()
+        #: The jobs not finished yet, as last seen.
         self.jobs: dict[str, JobSnapshot] = {}
-        #: Each job as this invocation found it.
+        #: Each unfinished job as this invocation found it.
         self.at_start: dict[str, JobSnapshot] = {}
-        #: Items each job received in this invocation.
+        #: Items each unfinished job received in this invocation.
         self.fetched: dict[str, int] = {}
+        self._sums = _Sums()
         self.finished = 0
         #: Pages this invocation made durable, and the items they held.
         self.pages = 0
@@ -59,10 +87,28 @@ class RunTally(CrawlObserver):
         self.stopping_message: str | None = None
         self._answers: collections.deque[float] = collections.deque()
 
-    def _seen(self, job: JobSnapshot) -> None:
+    def _share(self, job_id: str) -> _Sums:
+        """What one unfinished job adds to the totals."""
+        job, start = self.jobs[job_id], self.at_start[job_id]
+        planned = job.pages_planned if job.pages_planned is not None else 1
+        return _Sums(
+            calls=job.calls,
+            retries=job.retries,
+            cost=job.cost_usd,
+            pages_done=job.pages_done,
+            items=self.job_items(job_id),
+            pages_left=0 if job.status is not None else max(0, planned - job.pages_done),
+            invocation_calls=job.calls - start.calls,
+            invocation_cost=job.cost_usd - start.cost_usd,
+        )
+
+    def _seen(self, job: JobSnapshot, items: int = 0) -> None:
+        if job.job_id in self.jobs:
+            self._sums.add(self._share(job.job_id), -1)
         self.jobs[job.job_id] = job
         self.at_start.setdefault(job.job_id, job)
-        self.fetched.setdefault(job.job_id, 0)
+        self.fetched[job.job_id] = self.fetched.get(job.job_id, 0) + items
+        self._sums.add(self._share(job.job_id))
 
     def _answered(self) -> None:
         now = self.clock()
@@ -74,10 +120,9 @@ class RunTally(CrawlObserver):
         self._seen(job)
 
     def page_done(self, job: JobSnapshot, items: int, cost: float) -> None:
-        self._seen(job)
+        self._seen(job, items)
         self.pages += 1
         self.items += items
-        self.fetched[job.job_id] += items
         self._answered()
 
     def call_retried(self, job: JobSnapshot, offset: int, message: str, delay: float) -> None:
@@ -88,6 +133,8 @@ class RunTally(CrawlObserver):
     def job_finished(self, job: JobSnapshot, final: JobFinal) -> None:
         self._seen(job)
         self.finished += 1
+        # Its figures stay in the totals; the job itself is let go.
+        del self.jobs[job.job_id], self.at_start[job.job_id], self.fetched[job.job_id]
 
     def stopping(self, message: str) -> None:
         self.stopping_message = message
@@ -100,47 +147,46 @@ class RunTally(CrawlObserver):
         return self.at_start[job_id].items + self.fetched[job_id]
 
     @property
+    def job_count(self) -> int:
+        """Jobs seen: the finished ones and those still going or waiting."""
+        return self.finished + len(self.jobs)
+
+    @property
     def calls(self) -> int:
         """Calls made for these jobs: this invocation's and earlier ones' of the date."""
-        return sum(job.calls for job in self.jobs.values())
+        return self._sums.calls
 
     @property
     def retries(self) -> int:
         """Retried calls, on the same basis as :attr:`calls`."""
-        return sum(job.retries for job in self.jobs.values())
+        return self._sums.retries
 
     @property
     def cost(self) -> float:
         """USD the API reported, on the same basis as :attr:`calls`."""
-        return sum(job.cost_usd for job in self.jobs.values())
+        return max(0.0, self._sums.cost)
 
     @property
     def invocation_calls(self) -> int:
         """Calls this invocation made."""
-        return sum(job.calls - self.at_start[job.job_id].calls for job in self.jobs.values())
+        return self._sums.invocation_calls
 
     @property
     def invocation_cost(self) -> float:
         """USD the API reported for this invocation's calls."""
-        return sum(job.cost_usd - self.at_start[job.job_id].cost_usd for job in self.jobs.values())
+        return max(0.0, self._sums.invocation_cost)
 
     def pages_done(self) -> int:
         """Pages these jobs hold on disk, earlier invocations' included."""
-        return sum(job.pages_done for job in self.jobs.values())
+        return self._sums.pages_done
 
     def items_done(self) -> int:
         """Items these jobs hold, on the same basis as :meth:`pages_done`."""
-        return sum(self.job_items(job_id) for job_id in self.jobs)
+        return self._sums.items
 
     def pages_left(self) -> int:
         """Pages still to fetch; a job whose count is unknown counts one."""
-        left = 0
-        for job in self.jobs.values():
-            if job.status is not None:
-                continue
-            planned = job.pages_planned if job.pages_planned is not None else 1
-            left += max(0, planned - job.pages_done)
-        return left
+        return self._sums.pages_left
 
     def calls_per_minute(self) -> float:
         """This invocation's pace: calls answered in the last minute (or since the start).
@@ -180,7 +226,7 @@ class LogProgress(RunTally):
             "progress",
             extra={
                 "jobs_done": self.finished,
-                "jobs": len(self.jobs),
+                "jobs": self.job_count,
                 "pages": self.pages_done(),
                 "pages_left": self.pages_left(),
                 "items": self.items_done(),
@@ -348,6 +394,10 @@ class RichProgress(RunTally):
 
     def _refresh_job(self, job: JobSnapshot, *, visible: bool) -> None:
         task = self._tasks.get(job.job_id)
+        if task is None and visible and job.status is None:
+            # A bar is made when there is something to show: a night of many jobs holds
+            # bars for the jobs under way, not one for each job waiting its turn.
+            task = self._tasks[job.job_id] = self.progress.add_task(job.job_id, total=None)
         if task is not None:
             self.progress.update(
                 task,
@@ -361,12 +411,8 @@ class RichProgress(RunTally):
 
     def job_started(self, job: JobSnapshot) -> None:
         super().job_started(job)
-        if job.status is None:
-            self._tasks[job.job_id] = self.progress.add_task(
-                job.job_id, total=job.pages_planned, completed=job.pages_done, visible=False
-            )
-            # A resumed job shows at once where the last invocation left it.
-            self._refresh_job(job, visible=job.pages_done > 0)
+        # A resumed job shows at once where the last invocation left it.
+        self._refresh_job(job, visible=job.pages_done > 0)
         self._refresh_overall()
 
     def page_done(self, job: JobSnapshot, items: int, cost: float) -> None:
@@ -411,6 +457,10 @@ _BOX = box.Box(
 _DROPPABLE = ("retries", "time", "pages", "calls", "lost", "new")
 #: The job column is never cut narrower than this.
 _JOB_MIN = 12
+#: Past this many jobs the table shows this many, those that need attention first, and
+#: sums up the others in one row; the reasons below stop at as many (run.json has all).
+TABLE_ROWS = 40
+_RANK = {"invalid": 0, "failed": 1, "partial": 2}
 
 
 def _plural(n: int, word: str) -> str:
@@ -437,6 +487,32 @@ def _cells(job: JobLine) -> dict[str, str]:
     }
 
 
+def _rows(summary: RunSummary) -> tuple[list[JobLine], list[JobLine]]:
+    """The jobs the table shows a row each, and those it sums up in one row."""
+    jobs = summary.jobs
+    if len(jobs) <= TABLE_ROWS:
+        return list(jobs), []
+    ranked = sorted(jobs, key=lambda job: (_RANK.get(job.status, 3), job.job_id))
+    return ranked[:TABLE_ROWS], ranked[TABLE_ROWS:]
+
+
+def _rest_row(rest: Sequence[JobLine]) -> tuple[str, Text, dict[str, str]]:
+    """One row for the jobs not shown: how many, their statuses, their sums."""
+    statuses = collections.Counter(job.status for job in rest)
+    status = ", ".join(f"{n:,} {name}" for name, n in sorted(statuses.items()))
+    cells = {
+        "items": f"{sum(job.items for job in rest):,}",
+        "pages": str(sum(job.pages for job in rest)),
+        "calls": str(sum(job.calls for job in rest)),
+        "retries": str(sum(job.retries for job in rest)),
+        "new": "",
+        "lost": "",
+        "cost": f"{sum(job.cost_usd for job in rest):.4f}",
+        "time": "",
+    }
+    return f"{len(rest):,} more jobs", Text(status), cells
+
+
 def _table(summary: RunSummary, columns: Sequence[str], job_width: int | None = None) -> Table:
     table = Table(
         title=f"intersect-batch run {summary.run_date}",
@@ -456,10 +532,14 @@ def _table(summary: RunSummary, columns: Sequence[str], job_width: int | None = 
         "time": "time",
     }
     rows: list[tuple[str, Text, list[str], str]] = []
-    for job in summary.jobs:
+    shown, rest = _rows(summary)
+    for job in shown:
         cells = _cells(job)
         status = Text(job.status, style=_COLOURS.get(job.status, ""))
         rows.append((job.job_id, status, [cells[column] for column in columns], ""))
+    if rest:
+        name, status, cells = _rest_row(rest)
+        rows.append((name, status, [cells[column] for column in columns], "dim"))
     night, invocation = summary.night, summary.invocation
     compared = any(_compared(job) for job in summary.jobs)
     night_cells = {
@@ -504,7 +584,7 @@ def _table(summary: RunSummary, columns: Sequence[str], job_width: int | None = 
     for column in columns:
         table.add_column(headings[column], justify="right", no_wrap=True)
     for number, (name, status, row_cells, style) in enumerate(rows):
-        if number == len(summary.jobs):
+        if number == len(shown) + bool(rest):
             table.add_section()
         table.add_row(name, status, *row_cells, style=style or None)
     return table
@@ -518,14 +598,23 @@ def _notes(summary: RunSummary) -> list[Text]:
     notes = []
     if summary.stop_reason:
         notes.append(Text.assemble(("stopped: ", "bold yellow"), summary.stop_reason))
-    for job in summary.jobs:
-        if job.status == "complete" or not job.reason or job.reason == summary.stop_reason:
-            continue
+    if summary.not_started:
+        count = len(summary.not_started)
+        noun = "job" if count == 1 else "jobs"
+        notes.append(Text(f"{count:,} {noun} not started (run.json lists them)"))
+    reasons = [
+        job
+        for job in summary.jobs
+        if job.status != "complete" and job.reason and job.reason != summary.stop_reason
+    ]
+    for job in reasons[:TABLE_ROWS]:
         note = Text()
         note.append(job.job_id, style="bold")
         note.append(f" {job.status}: ", style=_COLOURS.get(job.status, ""))
-        note.append(job.reason)
+        note.append(job.reason or "")
         notes.append(note)
+    if len(reasons) > TABLE_ROWS:
+        notes.append(Text(f"and {len(reasons) - TABLE_ROWS:,} more (run.json has every reason)"))
     return notes
 
 

@@ -246,6 +246,27 @@ class Refresh:
             return None
         return await self._close(night)
 
+    async def not_started(self, job_ids: Sequence[str]) -> tuple[list[JobManifest], list[str]]:
+        """The crawl never started ``job_ids``: the manifests of the jobs some of whose
+        requests ran (they close now, unfinished), and the ids of the jobs, requests or
+        not, of which nothing ran (named alone, no file)."""
+        closed: list[JobManifest] = []
+        untouched: list[str] = []
+        for job_id in job_ids:
+            parent = parent_of(job_id)
+            if parent is None:
+                untouched.append(job_id)
+                continue
+            night = self.nights[parent]
+            night.pending.discard(job_id)
+            if night.pending:
+                continue
+            if night.ended:
+                closed.append(await self._close(night))
+            else:
+                untouched.append(parent)
+        return closed, untouched
+
     async def _close(self, night: _JobNight) -> JobManifest:
         manifests = []
         for request in night.requests:

@@ -34,9 +34,9 @@ from intersect_batch.manifest import (
     ConfigProblem,
     InvocationTotals,
     JobLine,
-    JobManifest,
     NightTotals,
     RunSummary,
+    job_line,
     read_manifest,
     write_json,
 )
@@ -73,27 +73,6 @@ def config_problems(errors: Sequence[ConfigError]) -> list[ConfigProblem]:
     ]
 
 
-def _job_line(manifest: JobManifest, *, this_run: bool, duration_s: float = 0.0) -> JobLine:
-    return JobLine(
-        job_id=manifest.job_id,
-        status=manifest.status,
-        reason=manifest.reason,
-        items=manifest.items_written,
-        pages=manifest.pages,
-        calls=manifest.calls,
-        retries=manifest.retries,
-        cost_usd=manifest.cost_usd,
-        duration_s=round(duration_s, 3),
-        output=manifest.output,
-        diff=manifest.diff,
-        config_file=manifest.config_file,
-        config_line=manifest.config_line,
-        this_run=this_run,
-        refresh=manifest.refresh,
-        items_repaired=manifest.items_repaired,
-    )
-
-
 def _invalid_lines(errors: Sequence[ConfigError]) -> list[JobLine]:
     lines: dict[str, JobLine] = {}
     for error in errors:
@@ -127,21 +106,17 @@ def build_summary(
     exit_code: ExitCode,
     ledger: Ledger,
 ) -> RunSummary:
-    durations = {final.job.job_id: final.duration_s for final in result.jobs}
     lines: dict[str, JobLine] = {}
     # Every job of the run folder: the ones this run did, and the ones earlier runs did.
     for job_id in night.folder.job_ids():
-        if job_id in night.manifests:
+        if job_id in night.lines:
             continue
         manifest = read_manifest(night.folder.manifest(job_id))
         if manifest is not None:
-            lines[job_id] = _job_line(manifest, this_run=False)
-    for job_id, manifest in night.manifests.items():
-        this_run = job_id not in night.skipped
-        line = _job_line(manifest, this_run=this_run, duration_s=durations.get(job_id, 0.0))
-        if job_id in night.skipped:
-            line.reason = "already complete"
-        lines[job_id] = line
+            lines[job_id] = job_line(manifest, this_run=False)
+    lines.update(night.lines)
+    # Jobs that never started and have no line of an earlier invocation: ids alone.
+    not_started = [job_id for job_id in result.not_started if job_id not in lines]
     for line in _invalid_lines(loaded.errors):
         lines[line.job_id] = line
     jobs = sorted(lines.values(), key=lambda line: line.job_id)
@@ -185,6 +160,7 @@ def build_summary(
         ),
         jobs=jobs,
         config_errors=config_problems(loaded.errors),
+        not_started=not_started,
         settings={
             "provider": provider.name,
             "base_url": provider.base_url,

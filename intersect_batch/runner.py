@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import gc
 import logging
 import random
 import signal
@@ -20,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from intersect_batch.closing import closing_line
+from intersect_batch.closing import closing_line, not_started_text
 from intersect_batch.config import JobEntry, load_jobs
 from intersect_batch.crawl import CrawlJob, CrawlObserver, Fetch, crawl
 from intersect_batch.durable import in_thread
@@ -34,6 +35,7 @@ from intersect_batch.manifest import (
     JobManifest,
     RunSummary,
     is_complete,
+    job_line,
     previous_total,
 )
 from intersect_batch.night import night_ledger
@@ -168,9 +170,11 @@ async def run_batch(
         night = Night(folder, settings, {entry.job.id: entry for entry in entries}, refresh)
         todo, done = await in_thread(_plan_jobs, entries, folder, settings.fresh, refresh)
         for manifest in done:
-            night.manifests[manifest.job_id] = manifest
-            night.skipped.add(manifest.job_id)
+            line = job_line(manifest, this_run=False)
+            line.reason = "already complete"
+            night.lines[manifest.job_id] = line
             log.info("job already complete: skipped", extra={"job": manifest.job_id})
+        del done
         for manifest in await refresh.ready():
             night.closed(manifest)
         log.info(
@@ -200,18 +204,34 @@ async def run_batch(
                 endpoint=provider.base_url,
                 prices=price_list(provider.name),
             )
+        # An incremental job's requests the crawl never reached: the job closes unfinished
+        # if some of its requests ran, and is named as not started if none did.
+        closed, untouched = await refresh.not_started(result.not_started)
+        for manifest in closed:
+            night.closed(manifest)
+        result = dataclasses.replace(result, not_started=tuple(untouched))
+        # What the crawl kept a job (in reference cycles) goes before run.json is built,
+        # not at the collector's next pass: the run's peak memory stays the crawl's own.
+        gc.collect()
         ledger_now = await in_thread(night_ledger, folder)
         await in_thread(functools.partial(discard_state, only_if_empty=True), folder)
         exit_code = exit_code_for_run(
             interrupted_by=result.interrupted_by,
             account_stopped=result.run_fatal is not None,
             statuses=[
-                night.manifests[e.job.id].status if e.job.id in night.manifests else "partial"
+                night.lines[e.job.id].status if e.job.id in night.lines else "partial"
                 for e in entries
             ],
             invalid_configs=len(loaded.errors),
         )
         summary = build_summary(result, night, loaded, settings, provider, exit_code, ledger_now)
+        # The summary's lines are what is left to say of the jobs: their configs and ends
+        # go before run.json is encoded (the end of a night of many jobs is its peak).
+        result = dataclasses.replace(result, jobs=())
+        del todo, entries, loaded, night
+        if summary.not_started:
+            count = len(summary.not_started)
+            log.warning("%s", not_started_text(count), extra={"not_started": count})
         await write_record(folder, summary, metrics_file=options.metrics_file, ledger=ledger_now)
         if report:
             try:

@@ -143,7 +143,7 @@ class Hole:
 Verdict = Literal["write", "drop"] | Hole
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class JobState:
     """One job as the schedule sees it (the schedule's own; read, never written, outside)."""
 

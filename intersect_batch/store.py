@@ -201,14 +201,33 @@ class JobStore:
     def __init__(self, folder: RunFolder, job_id: str) -> None:
         self.job_id = job_id
         self.folder = folder
-        self.final_path = folder.result(job_id)
-        self.part_path = folder.part(job_id)
-        self.checkpoint_path = folder.checkpoint(job_id)
-        self.spool_dir = folder.spool(job_id)
         self._checkpoint: Checkpoint | None = None
         self._keys = KeySet()
         #: The part file's size when :meth:`_open_part` last opened it.
         self._part_size = 0
+
+    # The paths are made when used, not kept: a night of many jobs holds thousands of
+    # stores open at once (each job between its first page and its last).
+
+    @property
+    def final_path(self) -> Path:
+        """The complete result."""
+        return self.folder.result(self.job_id)
+
+    @property
+    def part_path(self) -> Path:
+        """The durable pages, in order."""
+        return self.folder.part(self.job_id)
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """What of the part file and the spool is durable."""
+        return self.folder.checkpoint(self.job_id)
+
+    @property
+    def spool_dir(self) -> Path:
+        """The pages that arrived before the pages in front of them."""
+        return self.folder.spool(self.job_id)
 
     @property
     def checkpoint(self) -> Checkpoint:
@@ -253,6 +272,11 @@ class JobStore:
             return Opened(self._start(fingerprint))
         self._checkpoint = checkpoint
         return Opened(checkpoint)
+
+    def begin(self, fingerprint: str) -> Checkpoint:
+        """Start a job known to have nothing on disk, without I/O: its first page makes its
+        files (see :func:`~intersect_batch.statefolder.names_in_state`)."""
+        return self._start(fingerprint)
 
     def _start(self, fingerprint: str) -> Checkpoint:
         # Nothing is durable yet: the first page writes the first checkpoint.

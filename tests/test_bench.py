@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
     out = tmp_path_factory.mktemp("bench")
     # Scenario 7 runs under its own fixture: each fixture's run has its own time limit.
-    only = [arg for n in range(1, 7) for arg in ("--only", str(n))]
+    only = [arg for n in (1, 2, 3, 4, 5, 6, 8) for arg in ("--only", str(n))]
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--tiny", "--out", str(out), *only],
         cwd=ROOT,
@@ -54,6 +54,7 @@ def test_every_scenario_reports_on_the_machine_it_ran_on(results: tuple[dict[str
         "4-memory",
         "5-many-jobs",
         "6-resume",
+        "8-scale",
     }
     machine = data["machine"]
     assert machine["cpus"] >= 1 and machine["python"]
@@ -151,3 +152,19 @@ def test_a_week_of_nights_reports_what_an_incremental_night_costs(
     assert week["nights"][1]["calls"] == 1
     assert 0 < week["incremental_over_full"] < 1
     assert "7 a week of nights (Fi)" in table
+
+
+def test_scale_figures_are_sane(results: tuple[dict[str, Any], str]):
+    data, table = results
+    scale = data["scenarios"]["8-scale"]
+    memory = scale["memory"]
+    assert [run["jobs"] for run in memory.values()] == [20, 60]
+    assert all(run["exit_code"] == 0 and _positive(run["kb_per_job"]) for run in memory.values())
+    assert math.isfinite(scale["marginal_kb_per_job"])
+    stop = scale["stop"]
+    assert stop["exit_code"] == 143 and stop["jobs"] == 300
+    assert _positive(stop["startup_s"]) and _positive(stop["stop_s"])
+    # The jobs the signal never reached have no file of their own.
+    assert 0 < stop["not_started"] < 300 and stop["files_of_jobs_not_started"] == 0
+    assert stop["jobs_run"] + stop["not_started"] == 300
+    assert "8b SIGTERM" in table

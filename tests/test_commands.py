@@ -124,7 +124,10 @@ def test_a_dry_run_keeps_the_night_budget_and_the_run_counts_its_probes(
     assert sum(call["cost"] for call in emulator.calls()) <= 0.05
     summary = json.loads((out / RUN_DATE.isoformat() / "run.json").read_text())
     assert summary["night"]["spent_usd"] == pytest.approx(0.04006)
-    assert {job["status"] for job in summary["jobs"]} == {"partial"}
+    # No job could start: run.json names them, with no line (nor file) of their own.
+    assert summary["jobs"] == []
+    assert summary["not_started"] == ["alpha", "beta", "gamma"]
+    assert "3 jobs not started" in real.stdout.splitlines()[-1]
 
 
 def test_a_probing_dry_run_waits_its_turn_behind_a_run(

@@ -236,9 +236,11 @@ async def test_the_nights_budget_holds_for_the_requests_and_the_next_run_finishe
         stopped = await _night(emu, configs, out, 3, budget_usd=0.01)
         assert stopped.exit_code == ExitCode.ATTENTION
         assert len(emu.calls()) == calls
-        manifest = json.loads((out / "2026-12-04" / "gap.manifest.json").read_text())
-        assert manifest["status"] == "partial"
-        assert manifest["reason"].startswith("gap+new-1: budget: ")
+        # Its one request never started: the job is named, and has no file of its own.
+        summary = json.loads((out / "2026-12-04" / "run.json").read_text())
+        assert summary["not_started"] == ["gap"]
+        assert summary["stop_reason"].startswith("budget: ")
+        assert not (out / "2026-12-04" / "gap.manifest.json").exists()
         assert not (out / "2026-12-04" / "gap.jsonl").exists()
         done = await _night(emu, configs, out, 3)
         assert done.exit_code == ExitCode.OK
@@ -246,3 +248,34 @@ async def test_the_nights_budget_holds_for_the_requests_and_the_next_run_finishe
     manifest = json.loads((out / "2026-12-04" / "gap.manifest.json").read_text())
     assert (manifest["status"], manifest["calls"]) == ("complete", 1)
     assert manifest["refresh"]["mode"] == "incremental"
+
+
+@pytest.mark.anyio
+async def test_a_job_whose_last_request_never_started_closes_unfinished_naming_it(
+    tmp_path: Path,
+) -> None:
+    # Ten targets and a filter of its own: two "first seen since" requests (8 + 4 conditions).
+    wide = {
+        "id": "wide",
+        "targets": ["wide.example", *(f"t{n}.example" for n in range(2, 11))],
+        "page_size": 100,
+        "filters": ["1.dofollow", "=", True],
+    }
+    configs = tmp_path / "configs"
+    write_jobs(configs, "jobs.yaml", [wide], defaults={"refresh": "incremental"})
+    out = tmp_path / "out"
+    settings = EmulatorSettings(sizes={"wide.example": 400}, timeline=LINE)
+    async with running_emulator(settings) as emu:
+        assert (await _night(emu, configs, out, 0)).exit_code == ExitCode.OK
+        calls = len(emu.calls())
+        # The safety cap lets the first request's one call go; the second never starts.
+        stopped = await _night(emu, configs, out, 2, max_calls=1)
+        assert len(emu.calls()) == calls + 1
+    assert stopped.exit_code == ExitCode.ATTENTION
+    folder = out / "2026-12-03"
+    summary = json.loads((folder / "run.json").read_text())
+    assert summary["not_started"] == []
+    manifest = json.loads((folder / "wide.manifest.json").read_text())
+    assert manifest["status"] == "partial"
+    assert manifest["reason"] == "wide+new-2: not finished"
+    assert not (folder / "wide.jsonl").exists()

@@ -133,9 +133,16 @@ async def test_bad_credentials_stop_the_run_within_the_calls_in_flight(tmp_path:
     assert {c.http_status for c in calls} == {401}
     assert "check the API login and password" in outcome.message
     run_dir = tmp_path / "out" / RUN_DATE.isoformat()
-    statuses = {manifest(run_dir, f"job-{n}")["status"] for n in range(12)}
-    assert statuses == {"partial"}
-    assert "40100" in manifest(run_dir, "job-11")["reason"]
+    summary = json.loads((run_dir / "run.json").read_text())
+    # The jobs whose call went out end partial; the others never started: named, no file.
+    started = [line["job_id"] for line in summary["jobs"]]
+    assert len(started) == len(calls)
+    assert {manifest(run_dir, job_id)["status"] for job_id in started} == {"partial"}
+    assert sorted(started + summary["not_started"]) == sorted(f"job-{n}" for n in range(12))
+    assert not any(
+        (run_dir / f"{job_id}.manifest.json").exists() for job_id in summary["not_started"]
+    )
+    assert "40100" in summary["stop_reason"]
     for path in (tmp_path / "out").rglob("*"):
         if path.is_file():
             assert secret not in path.read_text(errors="replace")

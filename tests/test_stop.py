@@ -190,19 +190,24 @@ def _reader_waits(fifo: Path, process: subprocess.Popen[str], timeout: float) ->
 
 
 def _read_until(process: subprocess.Popen[str], text: str, timeout: float) -> str:
-    """What the process wrote to stderr up to a line holding ``text`` (bounded in time)."""
+    """What the process wrote to stderr up to ``text`` (bounded in time).
+
+    Read from the pipe itself, not through the text stream: a buffered readline may take
+    the line we wait for into its buffer, where select() cannot see it.
+    """
     assert process.stderr is not None
+    fd = process.stderr.fileno()
     deadline = time.monotonic() + timeout
-    seen: list[str] = []
+    seen = b""
     with selectors.DefaultSelector() as selector:
-        selector.register(process.stderr, selectors.EVENT_READ)
-        while not any(text in line for line in seen):
+        selector.register(fd, selectors.EVENT_READ)
+        while text.encode() not in seen:
             left = deadline - time.monotonic()
-            assert left > 0 and selector.select(left), f"no {text!r} in {seen[-5:]}"
-            line = process.stderr.readline()
-            assert line, f"stderr closed before {text!r}: {seen[-5:]}"
-            seen.append(line)
-    return "".join(seen)
+            assert left > 0 and selector.select(left), f"no {text!r} in {seen[-500:]!r}"
+            chunk = os.read(fd, 65536)
+            assert chunk, f"stderr closed before {text!r}: {seen[-500:]!r}"
+            seen += chunk
+    return seen.decode()
 
 
 @pytest.mark.slow
@@ -246,6 +251,9 @@ def test_a_signal_ends_the_process_even_with_a_worker_thread_blocked(
             elapsed = time.monotonic() - started
         finally:
             os.close(writer)
+            if process.poll() is None:  # a failed assertion above: leave no process behind
+                process.kill()
+                process.communicate()
         assert process.returncode == status, stderr[-2000:]
         # The first signal's grace, or none after a second, and the margin.
         bound = (grace if len(signals) == 1 else 0.0) + MARGIN

@@ -71,7 +71,7 @@ def attention(report: RunReport) -> list[Attention]:
                 job_id=job.job_id,
                 where=_where(job.view.config_file, job.view.config_line)
                 or (_where(line.config_file, line.config_line) if line else None),
-                has_section=True,
+                has_section=job.detailed,
             )
     for line in run.jobs if run is not None else []:
         if line.job_id in unfinished or line.job_id in sections:

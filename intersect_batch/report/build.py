@@ -27,6 +27,9 @@ OPPORTUNITY_COLUMNS = (
 )
 
 # A spreadsheet runs a cell that starts with one of these as a formula; items are untrusted.
+#: Jobs that get a section of their own in report.html (the others a row in its table):
+#: a folder of thousands of jobs makes a page a person can read, in memory a row a job.
+SECTIONS = 200
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -85,17 +88,22 @@ def write_report(run_dir: Path, *, history: int = 14, top: int = 25) -> Path:
     """
     if not (run_dir / RUN_JSON).is_file() and not job_ids_in(run_dir):
         raise UsageError(f"{shown(run_dir)}: not a run folder (no run.json, no *.manifest.json)")
+
+    def write_csv(job: JobReport) -> None:
+        csv_path = run_dir / opportunities_name(job.job_id)
+        if job.has_items:
+            # Made again from the job's files by the next report: replaced atomically,
+            # not fsync'd (a folder of thousands of jobs would wait on as many syncs).
+            atomic_write(csv_path, opportunities_csv(job), sync_dir=False, sync=False)
+        elif job.items_left_out:
+            # A CSV left by an earlier report would pass for the items of tonight.
+            csv_path.unlink(missing_ok=True)
+
     try:
-        report = collect_run(run_dir, history=history)
+        # Each job's CSV as its aggregates are done; sections for a bounded number of jobs.
+        report = collect_run(run_dir, history=history, on_job=write_csv, detailed=SECTIONS)
         if not run_dir.is_dir():
             raise FileNotFoundError(2, "No such file or directory", str(run_dir))
-        for job in report.jobs:
-            csv_path = run_dir / opportunities_name(job.job_id)
-            if job.has_items:
-                atomic_write(csv_path, opportunities_csv(job), sync_dir=False)
-            elif job.items_left_out:
-                # A CSV left by an earlier report would pass for the items of tonight.
-                csv_path.unlink(missing_ok=True)
         path = run_dir / REPORT_HTML
         atomic_write(path, render_page(report, top=top).encode())
     except FileNotFoundError:

@@ -19,7 +19,7 @@ import datetime as dt
 import heapq
 import logging
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -284,6 +284,9 @@ class JobReport:
         self.new_pages = self.lost_pages = 0
         self.new_domains, self.lost_domains = {}, {}
 
+    #: False once its aggregates are let go: a row in the jobs table, no section.
+    detailed: bool = True
+
     @property
     def job_id(self) -> str:
         """The job's id."""
@@ -493,8 +496,34 @@ def _left_out(report: JobReport, what: str, exc: OSError, path: Path) -> None:
     report.problems.append(problem)
 
 
-def collect_run(run_dir: Path, *, history: int = 14) -> RunReport:
-    """Gather a run folder's report: every job's aggregates and the last ``history`` runs."""
+def _rank_for_section(job: JobReport) -> tuple[bool, int, int]:
+    """Higher first: a job that needs attention, then the most new items, then items."""
+    new = job.diff.new if job.diff is not None and job.diff.skipped is None else 0
+    return (job.view.status != "complete", new, job.items)
+
+
+def brief(job: JobReport) -> None:
+    """Let a job's aggregates go: it keeps its row in the jobs table, not its section."""
+    job.detailed = False
+    job.domains, job.new_domains, job.lost_domains = {}, {}, {}
+    job.countries, job.platforms, job.rank_buckets = Counter(), Counter(), []
+
+
+def collect_run(
+    run_dir: Path,
+    *,
+    history: int = 14,
+    on_job: Callable[[JobReport], None] | None = None,
+    detailed: int | None = None,
+) -> RunReport:
+    """Gather a run folder's report: every job's aggregates and the last ``history`` runs.
+
+    ``on_job`` sees each job once its aggregates are complete (its CSV is written then).
+    ``detailed``: keep the aggregates of at most that many jobs (those that need
+    attention, then those with the most new items); the others are :func:`brief`, so a
+    folder of many jobs is held in memory a row a job.
+    """
+    kept: list[tuple[tuple[bool, int, int], int, JobReport]] = []
     run = read_tolerantly(run_dir / RUN_JSON, RunView)
     run_date = run.run_date if run is not None else run_dir.name
     try:
@@ -532,12 +561,23 @@ def collect_run(run_dir: Path, *, history: int = 14) -> RunReport:
                 _left_out(report, "its items", exc, output)
         _changes(run_dir, date, report)
         for _, folder in folders:
-            past = read_tolerantly(folder / manifest_name(job_id), JobView)
+            # The run folder's own manifest was read above: once a job is enough.
+            past = (
+                view
+                if folder == run_dir
+                else read_tolerantly(folder / manifest_name(job_id), JobView)
+            )
             if past is not None:
                 report.history.append(
                     HistoryPoint(folder.name, past.status, past.items_written, past.cost_usd)
                 )
         jobs.append(report)
+        if on_job is not None:
+            on_job(report)
+        if detailed is not None:
+            heapq.heappush(kept, (_rank_for_section(report), -len(jobs), report))
+            if len(kept) > detailed:
+                brief(heapq.heappop(kept)[2])
 
     points: list[HistoryPoint] = []
     for _, folder in folders:

@@ -412,6 +412,14 @@ def _run_section(report: RunReport) -> str:
 
     parts.extend(_history_charts(report.history, what="run date", name="run-history"))
     parts.append("<h3>Jobs</h3>")
+    shown = sum(1 for job in report.jobs if job.detailed)
+    if shown < len(report.jobs):
+        parts.append(
+            f'<p class="muted" data-note="sections">A section below for {shown:,} of the '
+            f"{len(report.jobs):,} jobs: those that need attention, then those with the most "
+            "new items. Every complete job's referring domains are in its opportunities CSV."
+            "</p>"
+        )
     parts.append(jobs_table(report) if report.jobs else '<p class="muted">no jobs</p>')
     parts.append("</section>")
     return "".join(parts)
@@ -420,7 +428,7 @@ def _run_section(report: RunReport) -> str:
 def render_page(report: RunReport, *, top: int = 25) -> str:
     """The whole report page for a run folder."""
     title = f"intersect-batch report {report.run_date}"
-    body = [_run_section(report), *(_job_section(job, top) for job in report.jobs)]
+    body = [_run_section(report), *(_job_section(job, top) for job in report.jobs if job.detailed)]
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'

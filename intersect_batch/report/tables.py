@@ -190,10 +190,11 @@ def jobs_table(report: RunReport) -> str:
         new, lost, note = diff_cells(job)
         view = job.view
         jid = escape(job.job_id)
+        name = f'<a href="#job-{jid}">{jid}</a>' if job.detailed else jid
         items = job.items if job.has_items else view.items_written
         rows.append(
             f'<tr data-job="{jid}">'
-            f'<td data-label="job" class="lead wide"><a href="#job-{jid}">{jid}</a></td>'
+            f'<td data-label="job" class="lead wide">{name}</td>'
             f'<td data-label="status" class="status-{escape(view.status)}">'
             f"{escape(view.status)}</td>"
             f'<td data-label="items" class="num" data-value="{items}">{items:,}</td>'

@@ -7,6 +7,7 @@ becomes its default, and the rest of the file is still read.
 
 from __future__ import annotations
 
+import functools
 import logging
 import types
 import typing
@@ -38,6 +39,12 @@ def _struct_of(tp: Any) -> type[msgspec.Struct] | None:
         if len(structs) == 1:
             return _struct_of(structs[0])
     return None
+
+
+@functools.cache
+def _fields(cls: type[msgspec.Struct]) -> tuple[msgspec.structs.FieldInfo, ...]:
+    """A Struct's fields, worked out once (each call evaluates its annotations anew)."""
+    return msgspec.structs.fields(cls)
 
 
 def _field_value(tp: Any, raw: msgspec.Raw) -> Any:
@@ -74,7 +81,7 @@ def decode_tolerantly(cls: type[S], data: bytes | msgspec.Raw) -> S | None:
     except msgspec.DecodeError:
         return None
     values: dict[str, Any] = {}
-    for info in msgspec.structs.fields(cls):
+    for info in _fields(cls):
         found = raw.get(info.encode_name)
         if found is None:
             continue
