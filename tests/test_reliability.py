@@ -133,9 +133,15 @@ async def test_bad_credentials_stop_the_run_within_the_calls_in_flight(tmp_path:
     assert {c.http_status for c in calls} == {401}
     assert "check the API login and password" in outcome.message
     run_dir = tmp_path / "out" / RUN_DATE.isoformat()
-    statuses = {manifest(run_dir, f"job-{n}")["status"] for n in range(12)}
-    assert statuses == {"partial"}
-    assert "40100" in manifest(run_dir, "job-11")["reason"]
+    # The jobs whose call went out end partial, saying why; the others never started:
+    # run.json names them, and they have no file of their own.
+    started = sorted(p.name.removesuffix(".manifest.json") for p in run_dir.glob("*.manifest.json"))
+    assert len(started) == len(calls)
+    for job_id in started:
+        assert manifest(run_dir, job_id)["status"] == "partial"
+        assert "40100" in manifest(run_dir, job_id)["reason"]
+    summary = json.loads((run_dir / "run.json").read_text())
+    assert sorted(summary["not_started"] + started) == sorted(f"job-{n}" for n in range(12))
     for path in (tmp_path / "out").rglob("*"):
         if path.is_file():
             assert secret not in path.read_text(errors="replace")
