@@ -1,4 +1,4 @@
-"""Scenario 7: a folder of many small jobs: memory per job at two sizes, start-up, a stop.
+"""Scenario 8: a folder of many small jobs: memory per job at two sizes, start-up, a stop.
 
 **Memory.** ``intersect-batch run`` over N one-page jobs, to its end, at two counts; its
 peak RSS is its own ``VmHWM`` (see ``bench.rss``). "per job" is the peak divided by the
