@@ -123,19 +123,6 @@ class BadAnswerError(TransientApiError):
         self.items = items
         super().__init__(message, **context)
 
-    def at(self, *, job_id: str, offset: int) -> BadAnswerError:
-        """The same error, its items kept, now naming the job and offset."""
-        return BadAnswerError(
-            self.message,
-            items=self.items,
-            job_id=job_id,
-            offset=offset,
-            http_status=self.http_status,
-            status_code=self.status_code,
-            retry_after=self.retry_after,
-            maybe_billed=self.maybe_billed,
-            cost=self.cost,
-        )
 
 
 # -- the network step ---------------------------------------------------------------------

@@ -20,6 +20,9 @@ person reading it can act on it::
 
 from __future__ import annotations
 
+import copy
+from typing import Self
+
 __all__ = [
     "ApiError",
     "ConfigError",
@@ -142,18 +145,12 @@ class ApiError(IntersectBatchError):
         text = self.message if code is None else f"[{code}] {self.message}"
         return ": ".join([" ".join(parts), text]) if parts else text
 
-    def at(self, *, job_id: str, offset: int) -> ApiError:
+    def at(self, *, job_id: str, offset: int) -> Self:
         """The same error (same class, every attribute kept), now naming the job and offset."""
-        return type(self)(
-            self.message,
-            job_id=job_id,
-            offset=offset,
-            http_status=self.http_status,
-            status_code=self.status_code,
-            retry_after=self.retry_after,
-            maybe_billed=self.maybe_billed,
-            cost=self.cost,
-        )
+        located = copy.copy(self)
+        located.job_id, located.offset = job_id, offset
+        located.args = (located.describe(),)
+        return located
 
 
 class TransientApiError(ApiError):
