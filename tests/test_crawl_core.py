@@ -604,3 +604,31 @@ def test_damaged_progress_is_said_per_job_and_resumed_counters_carry_on(
     [snapshot] = started
     assert (snapshot.job_id, snapshot.pages_done, snapshot.calls) == ("a", 2, 2)
     assert a.started_at == first.final("a").started_at is not None
+
+
+def test_observers_see_each_page_and_each_end_as_the_manifest_will(tmp_path: Path) -> None:
+    seen: list[tuple[Any, ...]] = []
+
+    class Watching(CrawlObserver):
+        def page_done(self, job: Any, items: int, cost: float) -> None:
+            seen.append((job.status, job.pages_done, job.pages_planned, job.items, job.calls,
+                         job.retries, job.cost_usd, job.resumed_pages, items, cost))  # fmt: skip
+
+    api = ScriptedApi({"a": 25})
+    api.script("a", 10, fail(TransientApiError("busy", retry_after=0.5)))
+    done = run_virtual(
+        lambda: run_crawl(api, [job("a")], settings(tmp_path, max_calls=3), observer=Watching())
+    )
+    page, last = price(1, 10), price(1, 5)
+    # Page 1 failed once and the cap held its retry: page 2 waits in the spool.
+    assert seen == [
+        (None, 1, 3, 10, 1, 0, pytest.approx(page), 0, 10, pytest.approx(page)),
+        (None, 2, 3, 10, 3, 1, pytest.approx(page + last), 0, 5, pytest.approx(last)),
+    ]
+    a = done.final("a")
+    assert (a.status, a.pages_planned, a.items_fetched) == ("partial", 3, 15)
+    assert (a.invocation.calls, a.invocation.retries) == (3, 1)
+    assert a.invocation.cost_usd == pytest.approx(page + last)
+    assert a.counters == a.invocation and a.duration_s >= 0
+    # Saved for the next run, with the same counters.
+    assert a.checkpoint is not None and a.checkpoint.counters == a.counters
