@@ -98,14 +98,22 @@ class Interrupts:
 
         While ``control`` is attached to a running crawl, a signal goes to it instead.
         """
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
         self._scope = scope
         self._control = control
         if self.signum is not None:
             scope.cancel()
+        # While the loop runs, it takes the signals itself: a signal the kernel hands to a
+        # worker thread (one blocked in a file operation) still wakes the loop at once.
+        handled = (signal.SIGINT, signal.SIGTERM)
+        for signum in handled:
+            loop.add_signal_handler(signum, self._handle, signum, None)
         try:
             yield
         finally:
+            for signum in handled:
+                loop.remove_signal_handler(signum)
+                signal.signal(signum, self._handle)
             self._loop = self._scope = self._control = None
 
 

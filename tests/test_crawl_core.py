@@ -553,3 +553,82 @@ def test_a_job_whose_writes_fail_together_is_failed_and_said_once(
     assert {(e.message, e.offset) for e in written} <= {(why, o) for o in range(10, 60, 10)}
     assert len({e.offset for e in written}) == len(written)
     assert caplog.messages == ["job failed: job 'a': cannot write: No space left on device"]
+
+
+def test_a_job_whose_progress_cannot_be_opened_fails_alone(tmp_path: Path) -> None:
+    why = "job 'a': cannot open its progress: Permission denied"
+
+    class Locked(JobStore):
+        def open(self, fingerprint: str) -> Any:
+            if self.job_id == "a":
+                raise OutputError(why)
+            return super().open(fingerprint)
+
+    api = ScriptedApi({"a": 30, "b": 30})
+    done = crawl_in_virtual_time(api, [job("a"), job("b")], settings(tmp_path), store=Locked)
+    a = done.final("a")
+    assert (a.status, a.reason) == ("failed", why)
+    assert a.errors == (CallError(kind="output", message=why),)
+    assert a.checkpoint is None and a.started_at.endswith("+00:00")
+    assert [s.job for s in api.sent] == ["b"] * 3
+    assert done.final("b").status == "complete"
+
+
+def test_damaged_progress_is_said_per_job_and_resumed_counters_carry_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    started: list[Any] = []
+
+    class Watching(CrawlObserver):
+        def job_started(self, job: Any) -> None:
+            started.append(job)
+
+    class Damaged(JobStore):
+        def open(self, fingerprint: str) -> Any:
+            opened = super().open(fingerprint)
+            return dataclasses.replace(opened, warnings=("its checkpoint does not decode",))
+
+    api = ScriptedApi({"a": 40})
+    first = crawl_in_virtual_time(api, [job("a")], settings(tmp_path, max_calls=2))
+    with caplog.at_level(logging.WARNING, logger="intersect_batch"):
+        done = run_virtual(
+            lambda: run_crawl(
+                api, [job("a")], settings(tmp_path), store=Damaged, observer=Watching()
+            )
+        )
+    a = done.final("a")
+    assert a.warnings == ("its checkpoint does not decode",)
+    [record] = [r for r in caplog.records if r.getMessage() == "its checkpoint does not decode"]
+    assert record.job == "a"  # type: ignore[attr-defined]
+    assert a.resumed_pages == 2 and a.counters.calls == 4 and a.invocation.calls == 2
+    [snapshot] = started
+    assert (snapshot.job_id, snapshot.pages_done, snapshot.calls) == ("a", 2, 2)
+    assert a.started_at == first.final("a").started_at is not None
+
+
+def test_observers_see_each_page_and_each_end_as_the_manifest_will(tmp_path: Path) -> None:
+    seen: list[tuple[Any, ...]] = []
+
+    class Watching(CrawlObserver):
+        def page_done(self, job: Any, items: int, cost: float) -> None:
+            seen.append((job.status, job.pages_done, job.pages_planned, job.items, job.calls,
+                         job.retries, job.cost_usd, job.resumed_pages, items, cost))  # fmt: skip
+
+    api = ScriptedApi({"a": 25})
+    api.script("a", 10, fail(TransientApiError("busy", retry_after=0.5)))
+    done = run_virtual(
+        lambda: run_crawl(api, [job("a")], settings(tmp_path, max_calls=3), observer=Watching())
+    )
+    page, last = price(1, 10), price(1, 5)
+    # Page 1 failed once and the cap held its retry: page 2 waits in the spool.
+    assert seen == [
+        (None, 1, 3, 10, 1, 0, pytest.approx(page), 0, 10, pytest.approx(page)),
+        (None, 2, 3, 10, 3, 1, pytest.approx(page + last), 0, 5, pytest.approx(last)),
+    ]
+    a = done.final("a")
+    assert (a.status, a.pages_planned, a.items_fetched) == ("partial", 3, 15)
+    assert (a.invocation.calls, a.invocation.retries) == (3, 1)
+    assert a.invocation.cost_usd == pytest.approx(page + last)
+    assert a.counters == a.invocation and a.duration_s >= 0
+    # Saved for the next run, with the same counters.
+    assert a.checkpoint is not None and a.checkpoint.counters == a.counters

@@ -216,7 +216,7 @@ def _read_until(process: subprocess.Popen[str], text: str, timeout: float) -> st
     ("signals", "grace", "status"),
     [
         pytest.param((signal.SIGTERM,), 1.0, ExitCode(143), id="sigterm-within-grace"),
-        pytest.param((signal.SIGINT, signal.SIGINT), 60.0, ExitCode(130), id="sigint-twice"),
+        pytest.param((signal.SIGINT,), 1.0, ExitCode(130), id="sigint-within-grace"),
     ],
 )
 def test_a_signal_ends_the_process_even_with_a_worker_thread_blocked(
@@ -257,7 +257,7 @@ def test_a_signal_ends_the_process_even_with_a_worker_thread_blocked(
         assert process.returncode == status, stderr[-2000:]
         # The first signal's grace, or none after a second, and the margin.
         bound = (grace if len(signals) == 1 else 0.0) + MARGIN
-        assert bound - 0.5 < elapsed < bound + 2.0
+        assert bound - 0.5 < elapsed < bound + 2.0, stderr[-3000:]
         assert "Traceback" not in stderr + stdout
         assert "a file operation did not end in time; stopping now" in stderr
         # The lock went with the process: the next invocation runs and completes.
