@@ -217,6 +217,7 @@ def _read_until(process: subprocess.Popen[str], text: str, timeout: float) -> st
     [
         pytest.param((signal.SIGTERM,), 1.0, ExitCode(143), id="sigterm-within-grace"),
         pytest.param((signal.SIGINT,), 1.0, ExitCode(130), id="sigint-within-grace"),
+        pytest.param((signal.SIGINT, signal.SIGINT), 60.0, ExitCode(130), id="sigint-twice"),
     ],
 )
 def test_a_signal_ends_the_process_even_with_a_worker_thread_blocked(
