@@ -565,7 +565,11 @@ def test_a_job_whose_progress_cannot_be_opened_fails_alone(tmp_path: Path) -> No
             return super().open(fingerprint)
 
     api = ScriptedApi({"a": 30, "b": 30})
-    done = crawl_in_virtual_time(api, [job("a"), job("b")], settings(tmp_path), store=Locked)
+    run = settings(tmp_path)
+    # An earlier invocation left a checkpoint of a: its progress is opened before any call.
+    run.folder.state.mkdir(parents=True)
+    run.folder.checkpoint("a").write_bytes(b"{}")
+    done = crawl_in_virtual_time(api, [job("a"), job("b")], run, store=Locked)
     a = done.final("a")
     assert (a.status, a.reason) == ("failed", why)
     assert a.errors == (CallError(kind="output", message=why),)
