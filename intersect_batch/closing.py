@@ -122,6 +122,9 @@ def closing_line(summary: RunSummary, folder: RunFolder, report: bool) -> str:
         f"in {invocation.duration_s:.1f} s"
     )
     parts = [night_part, invocation_part]
+    differ = _items_differ(summary)
+    if differ:
+        parts.append(differ)
     if summary.stop_reason:
         parts.append(f"stopped: {_cut(summary.stop_reason, STOP_CHARS)}")
     parts += _lost_notes(summary)
@@ -134,6 +137,25 @@ def closing_line(summary: RunSummary, folder: RunFolder, report: bool) -> str:
     head = "attention" if summary.needs_attention else "ok"
     # A folder name (or a server's message) may hold a newline or an escape sequence.
     return printable(f"{head}: " + "; ".join(parts))
+
+
+def _items_differ(summary: RunSummary) -> str | None:
+    """Why the night's items are not this invocation's, when they are not."""
+    night, invocation = summary.night, summary.invocation
+    if night.items == invocation.items:
+        return None
+    reasons = []
+    if night.duplicates_dropped:
+        reasons.append(_count(night.duplicates_dropped, "duplicate") + " dropped")
+    if night.items_waiting:
+        reasons.append(f"{night.items_waiting} waiting in the spool for earlier pages")
+    if night.invocations > 1:
+        reasons.append("the rest from earlier invocations")
+    if not reasons:
+        return None
+    return f"items: {night.items} in the night, {invocation.items} fetched now: " + ", ".join(
+        reasons
+    )
 
 
 def _lost_notes(summary: RunSummary) -> list[str]:

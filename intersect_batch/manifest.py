@@ -186,6 +186,11 @@ class NightTotals(msgspec.Struct, kw_only=True):
     throttled_s: float = 0.0
     #: Items of the night's jobs whose text was repaired to be valid UTF-8 JSON.
     items_repaired: int = 0
+    #: Why ``items`` can differ from what the invocations fetched: items received twice
+    #: (dropped), and items of pages that arrived early, waiting in the spool for the
+    #: pages before them (they join ``items`` once those are in).
+    duplicates_dropped: int = 0
+    items_waiting: int = 0
 
 
 class InvocationTotals(msgspec.Struct, kw_only=True):

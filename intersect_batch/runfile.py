@@ -129,6 +129,7 @@ def build_summary(
 ) -> RunSummary:
     durations = {final.job.job_id: final.duration_s for final in result.jobs}
     lines: dict[str, JobLine] = {}
+    manifests = list(night.manifests.values())
     # Every job of the run folder: the ones this run did, and the ones earlier runs did.
     for job_id in night.folder.job_ids():
         if job_id in night.manifests:
@@ -136,6 +137,7 @@ def build_summary(
         manifest = read_manifest(night.folder.manifest(job_id))
         if manifest is not None:
             lines[job_id] = _job_line(manifest, this_run=False)
+            manifests.append(manifest)
     for job_id, manifest in night.manifests.items():
         this_run = job_id not in night.skipped
         line = _job_line(manifest, this_run=this_run, duration_s=durations.get(job_id, 0.0))
@@ -169,6 +171,8 @@ def build_summary(
             invocations=ledger.invocations,
             throttled_s=round(ledger.throttled_s, 3),
             items_repaired=sum(line.items_repaired for line in jobs),
+            duplicates_dropped=sum(m.duplicates_dropped for m in manifests),
+            items_waiting=sum(m.items_waiting for m in manifests),
         ),
         invocation=InvocationTotals(
             started_at=result.started_at,

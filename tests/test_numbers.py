@@ -4,6 +4,7 @@ calls a stop waits for, and the order a job's pages leave in.
 
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
 
@@ -12,10 +13,13 @@ import pytest
 
 from intersect_batch import jobs
 from intersect_batch.crawl import CrawlObserver
+from intersect_batch.emulator import EmulatorSettings, running_emulator
 from intersect_batch.errors import JobFatalApiError, ThrottledApiError
+from intersect_batch.exitcode import ExitCode
 from intersect_batch.settings import Limits
 from intersect_batch.stop import CrawlControl
 from tests.scripted import Crawled, ScriptedApi, fail, job, run_crawl, settings
+from tests.support import RUN_DATE, fast_settings, manifest, run, write_jobs
 from tests.virtual_time import run_virtual
 
 #: One call a second after a burst of four: sends queue at the rate limiter.
@@ -113,3 +117,31 @@ def test_each_job_has_its_own_duration_and_a_failed_job_ends_when_it_failed(
         "b": ("complete", "t=24.0", 23.0),
         "c": ("complete", "t=3.0", 1.0),
     }
+
+
+@pytest.mark.anyio
+async def test_the_last_line_says_why_the_nights_items_are_not_the_invocations(
+    tmp_path: Path,
+) -> None:
+    # Live data: pages shift while they are fetched, so some items come back twice.
+    configs = tmp_path / "configs"
+    targets = ["alpha.example", "b.example"]
+    write_jobs(configs, "jobs.yaml", [{"id": "live", "targets": targets, "page_size": 100}])
+    run_settings = fast_settings(
+        tmp_path / "out", limits=Limits(rate_per_minute=60_000, concurrency=1)
+    )
+    emulator = EmulatorSettings(sizes={"alpha.example": 2300}, live_data=0.01, seed=2)
+    async with running_emulator(emulator) as emu:
+        outcome = await run(configs, emu, run_settings)
+    assert outcome.exit_code == ExitCode.OK
+    run_dir = tmp_path / "out" / RUN_DATE.isoformat()
+    got = manifest(run_dir, "live")
+    dropped = got["duplicates_dropped"]
+    assert dropped > 0
+    night = json.loads((run_dir / "run.json").read_text())["night"]
+    assert night["duplicates_dropped"] == dropped and night["items_waiting"] == 0
+    written = got["items_written"]
+    assert night["items"] == written
+    fetched = written + dropped
+    said = f"items: {written} in the night, {fetched} fetched now: {dropped} duplicates dropped;"
+    assert said in outcome.message.splitlines()[-1]
