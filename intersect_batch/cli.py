@@ -11,6 +11,7 @@ stdout or stderr changes none of that: the files are the run's record.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import logging
 import os
@@ -183,6 +184,8 @@ class _Session:
         self.metrics_file: Path | None = None
         #: What the account check said before the night (see preflight.check_account).
         self.notes: list[str] = []
+        #: The error that ended the run, for ``--json``'s one object on stdout.
+        self.failure: str | None = None
 
     # -- the logs --
 
@@ -209,6 +212,7 @@ class _Session:
     def error(self, message: str) -> None:
         """An error for the person (stderr) and for the log."""
         message = printable(message)
+        self.failure = message
         if self.logging and self.json_stderr and not self.args.quiet:
             log.error("%s", message)
             return
@@ -221,7 +225,14 @@ class _Session:
     def finish(
         self, exit_code: int, summary: RunSummary | None = None, line: str | None = None
     ) -> int:
-        """Close every log with ``run finished``: the status, the totals, the last line."""
+        """Close every log with ``run finished``: the status, the totals, the last line.
+
+        With ``--json``, a run that ended on an error before run.json prints that error
+        to stdout as one object (``{"error": ..., "exit_code": ...}``), never nothing.
+        """
+        if self.args.json and summary is None and self.failure is not None:
+            error = {"error": self.failure, "exit_code": int(exit_code)}
+            _say(msgspec.json.encode(error).decode(), to_stderr=False)
         if self.logging:
             # Written whatever --log-level says: every log ends with it.
             record = finished_record(exit_code, summary, line)
@@ -269,6 +280,11 @@ def _run(args: argparse.Namespace) -> int:
         session.configure_logging()
         command = run_command(args)
     except UsageError as exc:
+        if not session.logging:
+            # Refused before the logs were set up (a future --run-date): the same record
+            # and ``run finished`` as any usage error, unless the log itself is refused.
+            with contextlib.suppress(UsageError):
+                session.configure_logging()
         session.error(str(exc))
         return session.ended_early(ExitCode.USAGE)
     if args.dry_run:
