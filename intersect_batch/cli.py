@@ -115,6 +115,11 @@ def _plural(n: int, word: str) -> str:
 
 
 def _print_dry_run(result: DryRun) -> None:
+    if result.credentials_refused is not None:
+        # Nothing could be estimated: no table, no bounds, one line that says why.
+        print(f"credentials refused: {result.credentials_refused}")
+        return
+
     def money(value: float | None) -> str:
         return "?" if value is None else f"{value:.4f}"
 

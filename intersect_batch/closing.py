@@ -46,7 +46,7 @@ def _cut(text: str, limit: int = REASON_CHARS) -> str:
         room = limit - len(cause) - len(colon) - 1
         # Whole clauses first ("could not be reached…: cause"), else whole words.
         clauses = head[: room + 1]
-        if ": " in clauses:
+        if ": " in clauses and clauses.rindex(": ") >= room // 2:
             return clauses[: clauses.rindex(": ")] + "\u2026" + colon + cause
         return _words(head, room) + "\u2026" + colon + cause
     return _words(text, limit - 1) + "\u2026"

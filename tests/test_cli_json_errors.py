@@ -17,7 +17,7 @@ import pytest
 
 from intersect_batch.exitcode import ExitCode
 from tests.hostile_cli import ROOT
-from tests.support import DEMO_ENV, write_jobs
+from tests.support import DEMO_ENV, cli_run, emulator_process, write_jobs
 
 pytestmark = pytest.mark.slow
 
@@ -82,3 +82,38 @@ def test_a_future_run_date_is_refused_like_any_usage_error(tmp_path: Path) -> No
     # With --json, its one error object on stdout.
     again = _run(tmp_path, "--run-date", future, "--json", env=env)
     assert _records(again.stdout) == [{"error": records[0]["message"], "exit_code": 2}]
+
+
+def test_a_dry_run_with_a_refused_password_says_so_in_one_line(tmp_path: Path) -> None:
+    configs = tmp_path / "configs"
+    jobs = [{"id": name, "targets": [f"{name}.example", "z.example"]} for name in "abc"]
+    write_jobs(configs, "jobs.yaml", jobs)
+    login = {"DATAFORSEO_LOGIN": "ops@night.example", "DATAFORSEO_PASSWORD": "wrong-secret"}
+    sizes = {"a.example": 10, "b.example": 10, "c.example": 10}
+    args = ("--login", "ops@night.example", "--password", "right")
+    with emulator_process(tmp_path, sizes, *args) as emulator:
+        # One probe at a time: the first is refused, the others are never sent.
+        command = cli_run(configs, tmp_path / "out", emulator, "--dry-run", "--concurrency", "1")
+        done = subprocess.run(
+            command, env={**os.environ, **login}, capture_output=True, text=True, timeout=60
+        )
+        as_json = subprocess.run(
+            [*command, "--json"],
+            env={**os.environ, **login},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == as_json.returncode == ExitCode.ACCOUNT
+    assert done.stdout == (
+        "credentials refused: [40100] You are not authorized to access this resource. "
+        "(check the API login and password (or the API key) in the environment)\n"
+    )
+    assert "wrong-secret" not in done.stdout + done.stderr + as_json.stdout + as_json.stderr
+    # The jobs not probed are skipped, without the first job's error.
+    result = json.loads(as_json.stdout)
+    assert [(job["job_id"], job["source"], job.get("error")) for job in result["jobs"]] == [
+        ("a", "probe failed", result["stopped"]),
+        ("b", "skipped", None),
+        ("c", "skipped", None),
+    ]
