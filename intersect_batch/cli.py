@@ -11,7 +11,6 @@ stdout or stderr changes none of that: the files are the run's record.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import logging
 import os
@@ -285,11 +284,6 @@ def _run(args: argparse.Namespace) -> int:
         session.configure_logging()
         command = run_command(args)
     except UsageError as exc:
-        if not session.logging:
-            # Refused before the logs were set up (a future --run-date): the same record
-            # and ``run finished`` as any usage error, unless the log itself is refused.
-            with contextlib.suppress(UsageError):
-                session.configure_logging()
         session.error(str(exc))
         return session.ended_early(ExitCode.USAGE)
     if args.dry_run:

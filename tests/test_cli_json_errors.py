@@ -67,7 +67,7 @@ def test_a_future_run_date_is_refused_like_any_usage_error(tmp_path: Path) -> No
     today = dt.datetime.now(dt.UTC).date()
     future = (today + dt.timedelta(days=2)).isoformat()
     refused = _run(tmp_path, "--run-date", future, env=env)
-    other = _run(tmp_path, "--budget-usd", "0", "--env-file", str(tmp_path / "none"), env=env)
+    other = _run(tmp_path, "--env-file", str(tmp_path / "none"), env=env)
     assert refused.returncode == other.returncode == ExitCode.USAGE
     assert refused.stdout == ""
     records = _records(refused.stderr)
