@@ -12,10 +12,13 @@ import anyio
 import pytest
 
 from intersect_batch import jobs
+from intersect_batch.closing import closing_line
 from intersect_batch.crawl import CrawlObserver
 from intersect_batch.emulator import EmulatorSettings, running_emulator
 from intersect_batch.errors import JobFatalApiError, ThrottledApiError
 from intersect_batch.exitcode import ExitCode
+from intersect_batch.layout import RunFolder
+from intersect_batch.manifest import InvocationTotals, JobLine, NightTotals, RunSummary
 from intersect_batch.settings import Limits
 from intersect_batch.stop import CrawlControl
 from tests.scripted import Crawled, ScriptedApi, fail, job, run_crawl, settings
@@ -145,3 +148,37 @@ async def test_the_last_line_says_why_the_nights_items_are_not_the_invocations(
     fetched = written + dropped
     said = f"items: {written} in the night, {fetched} fetched now: {dropped} duplicates dropped;"
     assert said in outcome.message.splitlines()[-1]
+
+
+def _summary(reason: str) -> RunSummary:
+    night = NightTotals(
+        jobs_by_status={"failed": 1}, jobs=1, items=0, calls=1, retries=0, cost_usd=0.02,
+        new_items=0, lost_items=0, invocations=1,
+    )  # fmt: skip
+    invocation = InvocationTotals(
+        started_at="", finished_at="", duration_s=1.0, calls=1, retries=0, cost_usd=0.02,
+        spent_usd=0.02, items=0, calls_per_minute=60.0, jobs_run=1, throttled_s=0.0,
+    )  # fmt: skip
+    line = JobLine(
+        job_id="gamma", status="failed", reason=reason, items=0, pages=0, calls=1,
+        retries=0, cost_usd=0.02, duration_s=1.0, output=None,
+    )  # fmt: skip
+    return RunSummary(
+        version="0", run_date="2026-11-29", exit_code=1, needs_attention=True,
+        stop_reason=None, night=night, invocation=invocation, jobs=[line],
+        config_errors=[], settings={},
+    )  # fmt: skip
+
+
+def test_a_long_reason_is_cut_between_words_and_keeps_its_cause(tmp_path: Path) -> None:
+    reason = (
+        "gave up after 6 attempts: job 'gamma' offset 300: the answer's total_count moved "
+        "between pages while the query was being crawled: Internal Server Error"
+    )
+    folder = RunFolder(tmp_path, RUN_DATE)
+    line = closing_line(_summary(reason), folder, report=False)
+    said = line.split("needs attention: ", 1)[1].split("; results in", 1)[0]
+    assert said == (
+        "gamma failed (gave up after 6 attempts: job 'gamma' offset 300\u2026: "
+        "Internal Server Error)"
+    )
