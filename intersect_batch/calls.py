@@ -117,7 +117,10 @@ class CallLife:
         self.pacer = Pacer(settings.limits, lambda: schedule.paused_until)
         self.slots = anyio.CapacityLimiter(settings.limits.concurrency)
         self.gate = anyio.Semaphore(max(1, settings.pages_in_memory))
+        #: Calls handed out and not yet ended (some still wait for their rate token).
         self.in_flight = 0
+        #: Calls sent to the API and not yet answered.
+        self.at_api = 0
         self.calls = 0
         self.retries = 0
         self.cost_usd = 0.0
@@ -148,16 +151,21 @@ class CallLife:
                     return
                 sent_at = anyio.current_time()
                 job.sent = True
+                if job.first_sent is None:
+                    job.first_sent = sent_at
                 call = Call(
                     job_id=job.job_id,
                     task={**job.spec.params, "offset": send.offset, "limit": send.limit},
                     offset=send.offset,
                     limit=send.limit,
                 )
+                self.at_api += 1
                 try:
                     page = await self.fetch(call, before_decode)
                 except ApiError as exc:
                     error = exc.at(job_id=job.job_id, offset=send.offset)
+                finally:
+                    self.at_api -= 1
             finally:
                 where = f"job {job.job_id}, offset {send.offset}"
                 if page is not None:

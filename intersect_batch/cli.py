@@ -114,6 +114,11 @@ def _plural(n: int, word: str) -> str:
 
 
 def _print_dry_run(result: DryRun) -> None:
+    if result.credentials_refused is not None:
+        # Nothing could be estimated: no table, no bounds, one line that says why.
+        print(f"credentials refused: {result.credentials_refused}")
+        return
+
     def money(value: float | None) -> str:
         return "?" if value is None else f"{value:.4f}"
 
@@ -183,6 +188,8 @@ class _Session:
         self.metrics_file: Path | None = None
         #: What the account check said before the night (see preflight.check_account).
         self.notes: list[str] = []
+        #: The error that ended the run, for ``--json``'s one object on stdout.
+        self.failure: str | None = None
 
     # -- the logs --
 
@@ -209,6 +216,7 @@ class _Session:
     def error(self, message: str) -> None:
         """An error for the person (stderr) and for the log."""
         message = printable(message)
+        self.failure = message
         if self.logging and self.json_stderr and not self.args.quiet:
             log.error("%s", message)
             return
@@ -221,7 +229,14 @@ class _Session:
     def finish(
         self, exit_code: int, summary: RunSummary | None = None, line: str | None = None
     ) -> int:
-        """Close every log with ``run finished``: the status, the totals, the last line."""
+        """Close every log with ``run finished``: the status, the totals, the last line.
+
+        With ``--json``, a run that ended on an error before run.json prints that error
+        to stdout as one object (``{"error": ..., "exit_code": ...}``), never nothing.
+        """
+        if self.args.json and summary is None and self.failure is not None:
+            error = {"error": self.failure, "exit_code": int(exit_code)}
+            _say(msgspec.json.encode(error).decode(), to_stderr=False)
         if self.logging:
             # Written whatever --log-level says: every log ends with it.
             record = finished_record(exit_code, summary, line)

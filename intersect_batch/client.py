@@ -124,7 +124,6 @@ class BadAnswerError(TransientApiError):
         super().__init__(message, **context)
 
 
-
 # -- the network step ---------------------------------------------------------------------
 
 

@@ -22,6 +22,10 @@ ATTENTION_NAMED = 3
 #: How much of a job's reason the last line quotes (the summary table and run.json have it
 #: whole).
 REASON_CHARS = 100
+#: How much of the run's stop reason it quotes: one reason, so room for its whole cause
+#: ("the API at URL could not be reached: cannot reach HOST:PORT: [Errno -2] Name or
+#: service not known").
+STOP_CHARS = 180
 
 
 def not_started_text(n: int) -> str:
@@ -34,8 +38,32 @@ def _count(n: int, word: str) -> str:
 
 
 def _cut(text: str, limit: int = REASON_CHARS) -> str:
+    """``text`` in ``limit`` characters at most, cut between words and ending its cut in "…".
+
+    The cause (what follows the last ": ", e.g. "Name or service not known") is what a
+    person acts on: a long sentence loses its middle, never its cause.
+    """
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "\u2026"
+    if len(text) <= limit:
+        return text
+    head, colon, cause = text.rpartition(": ")
+    if colon and head and len(cause) <= limit * 2 // 3:
+        room = limit - len(cause) - len(colon) - 1
+        # Whole clauses first ("could not be reached…: cause"), else whole words.
+        clauses = head[: room + 1]
+        if ": " in clauses and clauses.rindex(": ") >= room // 2:
+            return clauses[: clauses.rindex(": ")] + "\u2026" + colon + cause
+        return _words(head, room) + "\u2026" + colon + cause
+    return _words(text, limit - 1) + "\u2026"
+
+
+def _words(text: str, room: int) -> str:
+    """The start of ``text`` in ``room`` characters at most, ending at a word's end."""
+    if len(text) <= room:
+        return text
+    cut = text[: room + 1]
+    cut = cut[: cut.rindex(" ")] if " " in cut else cut[:room]
+    return cut.rstrip(" ,;:")
 
 
 def _attention(summary: RunSummary) -> list[str]:
@@ -99,8 +127,11 @@ def closing_line(summary: RunSummary, folder: RunFolder, report: bool) -> str:
         f"in {invocation.duration_s:.1f} s"
     )
     parts = [night_part, invocation_part]
+    differ = _items_differ(summary)
+    if differ:
+        parts.append(differ)
     if summary.stop_reason:
-        parts.append(f"stopped: {_cut(summary.stop_reason)}")
+        parts.append(f"stopped: {_cut(summary.stop_reason, STOP_CHARS)}")
     if summary.not_started:
         parts.append(not_started_text(len(summary.not_started)))
     parts += _lost_notes(summary)
@@ -113,6 +144,25 @@ def closing_line(summary: RunSummary, folder: RunFolder, report: bool) -> str:
     head = "attention" if summary.needs_attention else "ok"
     # A folder name (or a server's message) may hold a newline or an escape sequence.
     return printable(f"{head}: " + "; ".join(parts))
+
+
+def _items_differ(summary: RunSummary) -> str | None:
+    """Why the night's items are not this invocation's, when they are not."""
+    night, invocation = summary.night, summary.invocation
+    if night.items == invocation.items:
+        return None
+    reasons = []
+    if night.duplicates_dropped:
+        reasons.append(_count(night.duplicates_dropped, "duplicate") + " dropped")
+    if night.items_waiting:
+        reasons.append(f"{night.items_waiting} waiting in the spool for earlier pages")
+    if night.invocations > 1:
+        reasons.append("the rest from earlier invocations")
+    if not reasons:
+        return None
+    return f"items: {night.items} in the night, {invocation.items} fetched now: " + ", ".join(
+        reasons
+    )
 
 
 def _lost_notes(summary: RunSummary) -> list[str]:

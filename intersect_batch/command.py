@@ -64,11 +64,6 @@ def _check_run_args(args: argparse.Namespace) -> None:
         # inf (or 1e400, which a float reads as inf) would be no cap at all.
         raise UsageError("--budget-usd must be a number of USD more than 0 (and finite)")
     today = _today_utc()
-    if args.run_date is not None and args.run_date > today and not args.allow_future:
-        raise UsageError(
-            f"--run-date {args.run_date.isoformat()} is after today ({today.isoformat()}, "
-            "UTC); add --allow-future if that is meant"
-        )
     if args.keep_days is not None:
         problem = check_keep_days(args.keep_days, args.run_date or today)
         if problem is not None:
@@ -88,6 +83,16 @@ def _check_run_args(args: argparse.Namespace) -> None:
         above = next((parent for parent in path.parents if parent.exists()), None)
         if above is not None and not above.is_dir():
             raise UsageError(f"{option} {path}: {above} is a file, not a folder")
+
+
+def _check_run_date(args: argparse.Namespace) -> None:
+    """Refuse a --run-date after today (UTC) unless --allow-future says it is meant."""
+    today = _today_utc()
+    if args.run_date is not None and args.run_date > today and not args.allow_future:
+        raise UsageError(
+            f"--run-date {args.run_date.isoformat()} is after today ({today.isoformat()}, "
+            "UTC); add --allow-future if that is meant"
+        )
 
 
 def _check_metrics_file(path: Path) -> None:
@@ -132,6 +137,9 @@ def run_command(args: argparse.Namespace) -> RunCommand:
 
     A UsageError names what cannot run: the provider, its base URL, the env file.
     """
+    # Refused once the logs are set up, like the provider and the env file: a JSON error
+    # record and ``run finished`` when stderr is not a terminal.
+    _check_run_date(args)
     provider = resolve_provider(args.provider, args.base_url)
     environ = dict(os.environ)
     if args.env_file is not None:

@@ -224,11 +224,12 @@ class _Crawler:
         """Stopped from outside: the calls in flight get ``settings.grace`` seconds."""
         self._stop(stop)
         grace = self.settings.grace
-        calls = "call" if self.calls.in_flight == 1 else "calls"
+        # The calls at the API: those still waiting for their rate token are not sent.
+        at_api = self.calls.at_api
+        calls = "call" if at_api == 1 else "calls"
         again = "Ctrl-C" if stop.signum == signal.SIGINT else "a second signal"
         message = (
-            f"waiting up to {grace:.0f} s for {self.calls.in_flight} {calls} in flight; "
-            f"{again} again to stop now"
+            f"waiting up to {grace:.0f} s for {at_api} {calls} in flight; {again} again to stop now"
         )
         log.warning(message, extra={"_shown_by_progress": True})
         self.observer.stopping(message)

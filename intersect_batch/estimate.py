@@ -85,6 +85,15 @@ class DryRun(msgspec.Struct, kw_only=True):
     budget_stop: str | None = None
     #: The jobs estimated without a probe because of ``budget_stop``.
     not_probed: list[str] = msgspec.field(default_factory=list)
+    #: The API's words when it refused the credentials (then no job could be estimated).
+    credentials_refused: str | None = None
+
+
+def _refused_credentials(error: ApiError) -> bool:
+    """Whether the API refused the login and password (or the key) themselves."""
+    return isinstance(error, RunFatalApiError) and (
+        error.status_code == 40100 or error.http_status in (401, 403)
+    )
 
 
 def _cost(calls: int, items: int) -> float:
@@ -195,6 +204,7 @@ async def estimate(
             results[job.id] = _unprobed(entry, settings, print_, on_disk)
 
     stopped: list[str] = []
+    refused_credentials: list[str] = []
     not_probed: list[str] = []
     refused: list[str] = []
     money: NightMoney | None = None
@@ -225,7 +235,8 @@ async def estimate(
                     # The account or the network is gone, maybe while this probe waited.
                     if reservation is not None:
                         night.unsent(reservation)
-                    results[job.id] = Estimate(job_id=job.id, source="skipped", error=stopped[0])
+                    # Not probed: why is the dry run's ``stopped``, not this job's error.
+                    results[job.id] = Estimate(job_id=job.id, source="skipped")
                     return
                 if reservation is None:
                     refused.append(night.refusal(1))
@@ -247,6 +258,8 @@ async def estimate(
                     if isinstance(exc, RunFatalApiError | UnreachableApiError):
                         # No other probe can do better: the account or the network is out.
                         stopped.append(error.describe())
+                        if _refused_credentials(exc):
+                            refused_credentials.append(exc.describe())
                     results[job.id] = Estimate(
                         job_id=job.id,
                         source="probe failed",
@@ -295,6 +308,7 @@ async def estimate(
     return DryRun(
         jobs=jobs,
         stopped=stopped[0] if stopped else None,
+        credentials_refused=refused_credentials[0] if refused_credentials else None,
         probe_calls=money.calls if money is not None else 0,
         probe_cost_usd=round(money.spent_usd, 6) if money is not None else 0.0,
         calls=sum(item.calls or 0 for item in jobs) if exact else None,

@@ -4,8 +4,9 @@ While the crawl sends calls, a signal is handed to its
 :class:`~intersect_batch.stop.CrawlControl`: the first lets the calls in flight end
 within ``--grace``, a second abandons them. Before the crawl (configs loading, the lock
 being taken) and after it (the diff, run.json, the report, retention) a signal ends the
-run at once with 130 / 143 and no traceback; :func:`record_interrupted` makes a run.json
-this invocation wrote say so.
+run at once with 130 / 143 and no traceback
+(:func:`~intersect_batch.runfile.record_ending` makes a run.json this invocation wrote
+say so).
 
 Whatever the process is doing, it ends within ``--grace`` (and :data:`MARGIN`) of the
 first signal, and within :data:`MARGIN` of a second: a worker thread blocked in a file
@@ -22,18 +23,13 @@ import os
 import signal
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from types import FrameType
 
 import anyio
-import msgspec
 
-from intersect_batch.durable import read_file
-from intersect_batch.layout import RunFolder
-from intersect_batch.manifest import RunSummary, write_json
 from intersect_batch.stop import CrawlControl
 
-__all__ = ["MARGIN", "Interrupts", "file_state", "record_interrupted"]
+__all__ = ["MARGIN", "Interrupts"]
 
 #: Seconds past its deadline (``--grace`` after a first signal, now after a second) at
 #: which the process ends even if a worker thread is blocked.
@@ -127,33 +123,3 @@ def _exit_now(signum: int) -> None:
     with contextlib.suppress(OSError):
         os.write(2, message.encode())
     os._exit(128 + signum)
-
-
-def file_state(path: Path) -> tuple[int, int] | None:
-    """A file's identity and time of change, to tell whether a run wrote it; None if absent."""
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return stat.st_ino, stat.st_mtime_ns
-
-
-def record_interrupted(
-    folder: RunFolder, before: tuple[int, int] | None, signum: int
-) -> RunSummary | None:
-    """run.json made true to a run stopped by ``signum`` after writing it; None if it did not."""
-    if file_state(folder.run_json) in (None, before):
-        return None
-    try:
-        summary = msgspec.json.decode(read_file(folder.run_json), type=RunSummary)
-    except (OSError, msgspec.DecodeError):
-        return None
-    code = 128 + signum
-    if summary.exit_code != code:
-        name = signal.Signals(signum).name
-        summary.exit_code = code
-        summary.needs_attention = True
-        summary.stop_reason = summary.stop_reason or f"interrupted by {name} after the crawl"
-        with contextlib.suppress(OSError):
-            write_json(folder.run_json, summary)
-    return summary

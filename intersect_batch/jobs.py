@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import anyio
 import msgspec
 
 from intersect_batch.durable import in_thread
@@ -162,7 +162,10 @@ class JobRecord:
     errors: list[CallError] = field(default_factory=list)
     warnings: tuple[str, ...] = ()
     started_at: str = ""
-    started: float = 0.0
+    #: Loop time of the job's first call sent by this invocation (None: none was sent).
+    first_sent: float | None = None
+    #: When the job completed or failed (ISO time, loop time); None while it has not.
+    ended_at: tuple[str, float] | None = None
     checkpoint: Checkpoint | None = None
     output: Path | None = None
     ended: bool = False
@@ -224,7 +227,6 @@ class JobBook:
             on_disk = None  # each job's own opening says what is wrong
         started_at = now_iso()  # one string for all: a night may hold many jobs
         for job in self.records:
-            job.started = time.monotonic()
             job.started_at = started_at
             if on_disk is not None and job.job_id not in on_disk:
                 self.schedule.add_job(job.spec.page_size, job.spec.max_items)
@@ -294,6 +296,7 @@ class JobBook:
         self.schedule.end_job(job.key, status, reason)
         if not job.ended:
             job.ended = True
+            job.ended_at = (now_iso(), anyio.current_time())
             log.error("job failed: %s", reason, extra={"job": job.job_id, "status": "failed"})
 
     def writer(self, job: JobRecord) -> JobWriter:
@@ -325,6 +328,7 @@ class JobBook:
             self.end(job, "failed", str(exc))
             return
         job.checkpoint = writer.durable
+        job.ended_at = (now_iso(), anyio.current_time())
         final = job.final = self.final(job)
         self.observer.job_finished(self.snapshot(job), final)
         if self.on_job_end is not None:
@@ -357,6 +361,10 @@ class JobBook:
         """How the job ended, for its manifest."""
         state = self.schedule.job(job.key)
         status = state.status or "partial"
+        # The job's own time: from its first call of this invocation to its end (when it
+        # completed or failed, not when the run ended).
+        finished_at, finished = job.ended_at or (now_iso(), anyio.current_time())
+        duration = 0.0 if job.first_sent is None else max(0.0, finished - job.first_sent)
         return JobFinal(
             job=job.spec,
             status=status,
@@ -370,8 +378,8 @@ class JobBook:
             holes=tuple(self.schedule.holes(job.key)),
             warnings=job.warnings,
             started_at=job.started_at,
-            finished_at=now_iso(),
-            duration_s=time.monotonic() - job.started,
+            finished_at=finished_at,
+            duration_s=duration,
             output=job.output if status == "complete" else None,
             plan_jump=job.plan_jump,
             items_fetched=job.items_fetched,

@@ -13,6 +13,7 @@ from typing import Any, Literal, TextIO
 import msgspec
 from rich.console import Console
 
+from intersect_batch.errors import printable
 from intersect_batch.scrub import Scrubber, ScrubbingFilter
 
 __all__ = [
@@ -68,7 +69,9 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         when = dt.datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
-        extras = " ".join(f"{k}={v}" for k, v in _extras(record).items())
+        # A folder or a job's name may hold a newline or an escape sequence: escaped, it
+        # cannot forge a line of the log or drive the terminal.
+        extras = " ".join(printable(f"{k}={v}") for k, v in _extras(record).items())
         text = f"{when} {record.levelname.lower():7} {record.getMessage()}"
         if extras:
             text = f"{text}  {extras}"

@@ -166,6 +166,9 @@ class JobLine(msgspec.Struct, kw_only=True):
     items_repaired: int = 0
     #: A ``refresh: incremental`` job's night (see the manifest's ``refresh``).
     refresh: RefreshNote | None = None
+    #: Items received twice and dropped, and items waiting in the spool (see the manifest).
+    duplicates_dropped: int = 0
+    items_waiting: int = 0
 
 
 class NightTotals(msgspec.Struct, kw_only=True):
@@ -188,6 +191,11 @@ class NightTotals(msgspec.Struct, kw_only=True):
     throttled_s: float = 0.0
     #: Items of the night's jobs whose text was repaired to be valid UTF-8 JSON.
     items_repaired: int = 0
+    #: Why ``items`` can differ from what the invocations fetched: items received twice
+    #: (dropped), and items of pages that arrived early, waiting in the spool for the
+    #: pages before them (they join ``items`` once those are in).
+    duplicates_dropped: int = 0
+    items_waiting: int = 0
 
 
 class InvocationTotals(msgspec.Struct, kw_only=True):
@@ -337,6 +345,8 @@ def job_line(manifest: JobManifest, *, this_run: bool, duration_s: float = 0.0) 
         this_run=this_run,
         refresh=manifest.refresh,
         items_repaired=manifest.items_repaired,
+        duplicates_dropped=manifest.duplicates_dropped,
+        items_waiting=manifest.items_waiting,
     )
 
 

@@ -8,11 +8,11 @@ start whose worst case would take the spend over the cap.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
-from aiolimiter import AsyncLimiter
 
 from intersect_batch.settings import Limits
 
@@ -63,34 +63,47 @@ def price_list(provider: str) -> PriceList:
     return PRICE_LISTS.get(provider, PRICE_LISTS["dataforseo"])
 
 
+#: Seconds within which a call is due: a clock's rounding can wake a sleep this early.
+CLOCK_SLACK = 1e-6
+
+
 class Pacer:
     """The run's rate: spread calls, a small burst at most, and a shared pause on refusals.
 
-    aiolimiter's default lets ``max_rate`` calls through at once; here the bucket holds
-    ``burst`` calls and drains one per interval, so no quota window ever holds more than
-    the quota (see :class:`~intersect_batch.settings.Limits`). When the API refuses a call
-    for rate or concurrency, every call waits until the pause is over: ``paused_until``
-    reads it from its owner (:attr:`~intersect_batch.schedule.Schedule.paused_until`).
+    A leaky bucket that holds ``burst`` calls and drains one per interval, so no quota
+    window ever holds more than the quota (see :class:`~intersect_batch.settings.Limits`).
+    When the API refuses a call for rate or concurrency, every call waits until the pause
+    is over: ``paused_until`` reads it from its owner
+    (:attr:`~intersect_batch.schedule.Schedule.paused_until`).
+
+    Calls pass in the order they asked, one at a time: a call woken by the end of a pause
+    or by the bucket's drain never loses its place to one that asked later, so a job's
+    pages leave in the order the schedule handed them out.
     """
 
     def __init__(self, limits: Limits, paused_until: Callable[[], float] = lambda: 0.0) -> None:
         burst = max(1, min(limits.burst, limits.rate_per_minute))
-        self._limiter = AsyncLimiter(burst, burst * limits.interval)
+        self._interval = limits.interval
+        #: How far ahead of the steady rate a call may go: the burst, less the call itself.
+        self._slack = (burst - 1) * self._interval
+        #: The loop time at which the bucket is empty again (the calls sent so far drained).
+        self._drained = -math.inf
+        self._turn = anyio.Lock()
         #: The pause's one owner (the schedule, which decides it): the loop time until
         #: which the API asked the run to hold its calls.
         self._paused_until = paused_until
 
     async def wait(self) -> None:
-        """Return when the next call may be sent."""
-        while True:
-            delay = self._paused_until() - anyio.current_time()
-            if delay > 0:
-                await anyio.sleep(delay)
-                continue
-            await self._limiter.acquire()
-            # A pause that began while this call waited for its token holds it too.
-            if self._paused_until() <= anyio.current_time():
-                return
+        """Return when the next call may be sent; calls return in the order they asked."""
+        async with self._turn:
+            while True:
+                now = anyio.current_time()
+                # The bucket has room once it drained to ``burst - 1`` calls.
+                due = max(self._paused_until(), self._drained - self._slack)
+                if due <= now + CLOCK_SLACK:
+                    break
+                await anyio.sleep(due - now)
+            self._drained = max(self._drained, now) + self._interval
 
 
 class Budget:

@@ -121,10 +121,10 @@ def build_summary(
         lines[line.job_id] = line
     jobs = sorted(lines.values(), key=lambda line: line.job_id)
     statuses = Counter(line.status for line in jobs)
-    # Over the invocation's duration, or a minute when it was shorter: the limiter lets a
-    # few calls go back to back (its burst), so a short run's raw average could read above
-    # --rate-per-minute while no minute ever held more calls than the rate.
-    minutes = max(result.duration_s, 60.0) / 60
+    # The real pace: calls over the invocation's own duration. A run shorter than a
+    # minute may read a little above --rate-per-minute (the limiter's burst of a few calls
+    # back to back) while no minute held more calls than the rate.
+    pace = result.calls * 60 / result.duration_s if result.duration_s > 0 else 0.0
     return RunSummary(
         version=__version__,
         run_date=settings.run_date.isoformat(),
@@ -144,6 +144,8 @@ def build_summary(
             invocations=ledger.invocations,
             throttled_s=round(ledger.throttled_s, 3),
             items_repaired=sum(line.items_repaired for line in jobs),
+            duplicates_dropped=sum(line.duplicates_dropped for line in jobs),
+            items_waiting=sum(line.items_waiting for line in jobs),
         ),
         invocation=InvocationTotals(
             started_at=result.started_at,
@@ -154,7 +156,7 @@ def build_summary(
             cost_usd=round(result.cost_usd, 6),
             spent_usd=round(result.spent_usd, 6),
             items=sum(final.items_fetched for final in result.jobs),
-            calls_per_minute=round(result.calls / minutes, 2),
+            calls_per_minute=round(pace, 2),
             jobs_run=len({parent_of(f.job.job_id) or f.job.job_id for f in result.jobs}),
             throttled_s=result.throttled_s,
         ),

@@ -166,3 +166,16 @@ def test_folder_names_with_escapes_are_printed_escaped(
     # The text log's records too: the message and the file they name.
     assert f"invalid config: {tmp_path}/conf\\x1b]0;title\\x07: no job files here" in err
     assert "\x1b" not in err and "\x07" not in err
+
+
+def test_a_text_log_records_folder_is_escaped(tmp_path: Path, emulator: EmulatorProcess) -> None:
+    configs, out = tmp_path / "configs", tmp_path / "out\nforged: ok\x1b[2J"
+    write_jobs(configs, "jobs.yaml", JOBS)
+    done = _run(cli_run(configs, out, emulator, "--log-format", "text", "--report"))
+    assert done.returncode == ExitCode.OK, done.stderr.decode()[-2000:]
+    err = done.stderr.decode()
+    # The record's path= names the folder on one line, its newline and escape escaped.
+    report = f"{tmp_path}/out\\nforged: ok\\x1b[2J/2026-11-29/report.html"
+    assert f"report written  path={report}\n" in err
+    assert not any(line.startswith("forged: ok") for line in err.splitlines())
+    assert "\x1b" not in err

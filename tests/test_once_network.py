@@ -86,6 +86,10 @@ async def test_an_unreachable_api_stops_the_run_and_a_rerun_completes(tmp_path: 
     assert said[0].startswith(f"{reached}: cannot reach the API at ")
     assert lines[-1].startswith("attention: night 2026-11-29: 3 partial;")
     assert f"stopped: {reached}" in lines[-1]
+    # Its cause kept whole: what a person acts on.
+    stopped = lines[-1].split("stopped: ", 1)[1].split("; ", 1)[0]
+    cause = f"[Errno 111] Connect call failed ('127.0.0.1', {port})"
+    assert stopped == f"{reached}: cannot reach the API at 127.0.0.1:{port}: {cause}"
     run_dir = tmp_path / "out" / RUN_DATE.isoformat()
     for job in JOBS:
         got = manifest(run_dir, str(job["id"]))
