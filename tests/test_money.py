@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import anyio
 import msgspec
 import pytest
 
@@ -409,3 +410,131 @@ def test_an_error_answer_claiming_an_implausible_cost_stops_the_spending(tmp_pat
     stop = done.result.stop
     assert stop is not None and stop.kind == "budget" and "job a, offset 0" in stop.reason
     assert done.result.cost_usd == pytest.approx(100 * price(1, 10))
+
+
+# -- the words and figures a person reads -----------------------------------------------------
+
+
+def _money(folder: RunFolder, **kw: Any) -> NightMoney:
+    values: dict[str, Any] = {"cap": None, "ledger": Ledger(), "prices": LIST}
+    values.update(kw)
+    return NightMoney(folder, **values)
+
+
+def test_two_implausible_claims_keep_the_first_reason_and_each_is_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two jobs' probes are out at once; a's claim comes at 1 s, b's at 1.5 s.
+    api = ScriptedApi({"a": 1000, "b": 1000}, latency=1.0)
+    api.script("a", 0, _claiming(1e300))
+    api.script("b", 0, _late_claim(1.5, 7e12))
+    with caplog.at_level(logging.ERROR, logger="intersect_batch"):
+        done = _crawl(api, [job("a"), job("b")], settings(tmp_path))
+    stop = done.result.stop
+    assert stop is not None and "(2.03000 USD; job a, offset 0)" in stop.reason
+    assert caplog.messages == [
+        "an answer claimed 1e+300 USD (job a, offset 0): implausible",
+        "an answer claimed 7e+12 USD (job b, offset 0): implausible",
+    ]
+    assert len(api.sent) == 2
+    assert done.result.cost_usd == round(2 * 100 * price(1, 10), 8)
+
+
+def _late_claim(after: float, cost: float) -> Any:
+    async def step(api: ScriptedApi, call: Any) -> FetchedPage:
+        await anyio.sleep(after)
+        page = api.page(call)
+        return FetchedPage(page.total_count, page.items_count, page.lines, cost, None)
+
+    return step
+
+
+def test_the_ceiling_of_a_page_carrying_more_than_its_limit_is_of_its_items() -> None:
+    async def main() -> tuple[Settled, str | None]:
+        money = _money(RunFolder(Path("/nonexistent"), DATE))
+        reservation = await money.reserve(10)
+        assert reservation is not None
+        return money.answered(reservation, 1e300, 1000, where="job a, offset 0"), money.halt
+
+    settled, halt = run_virtual(main)
+    # 100 times the documented price of 1000 items: 100 * (0.02 + 1000 * 0.00003).
+    assert settled == Settled(100 * price(1, 1000), called=True)
+    assert halt is not None and "(5.00000 USD; job a, offset 0)" in halt
+
+
+def test_a_short_page_teaches_the_price_of_the_items_it_carried() -> None:
+    async def main() -> Reservation | None:
+        money = _money(RunFolder(Path("/nonexistent"), DATE), cap=100.0)
+        money.booked = 100.0  # nothing to book: no ledger written
+        reservation = await money.reserve(10)
+        assert reservation is not None
+        # 5 items, billed at twice their list price: the next call's worst case doubles.
+        money.answered(reservation, 2 * price(1, 5), 5, where="job a, offset 0")
+        return await money.reserve(10)
+
+    after = run_virtual(main)
+    assert after is not None and after.amount == pytest.approx(2 * price(1, 10))
+
+
+def test_a_dry_run_refusal_names_a_probe() -> None:
+    async def main() -> str:
+        money = _money(RunFolder(Path("/nonexistent"), DATE), cap=0.03, what="a probe",
+                       ledger=Ledger(spent_usd=0.02))  # fmt: skip
+        assert await money.reserve(100) is None
+        return money.refusal(100)
+
+    assert run_virtual(main) == (
+        "budget: a probe could cost 0.02300 USD and 0.02000 of 0.03 USD are spent tonight"
+    )
+
+
+def test_the_ledger_rounds_money_to_eight_places_and_seconds_to_three() -> None:
+    base = Ledger(spent_usd=0.1, cost_usd=0.1, calls=1, retries=1, throttled_s=0.5,
+                  invocations=2)  # fmt: skip
+
+    async def main() -> Ledger:
+        money = _money(RunFolder(Path("/nonexistent"), DATE), ledger=base,
+                       activity=lambda: (3, 1.23456789))  # fmt: skip
+        reservation = await money.reserve(10)
+        assert reservation is not None
+        money.answered(reservation, 0.123456789123, 10, where="job a, offset 0")
+        return money.ledger()
+
+    assert run_virtual(main) == Ledger(
+        spent_usd=0.22345679,
+        cost_usd=0.22345679,
+        calls=2,
+        retries=4,
+        throttled_s=1.735,
+        invocations=3,
+    )
+
+
+def test_the_run_folder_is_marked_by_the_first_ledger_write_only(tmp_path: Path) -> None:
+    folder = RunFolder(tmp_path, DATE)
+
+    async def main() -> tuple[str | None, str | None]:
+        money = _money(folder)
+        first = await money.save()
+        assert folder.marker.is_file() and money.written
+        folder.marker.unlink()
+        return first, await money.save(final=True)
+
+    assert run_virtual(main) == (None, None)
+    assert not folder.marker.exists()
+    assert read_ledger(folder.ledger) == Ledger(invocations=1)
+
+
+def test_a_ledger_that_cannot_be_written_says_why(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "blocked").write_text("a file where the run's folder should be")
+    folder = RunFolder(tmp_path / "blocked", DATE)
+
+    async def main() -> tuple[str | None, bool]:
+        money = _money(folder)
+        return await money.save(), money.written
+
+    with caplog.at_level(logging.ERROR, logger="intersect_batch"):
+        assert run_virtual(main) == ("Not a directory", False)
+    assert caplog.messages == ["cannot write the night's ledger: Not a directory"]
