@@ -20,14 +20,29 @@ import pytest
 
 from intersect_batch.client import FetchedPage
 from intersect_batch.crawl import CallError, CrawlObserver, JobSnapshot, crawl
-from intersect_batch.errors import TransientApiError, UnreachableApiError
+from intersect_batch.errors import (
+    JobFatalApiError,
+    ThrottledApiError,
+    TransientApiError,
+    UnreachableApiError,
+)
 from intersect_batch.layout import RunFolder
 from intersect_batch.ledger import Ledger, read_ledger
 from intersect_batch.pacing import price
 from intersect_batch.settings import Limits, RetryPolicy
 from intersect_batch.stop import CrawlControl, Stop
 from intersect_batch.store import Counters, JobStore
-from tests.scripted import DATE, Crawled, ScriptedApi, fail, job, lines_of, run_crawl, settings
+from tests.scripted import (
+    DATE,
+    Crawled,
+    ScriptedApi,
+    empty,
+    fail,
+    job,
+    lines_of,
+    run_crawl,
+    settings,
+)
 from tests.virtual_time import run_virtual
 
 PAGE = price(1, 10)
@@ -343,3 +358,64 @@ def test_a_signal_while_calls_wait_for_their_rate_sends_none_of_them(tmp_path: P
     assert done.result.calls == 1 and done.result.spent_usd == pytest.approx(PAGE)
     assert done.result.not_started == ("j1", "j2", "j3", "j4", "j5")
     assert done.final("j0").reason == "interrupted by SIGTERM"
+
+
+# -- what an answer does to its job -----------------------------------------------------------
+
+
+def test_a_hole_is_told_in_the_jobs_errors_and_retried_after_its_delay(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    api = ScriptedApi({"a": 400})
+    api.script("a", 300, empty(0.5))
+    with caplog.at_level(logging.DEBUG, logger="intersect_batch"):
+        done = _crawl(api, [job("a", page_size=100)], settings(tmp_path))
+    a = done.final("a")
+    assert a.status == "complete" and a.holes == ()
+    assert a.errors == (
+        CallError(kind="hole", message="an empty page inside total_count 400", offset=300),
+    )
+    # The hole came at 1.5 s; its retry went after the seeded backoff of 0.844422 s.
+    assert [(s.offset, s.at) for s in api.sent] == [
+        (0, 0.0), (100, 1.0), (200, 1.0), (300, 1.0), (300, pytest.approx(2.344422)),
+    ]  # fmt: skip
+    written = [r for r in caplog.records if r.getMessage() == "page written"]
+    assert sorted((r.job, r.offset, r.items) for r in written) == [  # type: ignore[attr-defined]
+        ("a", offset, 100) for offset in (0, 100, 200, 300)
+    ]
+    assert "call failed, retrying in 0.84s: an empty page inside total_count 400" in (
+        caplog.messages
+    )
+
+
+def test_a_failed_jobs_hole_in_flight_is_paid_and_neither_retried_nor_written(
+    tmp_path: Path,
+) -> None:
+    # Page 1 is refused at 1.1 s, failing the job; page 3 comes back empty at 2 s.
+    api = ScriptedApi({"b": 100})
+    api.script("b", 10, fail(JobFatalApiError("bad", status_code=40501), 0.1))
+    api.script("b", 30, empty(1.0))
+    done = _crawl(api, [job("b")], settings(tmp_path))
+    b = done.final("b")
+    assert b.status == "failed" and len(api.sent) == 5
+    assert b.errors == (CallError(kind="job_fatal", message="bad", offset=10, status_code=40501),)
+    # Pages 0, 2 and 4 are kept for the next run; the empty page 3 is not.
+    assert b.checkpoint is not None and (b.checkpoint.pages, b.items_fetched) == (3, 30)
+    assert b.counters.calls == 5 and b.counters.cost_usd == pytest.approx(3 * PAGE + price(1, 0))
+
+
+def test_an_answer_to_a_call_sent_before_a_refusal_does_not_end_the_refusals(
+    tmp_path: Path,
+) -> None:
+    # j0's probe is refused at 0.5 s and again after its 5 s pause; j1's probe, sent at 0 s
+    # and answered at 1 s, says nothing of the rate since: the second pause doubles.
+    api = ScriptedApi({"j0": 10, "j1": 10}, latency=1.0)
+    refused = ThrottledApiError("rate", status_code=40202)
+    api.script("j0", 0, fail(refused, 0.5), fail(refused, 0.5))
+    policy = RetryPolicy(attempts=2, base=1.0, cap=60.0, slowdown=5.0)
+    done = _crawl(api, [job("j0"), job("j1")], settings(tmp_path, retry=policy))
+    assert [(s.job, s.at) for s in api.sent] == [
+        ("j0", 0.0), ("j1", 0.0), ("j0", 5.5), ("j0", 16.0),
+    ]  # fmt: skip
+    assert done.result.throttled_s == 15.0
+    assert {f.status for f in done.result.jobs} == {"complete"}
