@@ -38,6 +38,7 @@ from tests.scripted import (
     ScriptedApi,
     empty,
     fail,
+    item,
     job,
     lines_of,
     run_crawl,
@@ -419,3 +420,69 @@ def test_an_answer_to_a_call_sent_before_a_refusal_does_not_end_the_refusals(
     ]  # fmt: skip
     assert done.result.throttled_s == 15.0
     assert {f.status for f in done.result.jobs} == {"complete"}
+
+
+def _page_of(offset: int, *, echoed: bool) -> Any:
+    """An answer carrying the items of the page at ``offset``, whatever was asked."""
+
+    async def step(api: ScriptedApi, call: Any) -> FetchedPage:
+        await anyio.sleep(api.latency)
+        lines = [item(call.job_id, offset + k) for k in range(call.limit)]
+        total = api.totals[call.job_id]
+        return FetchedPage(total, len(lines), lines, PAGE, None, echoed=echoed)
+
+    return step
+
+
+def test_a_page_repeated_without_an_echo_is_a_bad_answer_and_asked_again(tmp_path: Path) -> None:
+    api = ScriptedApi({"a": 30})
+    api.script("a", 10, _page_of(0, echoed=False))
+    done = _crawl(api, [job("a")], settings(tmp_path))
+    a = done.final("a")
+    assert a.status == "complete"
+    assert done.folder.result("a").read_bytes() == lines_of("a", 30)
+    assert a.errors == (
+        CallError(
+            kind="transient",
+            message="bad answer: no echo of the request, and every item is one the job "
+            "already holds: a page repeated, not the page asked for",
+            offset=10,
+        ),
+    )
+    assert [(s.offset, s.at) for s in api.sent] == [(0, 0.0), (10, 1.0), (20, 1.0), (10, 
+        pytest.approx(2.844422))]  # fmt: skip
+    # The repeated answer was paid for: 4 calls, one retry.
+    assert a.counters == Counters(calls=4, retries=1, cost_usd=3 * PAGE + PAGE)
+
+
+def test_a_job_whose_pages_repeat_others_items_fails_instead_of_missing_them(
+    tmp_path: Path,
+) -> None:
+    # Pages 1 and 2 echo their request but carry page 0's items: 20 of 100 dropped.
+    api = ScriptedApi({"a": 100})
+    api.script("a", 10, _page_of(0, echoed=True))
+    api.script("a", 20, _page_of(0, echoed=True))
+    done = _crawl(api, [job("a")], settings(tmp_path))
+    a = done.final("a")
+    why = (
+        "20 duplicate items dropped, 20% of total_count 100: pages came back holding items "
+        "of other pages (over 10% and over a page's worth), so the result would miss items; "
+        "run it again with --fresh"
+    )
+    assert (a.status, a.reason, a.output) == ("failed", why, None)
+    assert a.errors == (CallError(kind="bad_answer", message=why),)
+    assert not done.folder.result("a").exists()
+    assert len(api.sent) == 10
+
+
+def test_a_job_an_earlier_run_called_is_not_counted_as_never_started(tmp_path: Path) -> None:
+    api = ScriptedApi({"a": 30, "b": 30})
+    api.script("a", 0, fail(TransientApiError("server busy"), 0.5))
+    _crawl(api, [job("a")], settings(tmp_path, max_calls=1))
+    # Now b goes first and the cap holds a back: a keeps what its first call cost.
+    again = _crawl(api, [job("b"), job("a")], settings(tmp_path, max_calls=1))
+    assert again.result.not_started == ()
+    a = again.final("a")
+    assert (a.status, a.counters, a.invocation) == (
+        "partial", Counters(calls=1, retries=1), Counters(),
+    )  # fmt: skip

@@ -365,6 +365,15 @@ def test_a_ledger_behind_its_records_is_lifted_to_them(
     ]
 
 
+def test_a_ledger_a_little_behind_its_records_takes_each_larger_figure(tmp_path: Path) -> None:
+    folder = _night(tmp_path)
+    # 1.5 USD against the records' 1.5203; 10 calls and 5 retries against 11 and 3.
+    write_ledger(folder.ledger, Ledger(spent_usd=1.5, cost_usd=1.6, calls=10, retries=5,
+                                       invocations=3))  # fmt: skip
+    assert night_ledger(folder) == Ledger(spent_usd=1.5203, cost_usd=1.6, calls=11, retries=5,
+                                          invocations=3)  # fmt: skip
+
+
 def test_a_ledger_at_or_above_its_records_is_read_as_it_is(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
