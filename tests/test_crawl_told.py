@@ -455,6 +455,22 @@ def test_a_page_repeated_without_an_echo_is_a_bad_answer_and_asked_again(tmp_pat
     assert a.counters == Counters(calls=4, retries=1, cost_usd=3 * PAGE + PAGE)
 
 
+def test_a_page_at_a_shrunken_totals_end_is_not_judged_a_repeat(tmp_path: Path) -> None:
+    # The last page, asked at offset 20, says the total is now 20 and carries old items:
+    # past the total, nothing is missing; its items are dropped as duplicates.
+    async def shrunk(api: ScriptedApi, call: Any) -> FetchedPage:
+        await anyio.sleep(api.latency)
+        lines = [item("a", k) for k in range(10)]
+        return FetchedPage(20, len(lines), lines, PAGE, None)
+
+    api = ScriptedApi({"a": 30})
+    api.script("a", 20, shrunk)
+    done = _crawl(api, [job("a")], settings(tmp_path))
+    a = done.final("a")
+    assert (a.status, a.errors, a.counters.calls) == ("complete", (), 3)
+    assert done.folder.result("a").read_bytes() == lines_of("a", 20)
+
+
 def test_a_job_whose_pages_repeat_others_items_fails_instead_of_missing_them(
     tmp_path: Path,
 ) -> None:
@@ -486,3 +502,20 @@ def test_a_job_an_earlier_run_called_is_not_counted_as_never_started(tmp_path: P
     assert (a.status, a.counters, a.invocation) == (
         "partial", Counters(calls=1, retries=1), Counters(),
     )  # fmt: skip
+
+
+def test_a_job_whose_damaged_progress_was_discarded_is_ended_with_its_warning(
+    tmp_path: Path,
+) -> None:
+    # a's part file lost its checkpoint: discarded, said; the cap then holds a back.
+    folder = RunFolder(tmp_path, DATE)
+    part = JobStore(folder, "a").part_path
+    part.parent.mkdir(parents=True)
+    part.write_bytes(lines_of("a", 10))
+    api = ScriptedApi({"a": 30, "b": 30})
+    done = _crawl(api, [job("b"), job("a")], settings(tmp_path, max_calls=1))
+    assert done.result.not_started == ()
+    a = done.final("a")
+    warning = "progress without its checkpoint: its pages are fetched again"
+    assert (a.status, a.warnings, a.counters) == ("partial", (warning,), Counters())
+    assert [s.job for s in api.sent] == ["b"]
