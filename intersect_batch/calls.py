@@ -260,7 +260,7 @@ class CallLife:
         )
         if isinstance(verdict, Hole):
             error = ApiError(verdict.reason)
-            await self.failed(job, send, error, hole=verdict, sent_at=sent_at)
+            await self.failed(job, send, error, hole=verdict)
             return False
         if verdict == "drop":
             return False

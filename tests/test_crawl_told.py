@@ -402,6 +402,7 @@ def test_a_failed_jobs_hole_in_flight_is_paid_and_neither_retried_nor_written(
     assert b.errors == (CallError(kind="job_fatal", message="bad", offset=10, status_code=40501),)
     # Pages 0, 2 and 4 are kept for the next run; the empty page 3 is not.
     assert b.checkpoint is not None and (b.checkpoint.pages, b.items_fetched) == (3, 30)
+    assert not done.folder.result("b").exists()
     assert b.counters.calls == 5 and b.counters.cost_usd == pytest.approx(3 * PAGE + price(1, 0))
 
 
@@ -519,3 +520,17 @@ def test_a_job_whose_damaged_progress_was_discarded_is_ended_with_its_warning(
     warning = "progress without its checkpoint: its pages are fetched again"
     assert (a.status, a.warnings, a.counters) == ("partial", (warning,), Counters())
     assert [s.job for s in api.sent] == ["b"]
+
+
+def test_the_items_an_answer_repaired_are_counted_in_its_jobs_progress(tmp_path: Path) -> None:
+    async def repaired(api: ScriptedApi, call: Any) -> FetchedPage:
+        await anyio.sleep(api.latency)
+        page = api.page(call)
+        return FetchedPage(page.total_count, page.items_count, page.lines, PAGE, None,
+                           items_repaired=2)  # fmt: skip
+
+    api = ScriptedApi({"a": 30})
+    api.script("a", 10, repaired)
+    done = _crawl(api, [job("a")], settings(tmp_path, max_calls=2))
+    a = done.final("a")
+    assert a.checkpoint is not None and (a.checkpoint.pages, a.checkpoint.items_repaired) == (2, 2)
