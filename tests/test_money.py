@@ -25,7 +25,7 @@ from intersect_batch.errors import (
 from intersect_batch.layout import RunFolder
 from intersect_batch.ledger import Ledger, read_ledger, write_ledger
 from intersect_batch.manifest import build_manifest, write_json
-from intersect_batch.money import NightMoney, Reservation, Settled
+from intersect_batch.money import IMPLAUSIBLE_FACTOR, NightMoney, Reservation, Settled
 from intersect_batch.night import night_ledger, night_records
 from intersect_batch.pacing import PRICE_LISTS, price, price_list
 from intersect_batch.settings import RetryPolicy
@@ -547,3 +547,43 @@ def test_a_ledger_that_cannot_be_written_says_why(
     with caplog.at_level(logging.ERROR, logger="intersect_batch"):
         assert run_virtual(main) == ("Not a directory", False)
     assert caplog.messages == ["cannot write the night's ledger: Not a directory"]
+
+
+def test_an_error_answers_cost_teaches_the_price_of_a_call_with_no_item() -> None:
+    async def main() -> Reservation | None:
+        money = _money(RunFolder(Path("/nonexistent"), DATE), cap=100.0)
+        money.booked = 100.0  # nothing to book: no ledger written
+        reservation = await money.reserve(10)
+        assert reservation is not None
+        refused = JobFatalApiError("bad", status_code=40501, cost=0.5)
+        assert money.failed(reservation, refused, where="job a, offset 0") == Settled(0.5, True)
+        return await money.reserve(10)
+
+    # 0.5 USD for a call of no item: 25 times its documented 0.02 USD.
+    after = run_virtual(main)
+    assert after is not None and after.amount == pytest.approx(25 * price(1, 10))
+
+
+def test_a_claim_at_the_ceiling_itself_is_booked_and_spends_on() -> None:
+    ceiling = IMPLAUSIBLE_FACTOR * price(1, 10)
+
+    async def main() -> tuple[Settled, str | None]:
+        money = _money(RunFolder(Path("/nonexistent"), DATE))
+        reservation = await money.reserve(10)
+        assert reservation is not None
+        return money.answered(reservation, ceiling, 10, where="job a, offset 0"), money.halt
+
+    assert run_virtual(main) == (Settled(ceiling, called=True), None)
+
+
+def test_a_jobs_manifest_counts_when_it_says_more_than_its_checkpoint(tmp_path: Path) -> None:
+    # b's manifest: 2 calls (one refused, free), 1 retry; a stale checkpoint says less.
+    api = ScriptedApi({"b": 10})
+    api.script("b", 0, fail(TransientApiError("server busy", retry_after=1.0)))
+    done = _crawl(api, [job("b")], settings(tmp_path))
+    [final] = done.result.jobs
+    manifest = build_manifest(final, config_file="jobs.yaml", config_line=1,
+                              drift_threshold=0.05, diff=None)  # fmt: skip
+    write_json(done.folder.manifest("b"), manifest)
+    _checkpoint(done.folder, "b", 1, 0, 0.0)
+    assert night_records(done.folder) == Counters(calls=2, retries=1, cost_usd=0.0203)
