@@ -587,3 +587,17 @@ def test_a_jobs_manifest_counts_when_it_says_more_than_its_checkpoint(tmp_path: 
     write_json(done.folder.manifest("b"), manifest)
     _checkpoint(done.folder, "b", 1, 0, 0.0)
     assert night_records(done.folder) == Counters(calls=2, retries=1, cost_usd=0.0203)
+
+
+def test_a_ledger_within_a_billionth_of_its_records_is_read_as_it_is(tmp_path: Path) -> None:
+    folder = _night(tmp_path)
+    # 1.520299999 + 1e-9 is 1.5203, the records' figure, to the last bit: not behind.
+    within = Ledger(spent_usd=1.520299999, cost_usd=1.5, calls=11, retries=3, invocations=1)
+    write_ledger(folder.ledger, within)
+    assert night_ledger(folder) == within
+
+
+def test_the_nights_records_round_a_claims_cost_to_eight_places(tmp_path: Path) -> None:
+    folder = RunFolder(tmp_path, DATE)
+    _checkpoint(folder, "a", 1, 0, 0.0212345678)
+    assert night_records(folder) == Counters(calls=1, retries=0, cost_usd=0.02123457)
