@@ -22,6 +22,7 @@ from intersect_batch.client import FetchedPage
 from intersect_batch.crawl import CallError, CrawlObserver, JobSnapshot, crawl
 from intersect_batch.errors import (
     JobFatalApiError,
+    OutputError,
     ThrottledApiError,
     TransientApiError,
     UnreachableApiError,
@@ -227,6 +228,7 @@ def test_the_ledger_is_written_every_five_seconds_with_what_was_spent(tmp_path: 
     assert five.spent_usd == 0.12740741
     assert ten.calls == 13 and ten.spent_usd == round(13 * claim, 8)
     assert ten.booked_usd == first_booking  # 14 calls committed: within the first chunk
+    assert (done.result.cost_usd, done.result.spent_usd) == (round(15 * claim, 8),) * 2
     final = read_ledger(done.folder.ledger)
     assert final == Ledger(
         spent_usd=round(15 * claim, 8),
@@ -284,6 +286,7 @@ def test_a_job_whose_calls_all_failed_keeps_its_counters_for_the_next_run(tmp_pa
     assert a.counters == a.invocation == Counters(calls=1, retries=1, cost_usd=0.0)
     assert a.checkpoint is not None and a.checkpoint.counters == a.counters
     assert a.errors == (CallError(kind="transient", message="server busy", offset=0),)
+    assert read_ledger(first.folder.ledger).retries == 1
     again = _crawl(api, [job("a")], settings(tmp_path))
     assert again.final("a").status == "complete"
     assert again.final("a").counters == Counters(calls=4, retries=1, cost_usd=3 * PAGE)
@@ -420,6 +423,7 @@ def test_an_answer_to_a_call_sent_before_a_refusal_does_not_end_the_refusals(
         ("j0", 0.0), ("j1", 0.0), ("j0", 5.5), ("j0", 16.0),
     ]  # fmt: skip
     assert done.result.throttled_s == 15.0
+    assert read_ledger(done.folder.ledger).throttled_s == 15.0
     assert {f.status for f in done.result.jobs} == {"complete"}
 
 
@@ -534,3 +538,45 @@ def test_the_items_an_answer_repaired_are_counted_in_its_jobs_progress(tmp_path:
     done = _crawl(api, [job("a")], settings(tmp_path, max_calls=2))
     a = done.final("a")
     assert a.checkpoint is not None and (a.checkpoint.pages, a.checkpoint.items_repaired) == (2, 2)
+
+
+def test_a_deadline_of_the_callers_that_expires_while_jobs_end_lets_them_end(
+    tmp_path: Path,
+) -> None:
+    # The cap stops the crawl at 1 s; the caller's own deadline expires at 1.5 s while
+    # it is told a job's end (its manifest written, say, taking 1 s): the end and the
+    # night's final ledger are still written.
+    api = ScriptedApi({"a": 30})
+    folder = RunFolder(tmp_path, DATE)
+    folder.path.mkdir(parents=True)
+    told: list[tuple[str, float]] = []
+
+    async def job_ended(final: Any) -> None:
+        await anyio.sleep(1.0)
+        told.append((final.status, anyio.current_time()))
+
+    async def main() -> None:
+        with anyio.move_on_after(1.5):
+            await crawl([job("a")], fetch=api, folder=folder, on_job_end=job_ended,
+                        settings=settings(tmp_path, max_calls=1))  # fmt: skip
+
+    run_virtual(main)
+    assert told == [("partial", 2.0)]
+    assert read_ledger(folder.ledger) == Ledger(
+        spent_usd=0.0203, cost_usd=0.0203, calls=1, invocations=1
+    )
+
+
+def test_a_job_whose_counters_cannot_be_saved_says_so_in_its_end(tmp_path: Path) -> None:
+    why = "job 'a': cannot save its progress: No space left on device"
+
+    class Full(JobStore):
+        def save(self, counters: Any) -> Any:
+            raise OutputError(why)
+
+    api = ScriptedApi({"a": 30})
+    done = _crawl(api, [job("a")], settings(tmp_path, max_calls=1), store=Full)
+    a = done.final("a")
+    assert (a.status, a.errors) == ("partial", (CallError(kind="output", message=why),))
+    # The last durable checkpoint is the one its page left.
+    assert a.checkpoint is not None and a.checkpoint.pages == 1
