@@ -573,6 +573,7 @@ def test_a_job_whose_progress_cannot_be_opened_fails_alone(tmp_path: Path) -> No
     assert (a.status, a.reason) == ("failed", why)
     assert a.errors == (CallError(kind="output", message=why),)
     assert a.checkpoint is None and a.started_at.endswith("+00:00")
+    assert a.pages_planned == 1  # total_count 0: the one page that says so
     assert [(s.job, s.offset) for s in api.sent] == [("b", 10), ("b", 20)]
     assert done.final("b").status == "complete"
 

@@ -412,18 +412,18 @@ def test_a_failed_jobs_hole_in_flight_is_paid_and_neither_retried_nor_written(
 def test_an_answer_to_a_call_sent_before_a_refusal_does_not_end_the_refusals(
     tmp_path: Path,
 ) -> None:
-    # j0's probe is refused at 0.5 s and again after its 5 s pause; j1's probe, sent at 0 s
-    # and answered at 1 s, says nothing of the rate since: the second pause doubles.
+    # j0's probe is refused at 0.5 s and again after its 2.5 s pause; j1's probe, sent at
+    # 0 s and answered at 1 s, says nothing of the rate since: the second pause doubles.
     api = ScriptedApi({"j0": 10, "j1": 10}, latency=1.0)
     refused = ThrottledApiError("rate", status_code=40202)
     api.script("j0", 0, fail(refused, 0.5), fail(refused, 0.5))
-    policy = RetryPolicy(attempts=2, base=1.0, cap=60.0, slowdown=5.0)
+    policy = RetryPolicy(attempts=2, base=1.0, cap=60.0, slowdown=2.5)
     done = _crawl(api, [job("j0"), job("j1")], settings(tmp_path, retry=policy))
     assert [(s.job, s.at) for s in api.sent] == [
-        ("j0", 0.0), ("j1", 0.0), ("j0", 5.5), ("j0", 16.0),
+        ("j0", 0.0), ("j1", 0.0), ("j0", 3.0), ("j0", 8.5),
     ]  # fmt: skip
-    assert done.result.throttled_s == 15.0
-    assert read_ledger(done.folder.ledger).throttled_s == 15.0
+    assert done.result.throttled_s == 7.5
+    assert read_ledger(done.folder.ledger).throttled_s == 7.5
     assert {f.status for f in done.result.jobs} == {"complete"}
 
 
@@ -580,3 +580,44 @@ def test_a_job_whose_counters_cannot_be_saved_says_so_in_its_end(tmp_path: Path)
     assert (a.status, a.errors) == ("partial", (CallError(kind="output", message=why),))
     # The last durable checkpoint is the one its page left.
     assert a.checkpoint is not None and a.checkpoint.pages == 1
+
+
+def test_each_call_asks_the_jobs_request_at_its_offset_and_limit(tmp_path: Path) -> None:
+    api = ScriptedApi({"a": 25})
+    tasks: list[dict[str, Any]] = []
+
+    async def fetch(call: Any, before_decode: Any) -> FetchedPage:
+        tasks.append(call.task)
+        return await api(call, before_decode)
+
+    folder = RunFolder(tmp_path, DATE)
+
+    async def main() -> Any:
+        return await crawl([job("a", max_items=20)], fetch=fetch, folder=folder,
+                           settings=settings(tmp_path))  # fmt: skip
+
+    run_virtual(main)
+    asked = {"targets": {"1": "a.example"}}
+    assert tasks == [{**asked, "offset": 0, "limit": 10}, {**asked, "offset": 10, "limit": 10}]
+
+
+def test_a_job_with_nothing_on_disk_is_not_opened_before_its_first_page(tmp_path: Path) -> None:
+    # One listing of the state folder says a has no progress: its store is begun, not
+    # opened, so a store whose opening would fail is never asked to.
+    class Locked(JobStore):
+        def open(self, fingerprint: str) -> Any:
+            raise OutputError("cannot open its progress")
+
+    api = ScriptedApi({"a": 30})
+    done = _crawl(api, [job("a")], settings(tmp_path), store=Locked)
+    assert done.final("a").status == "complete"
+
+
+def test_a_resumed_job_keeps_its_max_items(tmp_path: Path) -> None:
+    api = ScriptedApi({"a": 100})
+    _crawl(api, [job("a", max_items=20)], settings(tmp_path, max_calls=1))
+    again = _crawl(api, [job("a", max_items=20)], settings(tmp_path))
+    a = again.final("a")
+    assert (a.status, a.pages_planned, a.resumed_pages) == ("complete", 2, 1)
+    assert [s.offset for s in api.sent] == [0, 10]
+    assert again.folder.result("a").read_bytes() == lines_of("a", 20)

@@ -601,3 +601,14 @@ def test_the_nights_records_round_a_claims_cost_to_eight_places(tmp_path: Path) 
     folder = RunFolder(tmp_path, DATE)
     _checkpoint(folder, "a", 1, 0, 0.0212345678)
     assert night_records(folder) == Counters(calls=1, retries=0, cost_usd=0.02123457)
+
+
+def test_money_booked_ahead_is_written_to_eight_places(tmp_path: Path) -> None:
+    async def main() -> Ledger:
+        money = _money(RunFolder(tmp_path, DATE), cap=10.0,
+                       ledger=Ledger(spent_usd=0.123456789))  # fmt: skip
+        assert await money.reserve(10) is not None
+        return read_ledger(money.folder.ledger)
+
+    # What was spent, the call's worst case and a chunk of 5 % of the cap.
+    assert run_virtual(main).booked_usd == 0.64375679
