@@ -612,3 +612,19 @@ def test_money_booked_ahead_is_written_to_eight_places(tmp_path: Path) -> None:
 
     # What was spent, the call's worst case and a chunk of 5 % of the cap.
     assert run_virtual(main).booked_usd == 0.64375679
+
+
+def test_a_claim_below_the_list_by_the_tolerance_itself_is_booked_as_claimed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    claim = LIST.of(10) - 1e-9
+
+    async def main() -> Settled:
+        money = _money(RunFolder(Path("/nonexistent"), DATE))
+        reservation = await money.reserve(10)
+        assert reservation is not None
+        return money.answered(reservation, claim, 10, where="job a, offset 0")
+
+    with caplog.at_level(logging.WARNING, logger="intersect_batch"):
+        assert run_virtual(main) == Settled(claim, called=True)
+    assert caplog.messages == []
