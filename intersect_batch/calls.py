@@ -250,11 +250,10 @@ class CallLife:
         ):
             # No echo to tell which request it answers, and nothing new: a page repeated.
             # Judged before the schedule hears of the answer, which would count it done.
+            # The answer was booked as a page already: its error carries its words only.
             repeated = BadAnswerError(
                 "bad answer: no echo of the request, and every item is one the job "
-                "already holds: a page repeated, not the page asked for",
-                items=len(page.lines),
-                cost=page.cost,
+                "already holds: a page repeated, not the page asked for"
             )
             await self.failed(job, send, repeated.at(job_id=job.job_id, offset=send.offset))
             return False
@@ -269,7 +268,7 @@ class CallLife:
         )
         if isinstance(verdict, Hole):
             error = ApiError(verdict.reason)
-            await self.failed(job, send, error, hole=verdict, sent_at=sent_at)
+            await self.failed(job, send, error, hole=verdict)
             return False
         if verdict == "drop":
             return False

@@ -245,7 +245,7 @@ class JobBook:
             job.checkpoint = checkpoint
             job.warnings = opened.warnings
             for warning in opened.warnings:
-                log.warning("%s", warning, extra={"job": job.job_id})
+                log.warning(warning, extra={"job": job.job_id})
             job.base = checkpoint.counters
             job.started_at = checkpoint.started_at
             job.resumed_pages = checkpoint.pages
@@ -342,14 +342,14 @@ class JobBook:
 
     def snapshot(self, job: JobRecord) -> JobSnapshot:
         """The job as observers see it now."""
-        state = self.schedule.job(job.key) if job.key < len(self.schedule.jobs) else None
+        state = self.schedule.job(job.key)
         checkpoint = job.checkpoint
         counters = job.counters()
         return JobSnapshot(
             job_id=job.job_id,
-            status=state.status if state is not None else None,
+            status=state.status,
             pages_done=checkpoint.pages if checkpoint is not None else 0,
-            pages_planned=state.planned if state is not None else None,
+            pages_planned=state.planned,
             items=checkpoint.items_written if checkpoint is not None else 0,
             calls=counters.calls,
             retries=counters.retries,
@@ -400,7 +400,7 @@ class JobBook:
         finals: list[JobFinal] = []
         not_started: list[str] = []
         for job in self.records:
-            if job.final is not None and job.output is not None:
+            if job.final is not None:  # complete: its result is in place
                 finals.append(job.final)
                 continue
             if self._never_started(job):

@@ -11,7 +11,6 @@ otherwise.
 from __future__ import annotations
 
 import logging
-import math
 
 import msgspec
 
@@ -47,8 +46,9 @@ def night_records(folder: RunFolder) -> Counters:
 
 
 def _usd(amount: float) -> float:
-    # A record is outside text too: only a finite amount >= 0 counts.
-    return max(0.0, amount) if math.isfinite(amount) else 0.0
+    # A record is outside text too: only an amount >= 0 counts. It is always finite:
+    # msgspec decodes no non-finite number from JSON (1e999 is an error).
+    return max(0.0, amount)
 
 
 def night_ledger(folder: RunFolder) -> Ledger:

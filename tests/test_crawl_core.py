@@ -565,16 +565,16 @@ def test_a_job_whose_progress_cannot_be_opened_fails_alone(tmp_path: Path) -> No
             return super().open(fingerprint)
 
     api = ScriptedApi({"a": 30, "b": 30})
-    run = settings(tmp_path)
-    # An earlier invocation left a checkpoint of a: its progress is opened before any call.
-    run.folder.state.mkdir(parents=True)
-    run.folder.checkpoint("a").write_bytes(b"{}")
-    done = crawl_in_virtual_time(api, [job("a"), job("b")], run, store=Locked)
+    # Only a job with files on disk has progress to open: the first run leaves its probe.
+    crawl_in_virtual_time(api, [job("a"), job("b")], settings(tmp_path, max_calls=2))
+    api.sent.clear()
+    done = crawl_in_virtual_time(api, [job("a"), job("b")], settings(tmp_path), store=Locked)
     a = done.final("a")
     assert (a.status, a.reason) == ("failed", why)
     assert a.errors == (CallError(kind="output", message=why),)
     assert a.checkpoint is None and a.started_at.endswith("+00:00")
-    assert [s.job for s in api.sent] == ["b"] * 3
+    assert a.pages_planned == 1  # total_count 0: the one page that says so
+    assert [(s.job, s.offset) for s in api.sent] == [("b", 10), ("b", 20)]
     assert done.final("b").status == "complete"
 
 

@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import anyio
 import msgspec
 import pytest
 
@@ -24,7 +25,7 @@ from intersect_batch.errors import (
 from intersect_batch.layout import RunFolder
 from intersect_batch.ledger import Ledger, read_ledger, write_ledger
 from intersect_batch.manifest import build_manifest, write_json
-from intersect_batch.money import NightMoney, Reservation, Settled
+from intersect_batch.money import IMPLAUSIBLE_FACTOR, NightMoney, Reservation, Settled
 from intersect_batch.night import night_ledger, night_records
 from intersect_batch.pacing import PRICE_LISTS, price, price_list
 from intersect_batch.settings import RetryPolicy
@@ -364,6 +365,15 @@ def test_a_ledger_behind_its_records_is_lifted_to_them(
     ]
 
 
+def test_a_ledger_a_little_behind_its_records_takes_each_larger_figure(tmp_path: Path) -> None:
+    folder = _night(tmp_path)
+    # 1.5 USD against the records' 1.5203; 10 calls and 5 retries against 11 and 3.
+    write_ledger(folder.ledger, Ledger(spent_usd=1.5, cost_usd=1.6, calls=10, retries=5,
+                                       invocations=3))  # fmt: skip
+    assert night_ledger(folder) == Ledger(spent_usd=1.5203, cost_usd=1.6, calls=11, retries=5,
+                                          invocations=3)  # fmt: skip
+
+
 def test_a_ledger_at_or_above_its_records_is_read_as_it_is(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -409,3 +419,212 @@ def test_an_error_answer_claiming_an_implausible_cost_stops_the_spending(tmp_pat
     stop = done.result.stop
     assert stop is not None and stop.kind == "budget" and "job a, offset 0" in stop.reason
     assert done.result.cost_usd == pytest.approx(100 * price(1, 10))
+
+
+# -- the words and figures a person reads -----------------------------------------------------
+
+
+def _money(folder: RunFolder, **kw: Any) -> NightMoney:
+    values: dict[str, Any] = {"cap": None, "ledger": Ledger(), "prices": LIST}
+    values.update(kw)
+    return NightMoney(folder, **values)
+
+
+def test_two_implausible_claims_keep_the_first_reason_and_each_is_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two jobs' probes are out at once; a's claim comes at 1 s, b's at 1.5 s.
+    api = ScriptedApi({"a": 1000, "b": 1000}, latency=1.0)
+    api.script("a", 0, _claiming(1e300))
+    api.script("b", 0, _late_claim(1.5, 7e12))
+    with caplog.at_level(logging.ERROR, logger="intersect_batch"):
+        done = _crawl(api, [job("a"), job("b")], settings(tmp_path))
+    stop = done.result.stop
+    assert stop is not None and "(2.03000 USD; job a, offset 0)" in stop.reason
+    assert caplog.messages == [
+        "an answer claimed 1e+300 USD (job a, offset 0): implausible",
+        "an answer claimed 7e+12 USD (job b, offset 0): implausible",
+    ]
+    assert len(api.sent) == 2
+    assert done.result.cost_usd == round(2 * 100 * price(1, 10), 8)
+
+
+def _late_claim(after: float, cost: float) -> Any:
+    async def step(api: ScriptedApi, call: Any) -> FetchedPage:
+        await anyio.sleep(after)
+        page = api.page(call)
+        return FetchedPage(page.total_count, page.items_count, page.lines, cost, None)
+
+    return step
+
+
+def test_the_ceiling_of_a_page_carrying_more_than_its_limit_is_of_its_items() -> None:
+    async def main() -> tuple[Settled, str | None]:
+        money = _money(RunFolder(Path("/nonexistent"), DATE))
+        reservation = await money.reserve(10)
+        assert reservation is not None
+        return money.answered(reservation, 1e300, 1000, where="job a, offset 0"), money.halt
+
+    settled, halt = run_virtual(main)
+    # 100 times the documented price of 1000 items: 100 * (0.02 + 1000 * 0.00003).
+    assert settled == Settled(100 * price(1, 1000), called=True)
+    assert halt is not None and "(5.00000 USD; job a, offset 0)" in halt
+
+
+def test_a_short_page_teaches_the_price_of_the_items_it_carried() -> None:
+    async def main() -> Reservation | None:
+        money = _money(RunFolder(Path("/nonexistent"), DATE), cap=100.0)
+        money.booked = 100.0  # nothing to book: no ledger written
+        reservation = await money.reserve(10)
+        assert reservation is not None
+        # 5 items, billed at twice their list price: the next call's worst case doubles.
+        money.answered(reservation, 2 * price(1, 5), 5, where="job a, offset 0")
+        return await money.reserve(10)
+
+    after = run_virtual(main)
+    assert after is not None and after.amount == pytest.approx(2 * price(1, 10))
+
+
+def test_a_dry_run_refusal_names_a_probe() -> None:
+    async def main() -> str:
+        money = _money(RunFolder(Path("/nonexistent"), DATE), cap=0.03, what="a probe",
+                       ledger=Ledger(spent_usd=0.02))  # fmt: skip
+        assert await money.reserve(100) is None
+        return money.refusal(100)
+
+    assert run_virtual(main) == (
+        "budget: a probe could cost 0.02300 USD and 0.02000 of 0.03 USD are spent tonight"
+    )
+
+
+def test_the_ledger_rounds_money_to_eight_places_and_seconds_to_three() -> None:
+    base = Ledger(spent_usd=0.1, cost_usd=0.1, calls=1, retries=1, throttled_s=0.5,
+                  invocations=2)  # fmt: skip
+
+    async def main() -> Ledger:
+        money = _money(RunFolder(Path("/nonexistent"), DATE), ledger=base,
+                       activity=lambda: (3, 1.23456789))  # fmt: skip
+        reservation = await money.reserve(10)
+        assert reservation is not None
+        money.answered(reservation, 0.123456789123, 10, where="job a, offset 0")
+        return money.ledger()
+
+    assert run_virtual(main) == Ledger(
+        spent_usd=0.22345679,
+        cost_usd=0.22345679,
+        calls=2,
+        retries=4,
+        throttled_s=1.735,
+        invocations=3,
+    )
+
+
+def test_the_run_folder_is_marked_by_the_first_ledger_write_only(tmp_path: Path) -> None:
+    folder = RunFolder(tmp_path, DATE)
+
+    async def main() -> tuple[str | None, str | None]:
+        money = _money(folder)
+        first = await money.save()
+        assert folder.marker.is_file() and money.written
+        folder.marker.unlink()
+        return first, await money.save(final=True)
+
+    assert run_virtual(main) == (None, None)
+    assert not folder.marker.exists()
+    assert read_ledger(folder.ledger) == Ledger(invocations=1)
+
+
+def test_a_ledger_that_cannot_be_written_says_why(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "blocked").write_text("a file where the run's folder should be")
+    folder = RunFolder(tmp_path / "blocked", DATE)
+
+    async def main() -> tuple[str | None, bool]:
+        money = _money(folder)
+        return await money.save(), money.written
+
+    with caplog.at_level(logging.ERROR, logger="intersect_batch"):
+        assert run_virtual(main) == ("Not a directory", False)
+    assert caplog.messages == ["cannot write the night's ledger: Not a directory"]
+
+
+def test_an_error_answers_cost_teaches_the_price_of_a_call_with_no_item() -> None:
+    async def main() -> Reservation | None:
+        money = _money(RunFolder(Path("/nonexistent"), DATE), cap=100.0)
+        money.booked = 100.0  # nothing to book: no ledger written
+        reservation = await money.reserve(10)
+        assert reservation is not None
+        refused = JobFatalApiError("bad", status_code=40501, cost=0.5)
+        assert money.failed(reservation, refused, where="job a, offset 0") == Settled(0.5, True)
+        return await money.reserve(10)
+
+    # 0.5 USD for a call of no item: 25 times its documented 0.02 USD.
+    after = run_virtual(main)
+    assert after is not None and after.amount == pytest.approx(25 * price(1, 10))
+
+
+def test_a_claim_at_the_ceiling_itself_is_booked_and_spends_on() -> None:
+    ceiling = IMPLAUSIBLE_FACTOR * price(1, 10)
+
+    async def main() -> tuple[Settled, str | None]:
+        money = _money(RunFolder(Path("/nonexistent"), DATE))
+        reservation = await money.reserve(10)
+        assert reservation is not None
+        return money.answered(reservation, ceiling, 10, where="job a, offset 0"), money.halt
+
+    assert run_virtual(main) == (Settled(ceiling, called=True), None)
+
+
+def test_a_jobs_manifest_counts_when_it_says_more_than_its_checkpoint(tmp_path: Path) -> None:
+    # b's manifest: 2 calls (one refused, free), 1 retry; a stale checkpoint says less.
+    api = ScriptedApi({"b": 10})
+    api.script("b", 0, fail(TransientApiError("server busy", retry_after=1.0)))
+    done = _crawl(api, [job("b")], settings(tmp_path))
+    [final] = done.result.jobs
+    manifest = build_manifest(final, config_file="jobs.yaml", config_line=1,
+                              drift_threshold=0.05, diff=None)  # fmt: skip
+    write_json(done.folder.manifest("b"), manifest)
+    _checkpoint(done.folder, "b", 1, 0, 0.0)
+    assert night_records(done.folder) == Counters(calls=2, retries=1, cost_usd=0.0203)
+
+
+def test_a_ledger_within_a_billionth_of_its_records_is_read_as_it_is(tmp_path: Path) -> None:
+    folder = _night(tmp_path)
+    # 1.520299999 + 1e-9 is 1.5203, the records' figure, to the last bit: not behind.
+    within = Ledger(spent_usd=1.520299999, cost_usd=1.5, calls=11, retries=3, invocations=1)
+    write_ledger(folder.ledger, within)
+    assert night_ledger(folder) == within
+
+
+def test_the_nights_records_round_a_claims_cost_to_eight_places(tmp_path: Path) -> None:
+    folder = RunFolder(tmp_path, DATE)
+    _checkpoint(folder, "a", 1, 0, 0.0212345678)
+    assert night_records(folder) == Counters(calls=1, retries=0, cost_usd=0.02123457)
+
+
+def test_money_booked_ahead_is_written_to_eight_places(tmp_path: Path) -> None:
+    async def main() -> Ledger:
+        money = _money(RunFolder(tmp_path, DATE), cap=10.0,
+                       ledger=Ledger(spent_usd=0.123456789))  # fmt: skip
+        assert await money.reserve(10) is not None
+        return read_ledger(money.folder.ledger)
+
+    # What was spent, the call's worst case and a chunk of 5 % of the cap.
+    assert run_virtual(main).booked_usd == 0.64375679
+
+
+def test_a_claim_below_the_list_by_the_tolerance_itself_is_booked_as_claimed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    claim = LIST.of(10) - 1e-9
+
+    async def main() -> Settled:
+        money = _money(RunFolder(Path("/nonexistent"), DATE))
+        reservation = await money.reserve(10)
+        assert reservation is not None
+        return money.answered(reservation, claim, 10, where="job a, offset 0")
+
+    with caplog.at_level(logging.WARNING, logger="intersect_batch"):
+        assert run_virtual(main) == Settled(claim, called=True)
+    assert caplog.messages == []
