@@ -328,7 +328,6 @@ class JobBook:
             self.end(job, "failed", str(exc))
             return
         job.checkpoint = writer.durable
-        job.ended_at = (now_iso(), anyio.current_time())
         final = job.final = self.final(job)
         self.observer.job_finished(self.snapshot(job), final)
         if self.on_job_end is not None:

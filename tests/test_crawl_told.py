@@ -507,6 +507,7 @@ def test_a_job_an_earlier_run_called_is_not_counted_as_never_started(tmp_path: P
     assert (a.status, a.counters, a.invocation) == (
         "partial", Counters(calls=1, retries=1), Counters(),
     )  # fmt: skip
+    assert a.duration_s == 0.0  # no call of its own tonight
 
 
 def test_a_job_whose_damaged_progress_was_discarded_is_ended_with_its_warning(
@@ -621,3 +622,16 @@ def test_a_resumed_job_keeps_its_max_items(tmp_path: Path) -> None:
     assert (a.status, a.pages_planned, a.resumed_pages) == ("complete", 2, 1)
     assert [s.offset for s in api.sent] == [0, 10]
     assert again.folder.result("a").read_bytes() == lines_of("a", 20)
+
+
+def test_each_job_lasts_from_its_first_call_to_its_own_end(tmp_path: Path) -> None:
+    # Two slots, answers in half a second: a and b are probed at once; c's first call
+    # waits for a's slot, and fails; b's last page comes after that.
+    api = ScriptedApi({"a": 10, "b": 30, "c": 10}, latency=0.5)
+    api.script("c", 0, fail(JobFatalApiError("[40501] invalid field"), 0.5))
+    two_slots = settings(tmp_path, limits=Limits(rate_per_minute=60_000, concurrency=2))
+    done = _crawl(api, [job("a"), job("b"), job("c")], two_slots)
+    sent = {(s.job, s.offset): s.at for s in api.sent}
+    assert sent == {("a", 0): 0.0, ("b", 0): 0.0, ("c", 0): 0.5, ("b", 10): 0.5, ("b", 20): 1.0}
+    ends = {f.job.job_id: (f.status, f.duration_s) for f in done.result.jobs}
+    assert ends == {"a": ("complete", 0.5), "b": ("complete", 1.5), "c": ("failed", 0.5)}
