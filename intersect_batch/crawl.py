@@ -215,7 +215,7 @@ class _Crawler:
             log.warning("stopping: %s", stop.reason)
         else:
             self.stopped = self.stopped.then(stop)
-        self.schedule.stop_all(stop.reason)
+        self.schedule.halt()
         if stop.hard:
             self.calls.hold_back()
         self._notify()
