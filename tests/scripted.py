@@ -26,6 +26,7 @@ from intersect_batch.crawl import (
     CrawlJob,
     CrawlObserver,
     CrawlResult,
+    Fetch,
     JobFinal,
     Reply,
     crawl,
@@ -83,6 +84,8 @@ class ScriptedApi:
     decoded_not_durable_max: int = 0
     decoded: int = 0
     durable_pages: Callable[[], int] = lambda: 0
+    #: With ``unread``: how long reading a reply on takes (a large body after its place).
+    read_latency: float = 0.0
     #: With ``unread``: replies dropped without being read.
     discarded: int = 0
     billed: float = 0.0
@@ -149,6 +152,8 @@ class ScriptedUnread:
 
     async def read(self) -> FetchedPage:
         api = self.api
+        if api.read_latency:
+            await anyio.sleep(api.read_latency)
         self.read_ = True
         api.decoded += 1
         api.decoded_not_durable_max = max(
@@ -230,6 +235,7 @@ async def run_crawl(
     store: StoreFactory = JobStore,
     seed: int = 0,
     observer: CrawlObserver | None = None,
+    fetch: Fetch | None = None,
 ) -> Crawled:
     folder = RunFolder(run_settings.out_dir, run_settings.run_date)
     folder.path.mkdir(parents=True, exist_ok=True)
@@ -243,7 +249,7 @@ async def run_crawl(
 
     result = await crawl(
         jobs,
-        fetch=api.reply,
+        fetch=fetch or api.reply,
         folder=folder,
         settings=run_settings,
         ledger=ledger,
