@@ -1,10 +1,13 @@
 """One call in, one classified outcome out, in a network step and a CPU step.
 
-:func:`send_task` POSTs one page_intersection task and returns the :class:`Answer` as
-received (status, a few headers, the still-compressed body), read under a whole-call
-deadline and a size cap. :func:`read_answer` is the CPU step, meant for a worker thread:
-it inflates under a cap, decodes, judges the answer at every level and returns a
-:class:`FetchedPage` of compact lines. :func:`fetch_page` does both. Every failure is an
+:func:`open_task` POSTs one page_intersection task and reads its answer up to
+``caps.read_ahead_bytes`` of body, under a whole-call deadline and a size cap: an
+:class:`UnreadAnswer` (status, a few headers, the still-compressed body so far), whose
+:meth:`~UnreadAnswer.answer` reads the rest under what is left of the deadline and whose
+:meth:`~UnreadAnswer.read` also decodes it. :func:`send_task` does the network step
+whole. :func:`read_answer` is the CPU step, meant for a worker thread: it inflates under
+a cap, decodes, judges the answer at every level and returns a :class:`FetchedPage` of
+compact lines. :func:`fetch_page` does both. Every failure is an
 :class:`~intersect_batch.errors.ApiError` whose outside text is scrubbed of the
 credentials and capped. Nothing here retries or sleeps: that is the dispatcher's decision.
 """
