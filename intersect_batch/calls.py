@@ -4,12 +4,16 @@ The order of a call's life (see :mod:`intersect_batch.crawl` for how calls are h
 
 1. the rate token, right before the call is sent (the slot and the budget's reservation
    came first);
-2. the answer's headers; then a place in memory (``pages_in_memory``) before its body is
-   decoded, so memory does not grow with the calls in flight;
+2. the reply (:data:`Fetch`): over HTTP an :class:`Unread` answer, its headers in and
+   its body read up to ``caps.read_ahead_bytes`` (a larger body waits, not read on);
+   then a place in memory (``pages_in_memory``); only then is the body read on and
+   decoded (:meth:`Unread.read`), so memory does not grow with the calls in flight.
+   A fake's reply is the page itself, already decoded;
 3. the slot is released once the page is decoded: the writer's queue is bounded by the
    pages in memory, so a crash loses at most ``concurrency + pages_in_memory`` paid pages;
-4. the page is durable; the schedule learns the writer's position; a job whose every
-   planned page is in place is finalized (its file renamed into place) once.
+4. the page is durable, and its place in memory released (as it is when the call
+   fails); the schedule learns the writer's position; a job whose every planned page is
+   in place is finalized (its file renamed into place) once.
 
 A call is counted when its outcome says it reached the API
 (:class:`~intersect_batch.money.Settled`), never counted first and taken back.
@@ -21,7 +25,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 
@@ -53,7 +57,7 @@ from intersect_batch.store import PageIn
 from intersect_batch.suspicion import only_seen
 from intersect_batch.wire import item_key
 
-__all__ = ["Call", "CallLife", "Fetch", "failure_of"]
+__all__ = ["Call", "CallLife", "Fetch", "Reply", "Unread", "failure_of", "page_of"]
 
 log = logging.getLogger("intersect_batch")
 
@@ -68,10 +72,36 @@ class Call:
     limit: int
 
 
-#: The seam between the crawl and the network: send one call, return its page or raise
-#: an ApiError. It must await ``before_decode()`` once the answer is in and before its
-#: body is decoded (the crawler bounds how many answers are held in memory at once).
-Fetch = Callable[[Call, Callable[[], Awaitable[None]]], Awaitable[FetchedPage]]
+class Unread(Protocol):
+    """An answer whose body is not yet decoded (over HTTP, perhaps not yet read whole)."""
+
+    async def read(self) -> FetchedPage:
+        """The page: the rest of the body read, then decoded off the event loop; raises
+        the ApiError the answer is."""
+        ...
+
+    def discard(self) -> None:
+        """Drop the answer, closing a connection still open; nothing once it was read."""
+        ...
+
+
+#: What a call brings back: its page, or an answer still to be read (:class:`Unread`).
+Reply = FetchedPage | Unread
+
+#: The seam between the crawl and the network: send one call, return its reply or raise
+#: an ApiError. A fake is a plain function that returns the page (or raises); the crawl
+#: takes a place in memory before it reads an :class:`Unread` reply.
+Fetch = Callable[[Call], Awaitable[Reply]]
+
+
+async def page_of(reply: Reply) -> FetchedPage:
+    """The page a reply holds: an :class:`Unread` one is read now, or dropped if that fails."""
+    if isinstance(reply, FetchedPage):
+        return reply
+    try:
+        return await reply.read()
+    finally:
+        reply.discard()
 
 
 def failure_of(error: ApiError) -> Failure:
@@ -133,12 +163,7 @@ class CallLife:
     ) -> None:
         """One call's life, from its rate token to its page durable (or its failure told)."""
         holds_memory = False
-
-        async def before_decode() -> None:
-            nonlocal holds_memory
-            await self.gate.acquire()
-            holds_memory = True
-
+        reply: Reply | None = None
         page: FetchedPage | None = None
         error: ApiError | None = None
         sent_at: float | None = None
@@ -161,11 +186,18 @@ class CallLife:
                 )
                 self.at_api += 1
                 try:
-                    page = await self.fetch(call, before_decode)
+                    reply = await self.fetch(call)
+                    # A place in memory before the body is read on and decoded.
+                    await self.gate.acquire()
+                    holds_memory = True
+                    page = await page_of(reply)
                 except ApiError as exc:
                     error = exc.at(job_id=job.job_id, offset=send.offset)
                 finally:
                     self.at_api -= 1
+                    if reply is not None and not isinstance(reply, FetchedPage):
+                        # Stopped or abandoned before it was read: its connection closes.
+                        reply.discard()
             finally:
                 where = f"job {job.job_id}, offset {send.offset}"
                 if page is not None:

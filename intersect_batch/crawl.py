@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import anyio
 import anyio.abc
 
-from intersect_batch.calls import Call, CallLife, Fetch, failure_of
+from intersect_batch.calls import Call, CallLife, Fetch, Reply, Unread, failure_of, page_of
 from intersect_batch.errors import ApiError
 from intersect_batch.jobs import (
     CallError,
@@ -59,9 +59,12 @@ __all__ = [
     "Fetch",
     "JobFinal",
     "JobSnapshot",
+    "Reply",
     "Stop",
+    "Unread",
     "crawl",
     "failure_of",
+    "page_of",
 ]
 
 log = logging.getLogger("intersect_batch")
@@ -215,7 +218,7 @@ class _Crawler:
             log.warning("stopping: %s", stop.reason)
         else:
             self.stopped = self.stopped.then(stop)
-        self.schedule.stop_all(stop.reason)
+        self.schedule.halt()
         if stop.hard:
             self.calls.hold_back()
         self._notify()

@@ -22,7 +22,7 @@ import anyio
 import msgspec
 
 from intersect_batch.config import JobEntry, LoadResult, load_jobs
-from intersect_batch.crawl import Call, Fetch
+from intersect_batch.crawl import Call, Fetch, page_of
 from intersect_batch.durable import in_thread
 from intersect_batch.errors import ApiError, RunFatalApiError, UnreachableApiError, UsageError
 from intersect_batch.incremental import parent_of
@@ -214,9 +214,6 @@ async def estimate(
         pacer = Pacer(settings.limits)
         slots = anyio.CapacityLimiter(settings.limits.concurrency)
 
-        async def no_gate() -> None:
-            """Probes hold one item each: no place in memory to wait for."""
-
         async def probe_one(
             fetch: Fetch, night: NightMoney, entry: JobEntry, print_: str, on_disk: int
         ) -> None:
@@ -251,7 +248,8 @@ async def estimate(
                 )
                 where = f"job {job.id}, offset 0"
                 try:
-                    page = await fetch(call, no_gate)
+                    # Probes hold one item each: no place in memory to wait for.
+                    page = await page_of(await fetch(call))
                 except ApiError as exc:
                     error = exc.at(job_id=job.id, offset=0)
                     night.failed(reservation, error, where=where)

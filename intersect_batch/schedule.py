@@ -2,7 +2,7 @@
 
 The :class:`Schedule` knows each job's plan (its total_count, the pages that needs),
 which pages are in flight, answered, durable or due for a retry, and the run's state
-(stopped, paused by the API). It does no I/O and reads no clock: the crawler tells it
+(halted, paused by the API). It does no I/O and reads no clock: the crawler tells it
 ``now`` and what happened, and asks :meth:`Schedule.next` for the next
 :class:`Send`, or learns to :class:`Wait` or that it is :class:`Done`.
 
@@ -201,7 +201,8 @@ class Schedule:
         self.pages_ahead = max(1, pages_ahead)
         self.rng = rng or random.Random()
         self.jobs: list[JobState] = []
-        self.stopped: RunStopped | None = None
+        #: Whether the run hands out nothing more. Why it stopped is the crawl's (its Stop).
+        self.halted = False
         #: Seconds the run spent paused by the API's rate or concurrency refusals.
         self.throttled_seconds = 0.0
         self._probes: deque[JobState] = deque()
@@ -260,7 +261,7 @@ class Schedule:
 
     def next(self, now: float) -> Send | Wait | Done:
         """The next page to send, or how long nothing can be sent."""
-        if self.stopped is not None:
+        if self.halted:
             return Done()
         while self._probes:
             job = self._probes.popleft()
@@ -314,16 +315,16 @@ class Schedule:
         else:
             self._retry_at(job, page, -math.inf)
 
-    def stop(self, kind: Literal["run_fatal", "throttled", "unreachable"], reason: str) -> None:
-        """Send nothing more; the first reason stays."""
-        if self.stopped is None:
-            self.stopped = RunStopped(kind, reason)
+    def halt(self) -> None:
+        """Hand out nothing more (the run stopped: a signal, the budget, a cap, a verdict)."""
+        self.halted = True
 
-    def stop_all(self, reason: str) -> RunStopped:
-        """Stop the run for a reason of the caller's (a signal, the budget, a cap)."""
-        self.stop("run_fatal", reason)
-        assert self.stopped is not None
-        return self.stopped
+    def _stopped(
+        self, kind: Literal["run_fatal", "throttled", "unreachable"], reason: str
+    ) -> RunStopped:
+        """The verdict that stops the run: nothing more is handed out."""
+        self.halted = True
+        return RunStopped(kind, reason)
 
     # -- what happened --------------------------------------------------------------------
 
@@ -436,9 +437,7 @@ class Schedule:
         job = self.jobs[key]
         job.in_flight.discard(page)
         if failure is Failure.RUN_FATAL:
-            self.stop("run_fatal", message)
-            assert self.stopped is not None
-            return self.stopped
+            return self._stopped("run_fatal", message)
         if job.status is not None:
             return JobEnded(job.status, job.reason)
         if failure is Failure.JOB_FATAL:
@@ -493,13 +492,11 @@ class Schedule:
         self._pause_until = max(self._pause_until, until)
         self._retry_at(job, page, self._pause_until)
         if self.throttled_seconds >= policy.patience:
-            self.stop(
+            return self._stopped(
                 "throttled",
                 f"the API refused calls for rate or concurrency for "
                 f"{self.throttled_seconds:.0f} s in all (patience {policy.patience:.0f} s)",
             )
-            assert self.stopped is not None
-            return self.stopped
         return Retry(at=self._pause_until, attempt=job.attempts.get(page, 0), paused_until=until)
 
     def _unreachable(
@@ -509,9 +506,7 @@ class Schedule:
         if self._unreachable_since is None:
             self._unreachable_since = now
         elif now - self._unreachable_since >= policy.unreachable_after:
-            self.stop("unreachable", message)
-            assert self.stopped is not None
-            return self.stopped
+            return self._stopped("unreachable", message)
         waited = now - self._unreachable_since
         delay = min(policy.cap, max(policy.base, waited))
         delay = self.rng.uniform(delay / 2, delay)

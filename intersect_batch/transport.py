@@ -6,14 +6,12 @@ Tests hand the crawl scripted answers instead (the same seam as httpx's transpor
 from __future__ import annotations
 
 import contextlib
-import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import aiohttp
 
-from intersect_batch.client import FetchedPage, read_answer, send_task
+from intersect_batch.client import UnreadAnswer, open_task
 from intersect_batch.crawl import Call, Fetch
-from intersect_batch.durable import in_thread
 from intersect_batch.providers import Credentials, Provider
 from intersect_batch.proxies import Proxy
 from intersect_batch.settings import RunSettings
@@ -27,16 +25,16 @@ async def http_fetch(
 ) -> AsyncIterator[Fetch]:
     """A Fetch that POSTs each call to ``provider`` (through ``proxy``); its session closes on exit.
 
-    The body is read (compressed, capped, under the call's deadline) before the
-    crawler's memory gate is awaited: a body that trickles in holds its own slot until
-    its deadline, never a place in memory that other jobs' pages need. Only a body
-    larger than ``caps.read_ahead_bytes`` takes its place in memory first, as soon as it
-    passes that size, so that many large bodies at once are not all held in memory.
-    Inflating and decoding happen after the gate, off the event loop.
+    Each reply is an :class:`~intersect_batch.client.UnreadAnswer`: its body is read
+    (compressed, capped, under the call's deadline) up to ``caps.read_ahead_bytes``
+    before the call returns, so a body that trickles in holds its own slot until its
+    deadline, never a place in memory that other jobs' pages need. A larger body stops
+    being read there (or at once, when it declares more) until the crawl, holding its
+    place in memory, reads it on under what is left of the deadline; inflating and
+    decoding happen then, off the event loop.
     """
     # A few spare connections: a slot is released just before its connection is.
     connector = aiohttp.TCPConnector(limit=settings.limits.concurrency + 4)
-    read = functools.partial(read_answer, caps=settings.caps, scrubber=credentials.scrubber())
     # The proxy is decided once (intersect_batch.proxies), not per call from the
     # environment (trust_env would also read ~/.netrc, whose entry for the API's host
     # clashes with the Authorization header).
@@ -45,27 +43,15 @@ async def http_fetch(
         connector=connector, proxy=proxy.url if proxy else None
     ) as session:
 
-        async def fetch(call: Call, before_decode: Callable[[], Awaitable[None]]) -> FetchedPage:
-            reserved = False
-
-            async def reserve() -> None:
-                # The crawler's gate is taken once per call: mid-read, or after it.
-                nonlocal reserved
-                if not reserved:
-                    reserved = True
-                    await before_decode()
-
-            answer = await send_task(
+        async def fetch(call: Call) -> UnreadAnswer:
+            return await open_task(
                 session,
                 provider,
                 credentials,
                 call.task,
                 timeouts=settings.timeouts,
                 caps=settings.caps,
-                reserve=reserve,
             )
-            await reserve()
-            return await in_thread(read, answer)
 
         yield fetch
 

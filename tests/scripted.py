@@ -2,8 +2,9 @@
 
 Each job has a total_count and items of its own; a script can make one call of a page
 slow, fail, or come back empty. Calls are recorded with their virtual send time, and the
-fake watches what the crawler promises: never more calls at once than its slots, never
-more decoded pages than its memory allows.
+fake watches what the crawler promises: never more calls at once than its slots; with
+``unread``, its answers come back undecoded (as over HTTP) and it watches that no more
+pages are decoded and not yet durable than the crawl's memory allows.
 """
 
 from __future__ import annotations
@@ -20,7 +21,16 @@ from typing import Any
 import anyio
 
 from intersect_batch.client import FetchedPage
-from intersect_batch.crawl import Call, CrawlJob, CrawlObserver, CrawlResult, JobFinal, crawl
+from intersect_batch.crawl import (
+    Call,
+    CrawlJob,
+    CrawlObserver,
+    CrawlResult,
+    Fetch,
+    JobFinal,
+    Reply,
+    crawl,
+)
 from intersect_batch.errors import ApiError
 from intersect_batch.jobs import StoreFactory
 from intersect_batch.layout import RunFolder
@@ -66,9 +76,18 @@ class ScriptedApi:
     sent: list[Sent] = field(default_factory=list)
     in_flight: int = 0
     most_in_flight: int = 0
+    #: Answer with an :class:`Unread` reply, decoded when the crawl reads it (as the
+    #: HTTP transport does), instead of the page itself.
+    unread: bool = False
+    #: With ``unread``: the most pages decoded and not yet durable at once, by
+    #: ``durable_pages`` (what the test's store made durable so far).
     decoded_not_durable_max: int = 0
     decoded: int = 0
     durable_pages: Callable[[], int] = lambda: 0
+    #: With ``unread``: how long reading a reply on takes (a large body after its place).
+    read_latency: float = 0.0
+    #: With ``unread``: replies dropped without being read.
+    discarded: int = 0
     billed: float = 0.0
     #: Calls answered with an error (scripted).
     failures: int = 0
@@ -94,9 +113,7 @@ class ScriptedApi:
             task_id=None,
         )
 
-    async def __call__(
-        self, call: Call, before_decode: Callable[[], Awaitable[None]]
-    ) -> FetchedPage:
+    async def __call__(self, call: Call) -> FetchedPage:
         self.sent.append(Sent(call.job_id, call.offset, call.limit, anyio.current_time()))
         self.calls_by_page[(call.job_id, call.offset)] += 1
         self.in_flight += 1
@@ -117,12 +134,37 @@ class ScriptedApi:
         finally:
             self.in_flight -= 1
         self.billed += answer.cost or 0.0
-        await before_decode()
-        self.decoded += 1
-        self.decoded_not_durable_max = max(
-            self.decoded_not_durable_max, self.decoded - self.durable_pages()
-        )
         return answer
+
+    async def reply(self, call: Call) -> Reply:
+        """The answer to a call as the crawl is handed it: unread, with ``unread``."""
+        page = await self(call)
+        return ScriptedUnread(self, page) if self.unread else page
+
+
+@dataclass(eq=False)
+class ScriptedUnread:
+    """An answer not yet decoded: reading it counts a decoded page in the fake's watch."""
+
+    api: ScriptedApi
+    page: FetchedPage
+    read_: bool = False
+
+    async def read(self) -> FetchedPage:
+        api = self.api
+        if api.read_latency:
+            await anyio.sleep(api.read_latency)
+        self.read_ = True
+        api.decoded += 1
+        api.decoded_not_durable_max = max(
+            api.decoded_not_durable_max, api.decoded - api.durable_pages()
+        )
+        return self.page
+
+    def discard(self) -> None:
+        if not self.read_:
+            self.api.discarded += 1
+            self.read_ = True
 
 
 def slow(seconds: float) -> Step:
@@ -193,6 +235,7 @@ async def run_crawl(
     store: StoreFactory = JobStore,
     seed: int = 0,
     observer: CrawlObserver | None = None,
+    fetch: Fetch | None = None,
 ) -> Crawled:
     folder = RunFolder(run_settings.out_dir, run_settings.run_date)
     folder.path.mkdir(parents=True, exist_ok=True)
@@ -206,7 +249,7 @@ async def run_crawl(
 
     result = await crawl(
         jobs,
-        fetch=api,
+        fetch=fetch or api.reply,
         folder=folder,
         settings=run_settings,
         ledger=ledger,

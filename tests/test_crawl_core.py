@@ -91,7 +91,7 @@ def test_decoded_pages_in_memory_are_bounded(tmp_path: Path) -> None:
             committed += len(pages)
             return result
 
-    api = ScriptedApi({"a": 300}, latency=1.0, durable_pages=lambda: committed)
+    api = ScriptedApi({"a": 300}, latency=1.0, unread=True, durable_pages=lambda: committed)
     run_settings = settings(tmp_path, limits=Limits(concurrency=10), pages_in_memory=2)
     done = crawl_in_virtual_time(api, [job("a")], run_settings, store=SlowDisk)
     assert done.final("a").status == "complete"

@@ -587,9 +587,9 @@ def test_each_call_asks_the_jobs_request_at_its_offset_and_limit(tmp_path: Path)
     api = ScriptedApi({"a": 25})
     tasks: list[dict[str, Any]] = []
 
-    async def fetch(call: Any, before_decode: Any) -> FetchedPage:
+    async def fetch(call: Any) -> FetchedPage:
         tasks.append(call.task)
-        return await api(call, before_decode)
+        return await api(call)
 
     folder = RunFolder(tmp_path, DATE)
 

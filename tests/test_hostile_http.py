@@ -11,8 +11,8 @@ may hold the password in any form.
 
 Another run meets answers within the size caps that hold ten million tiny values (items,
 results, tasks, or one item's backlinks): memory must stay bounded through the crawl,
-the diff and the report. Last, :func:`~intersect_batch.client.send_task`'s read-ahead
-and :func:`~intersect_batch.wire.page_items` are checked directly.
+the diff and the report. Last, :func:`~intersect_batch.wire.page_items` is checked
+directly (the read-ahead is :mod:`tests.test_client_unread`'s).
 """
 
 from __future__ import annotations
@@ -23,18 +23,13 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import anyio.to_thread
 import msgspec
 import pytest
 
-from intersect_batch.client import send_task
 from intersect_batch.exitcode import ExitCode
 from intersect_batch.layout import RunFolder
-from intersect_batch.providers import resolve_provider
-from intersect_batch.settings import AnswerCaps, Timeouts
 from intersect_batch.wire import MAX_PAGE_ITEMS, Result, page_items
 from tests.hostile_cli import CliRun, assert_nothing_leaked, command, run_cli, secret_forms
 from tests.hostile_server import (
@@ -43,9 +38,7 @@ from tests.hostile_server import (
     encode,
     envelope,
     raw_response,
-    serve,
     serve_raw,
-    streamed,
 )
 from tests.support import RUN_DATE, write_jobs
 
@@ -250,43 +243,6 @@ async def test_answers_of_ten_million_values_cost_bounded_memory(tmp_path: Path)
     # then the 30 MB line read again by the diff and the report, plus the interpreter:
     # a few times the answer's size, where one decoded answer took a gigabyte.
     assert run.peak_mb < 400, run.peak_mb
-
-
-async def _reserve_calls(handler: Any, caps: AnswerCaps) -> tuple[int, int]:
-    """(reserve() calls, body bytes) of one send_task against ``handler``."""
-    calls = 0
-
-    async def reserve() -> None:
-        nonlocal calls
-        calls += 1
-
-    async with serve(handler) as (base, _):
-        provider = resolve_provider("dataforseo", base)
-        credentials = provider.credentials(ENV)
-        async with aiohttp.ClientSession() as session:
-            answer = await send_task(
-                session,
-                provider,
-                credentials,
-                {"targets": {"1": "a.example"}},
-                timeouts=Timeouts(),
-                caps=caps,
-                reserve=reserve,
-            )
-    return calls, len(answer.body)
-
-
-@pytest.mark.parametrize("length", [None, 6 * MiB + 1], ids=["chunked", "content-length"])
-async def test_a_body_past_the_read_ahead_reserves_its_place_once(length: int | None) -> None:
-    caps = AnswerCaps(read_ahead_bytes=2 * MiB)
-    calls, size = await _reserve_calls(streamed(b"[", b" " * MiB, 6, length=length), caps)
-    assert (calls, size) == (1, 6 * MiB + 1)
-
-
-async def test_a_body_within_the_read_ahead_reserves_nothing() -> None:
-    caps = AnswerCaps(read_ahead_bytes=2 * MiB)
-    calls, size = await _reserve_calls(streamed(b"[", b" " * MiB, 1), caps)
-    assert (calls, size) == (0, MiB + 1)
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,6 @@ import json
 import logging
 import re
 import signal
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +55,10 @@ def _stopped_night(tmp_path: Path, waiting: int) -> tuple[RunOutcome, list[str],
     api = ScriptedApi(dict.fromkeys(ids, 5), latency=1.0)
     control = CrawlControl()
 
-    async def fetch(call: Call, before_decode: Callable[[], Awaitable[None]]) -> FetchedPage:
+    async def fetch(call: Call) -> FetchedPage:
         if len(api.sent) == 1:
             control.signal(signal.SIGTERM)  # as the second call goes out, as the process would
-        return await api(call, before_decode)
+        return await api(call)
 
     settings = fast_settings(tmp_path / "out", limits=Limits(rate_per_minute=60_000, concurrency=2))
     handler = _Records()

@@ -194,9 +194,12 @@ def test_a_run_throttled_past_its_patience_stops() -> None:
     sends(plan)
     assert isinstance(plan.failed(job, 0, 0.0, Failure.THROTTLED, message="x"), Retry)
     assert isinstance(plan.failed(job, 1, 5.0, Failure.THROTTLED, message="x"), Retry)
-    stopped = plan.failed(job, 2, 10.0, Failure.THROTTLED, message="x")
-    assert isinstance(stopped, RunStopped) and stopped.kind == "throttled"
-    assert "for 15 s in all (patience 12 s)" in stopped.reason
+    assert not plan.halted
+    assert plan.failed(job, 2, 10.0, Failure.THROTTLED, message="x") == RunStopped(
+        "throttled", "the API refused calls for rate or concurrency for 15 s in all (patience 12 s)"
+    )
+    assert plan.halted
+    # The throttled pages' retries are due by now: none goes out.
     assert plan.next(100.0) == Done()
 
 
@@ -217,6 +220,7 @@ def test_an_unreachable_api_costs_no_attempt_and_stops_the_run_after_a_while() -
         sends(plan, now)
     assert outcome == RunStopped("unreachable", "r")
     assert now >= 60.0
+    assert plan.next(now + 100.0) == Done()
     assert plan.job(job).status is None  # stopped, not failed: the next run goes on
 
 
@@ -241,8 +245,10 @@ def test_job_and_run_fatal_failures() -> None:
     )
     assert plan.job(a).status == "failed"
     assert plan.job(b).status is None
+    assert plan.next(0.0) == Wait(None)  # b's pages are in flight
     stop = plan.failed(b, 1, 0.0, Failure.RUN_FATAL, message="[40210] funds")
     assert stop == RunStopped("run_fatal", "[40210] funds")
+    assert plan.job(b).status is None  # stopped, not failed: the next run goes on
     assert plan.next(0.0) == Done()
 
 
@@ -380,8 +386,13 @@ def test_a_total_that_shrinks_never_unplans_pages_already_sent() -> None:
 def test_a_stopped_run_sends_nothing_more_and_marks_its_jobs_partial() -> None:
     plan = schedule()
     job = plan.add_job(10, None, total=100)
-    sends(plan)
-    plan.stop_all("budget")
+    assert sends(plan) == [(job, 0), (job, 1), (job, 2), (job, 3)]
+    plan.unsent(job, 3)
+    plan.halt()
+    assert plan.halted
+    # The unsent page is due at once, and page 0's answer opens the window: nothing goes.
+    answer(plan, job, 0, total=100)
+    assert plan.durable(job, 1, [0]) is False
     assert plan.next(0.0) == Done()
     plan.end_active("budget")
     assert (plan.job(job).status, plan.job(job).reason) == ("partial", "budget")
@@ -519,12 +530,22 @@ def test_a_failed_page_waits_for_its_retry_even_when_asked_for_next_at_once() ->
     assert sends(plan, 1.0) == [(job, 0)]
 
 
-def test_stopping_the_run_tells_why_and_the_first_reason_stays() -> None:
-    plan = schedule()
-    plan.add_job(10, None, total=100)
-    assert plan.stop_all("budget") == RunStopped("run_fatal", "budget")
-    assert plan.stop_all("signal") == RunStopped("run_fatal", "budget")
-    assert plan.stopped == RunStopped("run_fatal", "budget")
+def test_a_run_stopping_verdict_is_a_value_of_its_own_failure_not_the_first_stops() -> None:
+    # Why the run stopped is the crawl's to keep (its one Stop): the schedule only
+    # halts, and each verdict tells the kind and reason of the failure it judged.
+    plan = schedule(unreachable_after=0.0)
+    job = plan.add_job(10, None, total=100)
+    sends(plan)
+    plan.halt()
+    assert plan.failed(job, 0, 0.0, Failure.RUN_FATAL, message="[40210] funds") == RunStopped(
+        "run_fatal", "[40210] funds"
+    )
+    assert plan.failed(job, 1, 0.0, Failure.UNREACHABLE, message="refused") == Retry(1.0, 0)
+    assert plan.failed(job, 2, 1.0, Failure.UNREACHABLE, message="refused") == RunStopped(
+        "unreachable", "refused"
+    )
+    assert plan.halted
+    assert plan.next(100.0) == Done()
 
 
 def test_a_hole_of_a_job_that_already_failed_is_dropped() -> None:

@@ -1,0 +1,49 @@
+"""Pages the crawl holds in memory: never more than ``pages_in_memory`` in the writer.
+
+A fake's reply is the page itself, already decoded: the crawl takes its place in memory
+before it hands the page on, so however many calls come back at once, the pages in the
+writer's commits at once stay within the places. A store of the test's (the seam the
+crawl is handed) watches them, in virtual time; its commits take 10 ms of real time in
+worker threads, so that answers pile up behind them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from intersect_batch.settings import Limits
+from intersect_batch.store import JobStore
+from tests.scripted import ScriptedApi, job, lines_of, run_crawl, settings
+from tests.virtual_time import run_virtual
+
+
+def test_the_pages_in_the_writer_at_once_stay_within_the_places_in_memory(
+    tmp_path: Path,
+) -> None:
+    lock = threading.Lock()
+    writing = 0
+    most = 0
+
+    class Watched(JobStore):
+        def commit(self, pages: Any, counters: Any) -> Any:
+            nonlocal writing, most
+            with lock:
+                writing += len(pages)
+                most = max(most, writing)
+            time.sleep(0.01)  # a slow disk (in real time): answers pile up behind it
+            try:
+                return super().commit(pages, counters)
+            finally:
+                with lock:
+                    writing -= len(pages)
+
+    # Ten calls at once, their answers all back at the same instant; two places.
+    api = ScriptedApi(dict.fromkeys("abc", 300), latency=1.0)
+    run_settings = settings(tmp_path, limits=Limits(concurrency=10), pages_in_memory=2)
+    done = run_virtual(lambda: run_crawl(api, [job(n) for n in "abc"], run_settings, store=Watched))
+    for name in "abc":
+        assert done.folder.result(name).read_bytes() == lines_of(name, 300)
+    assert most == 2
