@@ -41,9 +41,9 @@ def test_the_pages_in_the_writer_at_once_stay_within_the_places_in_memory(
                     writing -= len(pages)
 
     # Ten calls at once, their answers all back at the same instant; two places.
-    api = ScriptedApi(dict.fromkeys("abc", 300), latency=1.0)
+    api = ScriptedApi(dict.fromkeys("abc", 100), latency=1.0)
     run_settings = settings(tmp_path, limits=Limits(concurrency=10), pages_in_memory=2)
     done = run_virtual(lambda: run_crawl(api, [job(n) for n in "abc"], run_settings, store=Watched))
     for name in "abc":
-        assert done.folder.result(name).read_bytes() == lines_of(name, 300)
+        assert done.folder.result(name).read_bytes() == lines_of(name, 100)
     assert most == 2
