@@ -141,9 +141,11 @@ class UnreadAnswer:
     A body of at most ``caps.read_ahead_bytes`` is held whole (its connection already
     back in the pool). A larger one (declared so, or passing that size while read) holds
     its open response, not read on: the server waits until :meth:`answer` or :meth:`read`
-    reads the rest, under what is left of the call's deadline (the time in between counts
-    toward it). :meth:`discard` drops it, closing a connection still open; it does nothing
-    once the answer was read.
+    reads the rest, under what was left of the call's deadline when reading paused. The
+    time in between is the caller's own (waiting for a place in memory), not the API's
+    slowness: it does not count toward the deadline, so a page already paid for is not
+    dropped and paid again because the writer was busy. :meth:`discard` drops it, closing
+    a connection still open; it does nothing once the answer was read.
     """
 
     http_status: int
@@ -159,6 +161,8 @@ class UnreadAnswer:
     _timeouts: Timeouts
     _caps: AnswerCaps
     _scrubber: Scrubber
+    #: Seconds of the deadline left when reading paused (set by the read-ahead).
+    _left: float = 0.0
 
     @property
     def received(self) -> int:
@@ -172,13 +176,12 @@ class UnreadAnswer:
 
     async def answer(self) -> Answer:
         """The whole answer as received: the rest of its body read, under the same caps,
-        the same read timeout and what is left of the call's deadline."""
+        the same read timeout and what was left of the call's deadline when it paused."""
         response = self._response
         if response is not None:
             try:
                 with _network_errors(self._timeouts, self._caps, self._scrubber):
-                    left = self._deadline - anyio.current_time()
-                    with anyio.fail_after(max(0.0, left)):
+                    with anyio.fail_after(max(0.0, self._left)):
                         self._size = await _read_on(
                             response, self._caps, self._chunks, self._size, ahead=None
                         )
@@ -210,6 +213,7 @@ class UnreadAnswer:
         if response.content.at_eof():
             self._response = None
             response.release()
+        self._left = self._deadline - anyio.current_time()
 
     async def read(self) -> FetchedPage:
         """The page: the rest of the body read (see :meth:`answer`), then decoded in a

@@ -31,6 +31,8 @@ class Seen:
     sent_bytes: int = 0
     #: Set when a streaming answer stopped because the client went away.
     client_left: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Set each time a streaming answer sent a chunk (clear it to wait for the next).
+    wrote: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @asynccontextmanager
@@ -137,6 +139,7 @@ def streamed(
                     await asyncio.sleep(pause)
                 await response.write(chunk)
                 seen.sent_bytes += len(chunk)
+                seen.wrote.set()
             await response.write_eof()
         except (ConnectionError, asyncio.CancelledError):
             seen.client_left.set()

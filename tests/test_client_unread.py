@@ -4,8 +4,8 @@
 and hands back an :class:`~intersect_batch.client.UnreadAnswer`: the crawl takes a place
 in memory before it reads a larger body on. These tests pin what that promises: a body
 within the read-ahead is whole at once; a larger one is not read
-on until asked, still under the call's deadline counted from when it was sent; one
-dropped closes its connection at once.
+on until asked, still under the call's deadline counted from when it was sent, less the
+time it waited to be asked; one dropped closes its connection at once.
 """
 
 from __future__ import annotations
@@ -136,3 +136,24 @@ async def test_the_deadline_still_covers_the_rest_of_a_body_read_after_the_read_
     assert caught.value.message == "no complete answer within the 0.8 s deadline"
     assert caught.value.maybe_billed is True
     assert not unread.pending  # nothing more is read: its connection is closed
+
+
+async def test_the_time_an_answer_waits_to_be_read_on_is_not_the_apis() -> None:
+    # 64 KiB chunks 0.1 s apart: the read-ahead pauses at the first (0.1 s), with 0.25 s
+    # of the 0.35 s deadline left. The answer is read on once the server sent its fourth
+    # chunk (0.4 s, past the deadline): that wait was the caller's (a place in memory),
+    # so the last chunk (0.5 s) is waited for, not dropped to be paid for again.
+    chunk = 64 * 1024
+    caps = AnswerCaps(read_ahead_bytes=chunk)
+    timeouts = Timeouts(connect=5, read=5, deadline=0.35)
+    handler = streamed(b"[", b" " * chunk, 5, pause=0.1)
+    async with serve(handler) as (base, seen), aiohttp.ClientSession() as session:
+        unread = await _open(base, session, caps, timeouts)
+        assert unread.pending
+        with anyio.fail_after(5):
+            while seen.sent_bytes < 1 + 4 * chunk:
+                seen.wrote.clear()
+                await seen.wrote.wait()
+        answer = await unread.answer()
+    assert len(answer.body) == 1 + 5 * chunk
+    assert not unread.pending
