@@ -635,3 +635,12 @@ def test_each_job_lasts_from_its_first_call_to_its_own_end(tmp_path: Path) -> No
     assert sent == {("a", 0): 0.0, ("b", 0): 0.0, ("c", 0): 0.5, ("b", 10): 0.5, ("b", 20): 1.0}
     ends = {f.job.job_id: (f.status, f.duration_s) for f in done.result.jobs}
     assert ends == {"a": ("complete", 0.5), "b": ("complete", 1.5), "c": ("failed", 0.5)}
+
+
+def test_the_time_the_run_paused_is_told_to_the_millisecond(tmp_path: Path) -> None:
+    api = ScriptedApi({"a": 10}, latency=1.0)
+    api.script("a", 0, fail(ThrottledApiError("rate", status_code=40202), 0.5))
+    policy = RetryPolicy(attempts=2, base=1.0, cap=60.0, slowdown=1.23456)
+    done = _crawl(api, [job("a")], settings(tmp_path, retry=policy))
+    assert [(s.job, s.at) for s in api.sent] == [("a", 0.0), ("a", pytest.approx(1.73456))]
+    assert done.result.throttled_s == 1.235

@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from intersect_batch.ledger import next_booking
-from intersect_batch.pacing import Budget, Pacer, price
+from intersect_batch.pacing import CLOCK_SLACK, Budget, Pacer, price
 from intersect_batch.settings import Limits
 from tests.virtual_time import run_virtual
 
@@ -206,3 +206,23 @@ def test_a_capped_run_books_a_chunk_ahead_of_its_spend_never_past_the_cap() -> N
     assert next_booking(1.0, 0.07, 0.07) is None
     assert next_booking(1.0, 0.0701, 0.07) == pytest.approx(0.1201)
     assert next_booking(1.0, 0.98, 0.97) == 1.0
+
+
+def test_a_pause_ending_within_the_clocks_slack_holds_nothing() -> None:
+    # A pause that ends a microsecond from now is over: the call goes now, not a
+    # microsecond later (and the calls after it are not shifted by it either).
+    async def main() -> float:
+        pacer = Pacer(Limits(rate_per_minute=60, burst=1, safety=1.0), lambda: CLOCK_SLACK)
+        await pacer.wait()
+        return anyio.current_time()
+
+    assert run_virtual(main) == 0.0
+
+
+def test_a_call_that_takes_the_night_to_its_cap_and_its_tolerance_exactly_goes() -> None:
+    # A billionth spent before, a cap of one call's price: the night would end at the cap
+    # plus its tolerance of a billionth, exactly, which is still within it.
+    budget = Budget(price(1, 100), spent_before=1e-9)
+    assert budget.committed + price(1, 100) == budget.limit_usd + 1e-9
+    assert budget.reserve(100) == price(1, 100)
+    assert budget.reserve(1) is None
