@@ -643,3 +643,44 @@ def test_a_fifo_or_a_folder_in_the_spool_is_dropped_on_resume_never_read(
         (spooled / "inside").mkdir(parents=True)
     resumed = JobStore(folder, "job").open("fp")
     assert resumed.checkpoint.spooled == {} and not spooled.exists()
+
+
+def test_the_items_repaired_in_one_commit_of_several_pages_are_all_counted(
+    folder: RunFolder,
+) -> None:
+    store = opened(folder)
+    two, three = page(0), page(1)
+    store.commit(
+        [PageIn(0, two.lines, 12, repaired=2), PageIn(1, three.lines, 12, repaired=3)],
+        Counters(),
+    )
+    assert store.checkpoint.items_repaired == 5
+
+
+def test_an_early_page_of_another_size_than_its_checkpoint_says_is_lost_progress(
+    folder: RunFolder,
+) -> None:
+    store = opened(folder)
+    store.commit([page(1)], Counters())  # ahead of the writer: spooled
+    vouched = store.checkpoint.spooled[1].size
+    spooled = next(folder.spool("job").iterdir())
+    spooled.write_bytes(spooled.read_bytes() + b"{}\n")
+    with pytest.raises(OutputError) as raised:
+        store.commit([page(0)], Counters())
+    assert str(raised.value) == _lost(
+        folder, f"its early page 1 is {vouched + 3} bytes, its checkpoint says {vouched}"
+    )
+
+
+def test_a_part_file_grown_under_the_job_is_never_finished(folder: RunFolder) -> None:
+    store = opened(folder)
+    store.commit([page(n) for n in range(4)], Counters())
+    vouched = store.checkpoint.part_bytes
+    with folder.part("job").open("ab") as part:
+        part.write(b'{"n":99}\n')
+    with pytest.raises(OutputError) as raised:
+        store.finalize()
+    assert str(raised.value) == _lost(
+        folder, f"its part file is {vouched + 9} bytes, its checkpoint says {vouched}"
+    )
+    assert not folder.result("job").exists() and not store.checkpoint.finalized
