@@ -14,15 +14,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from intersect_batch.errors import TransientApiError
 from intersect_batch.settings import Limits
 from intersect_batch.store import JobStore
-from tests.scripted import ScriptedApi, job, lines_of, run_crawl, settings
+from tests.scripted import ScriptedApi, fail, job, lines_of, run_crawl, settings
 from tests.virtual_time import run_virtual
 
 
-def test_the_pages_in_the_writer_at_once_stay_within_the_places_in_memory(
-    tmp_path: Path,
-) -> None:
+def _most_in_the_writer(tmp_path: Path, api: ScriptedApi) -> int:
+    """Crawl jobs a, b, c (100 items each) with ten slots and two places in memory; the
+    most pages the writer's commits held at once."""
     lock = threading.Lock()
     writing = 0
     most = 0
@@ -40,10 +41,27 @@ def test_the_pages_in_the_writer_at_once_stay_within_the_places_in_memory(
                 with lock:
                     writing -= len(pages)
 
-    # Ten calls at once, their answers all back at the same instant; two places.
-    api = ScriptedApi(dict.fromkeys("abc", 100), latency=1.0)
     run_settings = settings(tmp_path, limits=Limits(concurrency=10), pages_in_memory=2)
     done = run_virtual(lambda: run_crawl(api, [job(n) for n in "abc"], run_settings, store=Watched))
     for name in "abc":
         assert done.folder.result(name).read_bytes() == lines_of(name, 100)
-    assert most == 2
+    return most
+
+
+def test_the_pages_in_the_writer_at_once_stay_within_the_places_in_memory(
+    tmp_path: Path,
+) -> None:
+    # Ten calls at once, their answers all back at the same instant; two places.
+    api = ScriptedApi(dict.fromkeys("abc", 100), latency=1.0)
+    assert _most_in_the_writer(tmp_path, api) == 2
+
+
+def test_calls_that_failed_before_their_answer_give_back_no_place_they_did_not_take(
+    tmp_path: Path,
+) -> None:
+    # Six of the first calls fail without an answer: they never took a place in memory,
+    # so none is given back for them, and there are still two.
+    api = ScriptedApi(dict.fromkeys("abc", 100), latency=1.0)
+    for name, offset in [("a", 0), ("b", 0), ("c", 0), ("a", 10), ("b", 10), ("c", 10)]:
+        api.script(name, offset, fail(TransientApiError("connection reset"), 0.5))
+    assert _most_in_the_writer(tmp_path, api) == 2
