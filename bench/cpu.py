@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import DEMO_ENV, SHARED_TARGET, emulator_process, rounded
-from intersect_batch.client import Answer, read_answer
+from intersect_batch.answer import Answer, read_answer
 from intersect_batch.layout import RunFolder
 from intersect_batch.scrub import Scrubber
 from intersect_batch.settings import AnswerCaps

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 import anyio
 
-from intersect_batch.client import BadAnswerError, FetchedPage
+from intersect_batch.answer import BadAnswerError, FetchedPage
 from intersect_batch.errors import (
     ApiError,
     JobFatalApiError,

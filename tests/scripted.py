@@ -20,7 +20,7 @@ from typing import Any
 
 import anyio
 
-from intersect_batch.client import FetchedPage
+from intersect_batch.answer import FetchedPage
 from intersect_batch.crawl import (
     Call,
     CrawlJob,

@@ -26,14 +26,8 @@ from aiohttp.http import SERVER_SOFTWARE
 
 from intersect_batch import client
 from intersect_batch._version import __version__
-from intersect_batch.client import (
-    Answer,
-    BadAnswerError,
-    FetchedPage,
-    fetch_page,
-    read_answer,
-    send_task,
-)
+from intersect_batch.answer import Answer, BadAnswerError, FetchedPage, read_answer
+from intersect_batch.client import fetch_page, send_task
 from intersect_batch.errors import (
     ApiError,
     JobFatalApiError,
@@ -401,7 +395,7 @@ async def test_a_gateway_error_quoting_the_key_leaks_nothing(status: int) -> Non
 async def test_reading_an_answer_runs_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     ticks = 0
     seen_by_reader: dict[str, Any] = {}
-    original = client.read_answer
+    original = read_answer
 
     def watched(answer: Answer, **options: Any) -> FetchedPage:
         seen_by_reader["thread"] = threading.current_thread()

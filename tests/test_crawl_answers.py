@@ -12,7 +12,7 @@ from typing import Any
 
 import anyio
 
-from intersect_batch.client import FetchedPage
+from intersect_batch.answer import FetchedPage
 from intersect_batch.crawl import Call
 from tests.scripted import ScriptedApi, Step, job, lines_of, run_crawl, settings
 from tests.virtual_time import run_virtual

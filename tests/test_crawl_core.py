@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from intersect_batch.client import FetchedPage
+from intersect_batch.answer import FetchedPage
 from intersect_batch.crawl import CallError, CrawlObserver
 from intersect_batch.errors import (
     JobFatalApiError,

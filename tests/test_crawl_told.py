@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 import pytest
 
-from intersect_batch.client import FetchedPage
+from intersect_batch.answer import FetchedPage
 from intersect_batch.crawl import CallError, CrawlObserver, JobSnapshot, crawl
 from intersect_batch.errors import (
     JobFatalApiError,

@@ -19,7 +19,7 @@ import anyio.lowlevel
 import pytest
 from aiohttp import web
 
-from intersect_batch.client import FetchedPage
+from intersect_batch.answer import FetchedPage
 from intersect_batch.crawl import Call, Reply, crawl
 from intersect_batch.errors import TransientApiError
 from intersect_batch.layout import RunFolder

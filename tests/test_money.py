@@ -16,7 +16,7 @@ import anyio
 import msgspec
 import pytest
 
-from intersect_batch.client import FetchedPage
+from intersect_batch.answer import FetchedPage
 from intersect_batch.errors import (
     JobFatalApiError,
     TransientApiError,

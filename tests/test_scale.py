@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from intersect_batch.client import FetchedPage
+from intersect_batch.answer import FetchedPage
 from intersect_batch.crawl import Call
 from intersect_batch.exitcode import ExitCode
 from intersect_batch.manifest import InvocationTotals, JobLine, NightTotals, RunSummary

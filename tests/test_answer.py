@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from intersect_batch.client import Answer, BadAnswerError, FetchedPage, read_answer
+from intersect_batch.answer import Answer, BadAnswerError, FetchedPage, read_answer
 from intersect_batch.errors import JobFatalApiError, TransientApiError
 from intersect_batch.scrub import Scrubber
 from intersect_batch.settings import AnswerCaps
