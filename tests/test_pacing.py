@@ -223,6 +223,6 @@ def test_a_call_that_takes_the_night_to_its_cap_and_its_tolerance_exactly_goes()
     # A billionth spent before, a cap of one call's price: the night would end at the cap
     # plus its tolerance of a billionth, exactly, which is still within it.
     budget = Budget(price(1, 100), spent_before=1e-9)
-    assert budget.committed + price(1, 100) == budget.limit_usd + 1e-9
+    assert budget.committed + price(1, 100) == price(1, 100) + 1e-9
     assert budget.reserve(100) == price(1, 100)
     assert budget.reserve(1) is None
