@@ -40,11 +40,13 @@ from intersect_batch.logs import ALWAYS, close_logging, configure_logging
 from intersect_batch.manifest import RunSummary
 from intersect_batch.nights import collect_status, render_status
 from intersect_batch.preflight import check_account
-from intersect_batch.progress import LogProgress, RichProgress, attention_lines, summary_table
+from intersect_batch.progress import RichProgress
 from intersect_batch.report import write_report
 from intersect_batch.runfile import file_state, record_ending
 from intersect_batch.runner import RunOutcome, run_batch
 from intersect_batch.stop import CrawlControl
+from intersect_batch.summary import attention_lines, summary_table
+from intersect_batch.tally import LogProgress
 
 __all__ = ["main"]
 

@@ -18,7 +18,8 @@ from rich.progress import Progress
 from intersect_batch.emulator import EmulatorSettings, running_emulator
 from intersect_batch.exitcode import ExitCode
 from intersect_batch.manifest import RunSummary
-from intersect_batch.progress import _BarsView, summary_table
+from intersect_batch.progress import _BarsView
+from intersect_batch.summary import summary_table
 from tests.support import (
     DEMO_ENV,
     RUN_DATE,

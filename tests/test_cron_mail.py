@@ -16,7 +16,7 @@ from rich.console import Console
 
 from intersect_batch.exitcode import ExitCode
 from intersect_batch.manifest import RunSummary
-from intersect_batch.progress import summary_table
+from intersect_batch.summary import summary_table
 from tests.support import DEMO_ENV, RUN_DATE, EmulatorProcess, cli_run, emulator_process, write_jobs
 
 pytestmark = pytest.mark.slow

@@ -23,12 +23,12 @@ from intersect_batch.answer import FetchedPage
 from intersect_batch.crawl import Call
 from intersect_batch.exitcode import ExitCode
 from intersect_batch.manifest import InvocationTotals, JobLine, NightTotals, RunSummary
-from intersect_batch.progress import TABLE_ROWS, summary_table
 from intersect_batch.providers import resolve_provider
 from intersect_batch.report import build, write_report
 from intersect_batch.runner import RunOutcome, run_batch
 from intersect_batch.settings import Limits
 from intersect_batch.stop import CrawlControl
+from intersect_batch.summary import TABLE_ROWS, summary_table
 from tests.scripted import ScriptedApi
 from tests.support import DEMO_ENV, fast_settings, write_jobs
 from tests.virtual_time import run_virtual
