@@ -3,7 +3,8 @@
 The store keeps the order of a commit's steps (data fsync'd, then the checkpoint, then
 its own state); this module knows the file itself, in one place:
 
-- appending pages in order while dropping duplicate items (:class:`Appender`);
+- appending pages in order while dropping duplicate items, and the figures the next
+  checkpoint records (:class:`Appender`);
 - opening it to append, never re-creating or extending what the checkpoint vouches for
   (:func:`open_part`), and checking it holds exactly that before the rename
   (:func:`check_complete`);
@@ -23,7 +24,7 @@ from typing import BinaryIO
 
 import msgspec
 
-from intersect_batch.checkpoint import Checkpoint, Damaged, Lost
+from intersect_batch.checkpoint import Checkpoint, Counters, Damaged, Lost, PageIn, SpooledPage
 from intersect_batch.durable import UnreadableFile, open_nofollow
 from intersect_batch.keyset import KeySet
 from intersect_batch.wire import item_key
@@ -142,7 +143,8 @@ def check_complete(path: Path, checkpoint: Checkpoint) -> None:
 
 
 class Appender:
-    """Appends pages in order, dropping duplicate items; its figures become the checkpoint's.
+    """Appends pages in order, dropping duplicate items, and counts every page received;
+    its figures become the next checkpoint (:meth:`checkpoint`).
 
     New keys are staged, not added to the store's keys: they count only once the
     checkpoint that vouches for them is durable.
@@ -151,11 +153,19 @@ class Appender:
     def __init__(self, keys: KeySet, staged: set[int], checkpoint: Checkpoint) -> None:
         self.keys = keys
         self.staged = staged
+        self.totals = checkpoint
         self.next_page = checkpoint.next_page
         self.written = checkpoint.items_written
         self.received = checkpoint.items_received
         self.duplicates = checkpoint.duplicates_dropped
+        self.repaired = checkpoint.items_repaired
         self.appended = False
+
+    def receive(self, page: PageIn) -> None:
+        """Count a page received (its items, repairs, total_count), appended or spooled."""
+        self.received += len(page.lines)
+        self.repaired += page.repaired
+        self.totals = self.totals.seen_total(page.total_count)
 
     def append(self, part: BinaryIO, lines: list[bytes]) -> None:
         """Append one page's lines (the next page in order), but for items seen before."""
@@ -174,3 +184,19 @@ class Appender:
         self.written += len(kept)
         self.next_page += 1
         self.appended = True
+
+    def checkpoint(
+        self, *, part_bytes: int, spooled: dict[int, SpooledPage], counters: Counters
+    ) -> Checkpoint:
+        """The checkpoint that vouches for the pages appended and spooled, with these figures."""
+        return msgspec.structs.replace(
+            self.totals,
+            next_page=self.next_page,
+            part_bytes=part_bytes,
+            items_written=self.written,
+            items_received=self.received,
+            duplicates_dropped=self.duplicates,
+            items_repaired=self.repaired,
+            spooled=spooled,
+            counters=counters,
+        )

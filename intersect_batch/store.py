@@ -244,12 +244,8 @@ class JobStore:
             if size != checkpoint.part_bytes:
                 part.truncate(checkpoint.part_bytes)
             part.seek(checkpoint.part_bytes)
-            totals = checkpoint
-            repaired = checkpoint.items_repaired
             for page in pages:
-                appender.received += len(page.lines)
-                repaired += page.repaired
-                totals = totals.seen_total(page.total_count)
+                appender.receive(page)
                 if page.page != appender.next_page:
                     spooled[page.page] = self._spool.write(page, checkpoint)
                     continue
@@ -265,16 +261,8 @@ class JobStore:
                 part.flush()
                 os.fsync(part.fileno())
                 part_bytes = part.tell()
-        new = msgspec.structs.replace(
-            totals,
-            next_page=appender.next_page,
-            part_bytes=part_bytes,
-            items_written=appender.written,
-            items_received=appender.received,
-            duplicates_dropped=appender.duplicates,
-            items_repaired=repaired,
-            spooled=spooled,
-            counters=checkpoint.counters.latest(counters),
+        new = appender.checkpoint(
+            part_bytes=part_bytes, spooled=spooled, counters=checkpoint.counters.latest(counters)
         )
         self._write_checkpoint(new)
         return new, staged, merged
