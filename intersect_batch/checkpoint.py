@@ -2,10 +2,12 @@
 
 Its own module because more than the store reads it: the crawl, the night's money and
 the dry run read a job's checkpoint (its pages, totals and counters) and never write a
-page, so they need the value, not the files behind it. Here too are the two ways
-progress on disk can disagree with its checkpoint, shared by the store, its part file
-and its spool: :class:`Damaged` (found when a job opens: its pages are fetched again)
-and :class:`Lost` (gone under a running job: the job stops with an error).
+page, so they need the value, not the files behind it. It is read back in two ways:
+leniently for those readers (:func:`read_checkpoint`), strictly for the store that
+resumes from it (:func:`resume_checkpoint`). Here too are the two ways progress on disk
+can disagree with its checkpoint, shared by the store, its part file and its spool:
+:class:`Damaged` (found when a job opens: its pages are fetched again) and :class:`Lost`
+(gone under a running job: the job stops with an error).
 """
 
 from __future__ import annotations
