@@ -24,10 +24,11 @@ from typing import Any
 
 from bench.common import DEMO_ENV, SHARED_TARGET, emulator_process, rounded
 from intersect_batch.answer import Answer, read_answer
+from intersect_batch.checkpoint import Counters, PageIn
 from intersect_batch.layout import RunFolder
 from intersect_batch.scrub import Scrubber
 from intersect_batch.settings import AnswerCaps
-from intersect_batch.store import Counters, JobStore, PageIn
+from intersect_batch.store import JobStore
 
 HEADERS = {"content-type": "application/json; charset=utf-8"}
 CAPS = AnswerCaps()

@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import anyio
 
 from intersect_batch.answer import BadAnswerError, FetchedPage
+from intersect_batch.checkpoint import PageIn
 from intersect_batch.errors import (
     ApiError,
     JobFatalApiError,
@@ -53,7 +54,6 @@ from intersect_batch.schedule import (
 )
 from intersect_batch.settings import RunSettings
 from intersect_batch.stop import Stop
-from intersect_batch.store import PageIn
 from intersect_batch.suspicion import only_seen
 from intersect_batch.wire import item_key
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import anyio
 import msgspec
 
+from intersect_batch.checkpoint import read_checkpoint
 from intersect_batch.config import JobEntry, LoadResult, load_jobs
 from intersect_batch.crawl import Call, Fetch, page_of
 from intersect_batch.durable import in_thread
@@ -37,7 +38,6 @@ from intersect_batch.providers import Credentials, Provider
 from intersect_batch.proxies import Proxy, proxy_for
 from intersect_batch.refresh import Refresh
 from intersect_batch.settings import RunSettings
-from intersect_batch.store import read_checkpoint
 from intersect_batch.transport import sender
 
 __all__ = ["DryRun", "DryRunOutcome", "Estimate", "dry_run", "estimate"]

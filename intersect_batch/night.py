@@ -14,10 +14,10 @@ import logging
 
 import msgspec
 
+from intersect_batch.checkpoint import Counters, read_checkpoint
 from intersect_batch.layout import RunFolder
 from intersect_batch.ledger import Ledger, find_ledger
 from intersect_batch.manifest import read_manifest
-from intersect_batch.store import Counters, read_checkpoint
 
 __all__ = ["night_ledger", "night_records"]
 

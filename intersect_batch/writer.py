@@ -2,7 +2,7 @@
 
 Pages of a job that arrive while one of its commits is under way wait for it; then the
 first of them commits them all, with one fsync and one checkpoint. Every call returns the
-:class:`~intersect_batch.store.Checkpoint` that made its page durable (a frozen value),
+:class:`~intersect_batch.checkpoint.Checkpoint` that made its page durable (a frozen value),
 or raises the OutputError that kept it from being so; nothing outside reads the store.
 """
 
@@ -15,11 +15,12 @@ from pathlib import Path
 
 import anyio
 
+from intersect_batch.checkpoint import Checkpoint, Counters, PageIn
 from intersect_batch.durable import in_thread
 from intersect_batch.errors import OutputError
 from intersect_batch.keyset import KeySet
 from intersect_batch.layout import RunFolder
-from intersect_batch.store import Checkpoint, Counters, JobStore, Opened, PageIn
+from intersect_batch.store import JobStore, Opened
 
 __all__ = ["JobWriter"]
 

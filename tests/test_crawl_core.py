@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from intersect_batch.answer import FetchedPage
+from intersect_batch.checkpoint import Counters
 from intersect_batch.crawl import CallError, CrawlObserver
 from intersect_batch.errors import (
     JobFatalApiError,
@@ -30,7 +31,7 @@ from intersect_batch.errors import (
 from intersect_batch.ledger import Ledger
 from intersect_batch.pacing import price
 from intersect_batch.settings import Limits, RetryPolicy
-from intersect_batch.store import Counters, JobStore
+from intersect_batch.store import JobStore
 from tests.scripted import (
     ScriptedApi,
     empty,

@@ -19,6 +19,7 @@ import anyio
 import pytest
 
 from intersect_batch.answer import FetchedPage
+from intersect_batch.checkpoint import Counters
 from intersect_batch.crawl import CallError, CrawlObserver, JobSnapshot, crawl
 from intersect_batch.errors import (
     JobFatalApiError,
@@ -32,7 +33,7 @@ from intersect_batch.ledger import Ledger, read_ledger
 from intersect_batch.pacing import price
 from intersect_batch.settings import Limits, RetryPolicy
 from intersect_batch.stop import CrawlControl, Stop
-from intersect_batch.store import Counters, JobStore
+from intersect_batch.store import JobStore
 from tests.scripted import (
     DATE,
     Crawled,

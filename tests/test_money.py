@@ -17,6 +17,7 @@ import msgspec
 import pytest
 
 from intersect_batch.answer import FetchedPage
+from intersect_batch.checkpoint import Checkpoint, Counters
 from intersect_batch.errors import (
     JobFatalApiError,
     TransientApiError,
@@ -29,7 +30,6 @@ from intersect_batch.money import IMPLAUSIBLE_FACTOR, NightMoney, Reservation, S
 from intersect_batch.night import night_ledger, night_records
 from intersect_batch.pacing import PRICE_LISTS, price, price_list
 from intersect_batch.settings import RetryPolicy
-from intersect_batch.store import Checkpoint, Counters
 from tests.scripted import DATE, ScriptedApi, fail, job, run_crawl, settings
 from tests.virtual_time import run_virtual
 

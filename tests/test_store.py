@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from intersect_batch import store as store_module
+from intersect_batch.checkpoint import Checkpoint, Counters, PageIn
 from intersect_batch.errors import OutputError
 from intersect_batch.layout import RunFolder
-from intersect_batch.store import Checkpoint, Counters, JobStore, PageIn
+from intersect_batch.store import JobStore
 
 DATE = dt.date(2026, 11, 29)
 SIZE = 3

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import anyio
 
+from intersect_batch.checkpoint import Checkpoint, Counters, PageIn
 from intersect_batch.layout import RunFolder
-from intersect_batch.store import Checkpoint, Counters, PageIn
 from intersect_batch.writer import JobWriter
 from tests.virtual_time import run_virtual
 
