@@ -356,11 +356,13 @@ class Schedule:
         if failure is Failure.THROTTLED:
             until = self._backoff.throttled(now, retry_after, sent_at)
             self._retry_at(job, page, self.paused_until)
-            # A refusal of the same wave (no new pause) does not ask for patience again.
-            reason = None if until is None else self._backoff.out_of_patience()
+            attempt = job.attempts.get(page, 0)
+            if until is None:
+                # One of the same wave: the pause and the time paused stand as they were.
+                return Retry(at=self.paused_until, attempt=attempt)
+            reason = self._backoff.out_of_patience()
             if reason is not None:
                 return self._stopped("throttled", reason)
-            attempt = job.attempts.get(page, 0)
             return Retry(at=self.paused_until, attempt=attempt, paused_until=until)
         if failure is Failure.UNREACHABLE:
             delay = self._backoff.unreachable(now)
