@@ -40,12 +40,12 @@ from intersect_batch.errors import (
     UnreachableApiError,
 )
 from intersect_batch.jobs import CallError, CrawlObserver, JobBook, JobRecord
+from intersect_batch.jobstate import Hole
 from intersect_batch.money import NightMoney, Reservation, Settled
 from intersect_batch.pacing import Pacer
 from intersect_batch.schedule import (
     Failure,
     GaveUp,
-    Hole,
     JobEnded,
     Retry,
     RunStopped,

@@ -21,8 +21,9 @@ import msgspec
 from intersect_batch.checkpoint import Checkpoint, Counters
 from intersect_batch.durable import in_thread
 from intersect_batch.errors import OutputError
+from intersect_batch.jobstate import Hole
 from intersect_batch.layout import RunFolder
-from intersect_batch.schedule import Hole, Schedule
+from intersect_batch.schedule import Schedule
 from intersect_batch.statefolder import names_in_state
 from intersect_batch.store import JobStore
 from intersect_batch.suspicion import duplicate_share

@@ -7,11 +7,11 @@ import random
 
 import pytest
 
+from intersect_batch.jobstate import Hole
 from intersect_batch.schedule import (
     Done,
     Failure,
     GaveUp,
-    Hole,
     JobEnded,
     Retry,
     RunStopped,
