@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from intersect_batch.errors import TransientApiError
 from intersect_batch.settings import Limits
 from intersect_batch.store import JobStore
@@ -21,8 +23,8 @@ from tests.scripted import ScriptedApi, fail, job, lines_of, run_crawl, settings
 from tests.virtual_time import run_virtual
 
 
-def _most_in_the_writer(tmp_path: Path, api: ScriptedApi) -> int:
-    """Crawl jobs a, b, c (100 items each) with ten slots and two places in memory; the
+def _most_in_the_writer(tmp_path: Path, api: ScriptedApi, places: int = 2) -> int:
+    """Crawl jobs a, b, c (100 items each) with ten slots and ``places`` in memory; the
     most pages the writer's commits held at once."""
     lock = threading.Lock()
     writing = 0
@@ -41,19 +43,20 @@ def _most_in_the_writer(tmp_path: Path, api: ScriptedApi) -> int:
                 with lock:
                     writing -= len(pages)
 
-    run_settings = settings(tmp_path, limits=Limits(concurrency=10), pages_in_memory=2)
+    run_settings = settings(tmp_path, limits=Limits(concurrency=10), pages_in_memory=places)
     done = run_virtual(lambda: run_crawl(api, [job(n) for n in "abc"], run_settings, store=Watched))
     for name in "abc":
         assert done.folder.result(name).read_bytes() == lines_of(name, 100)
     return most
 
 
+@pytest.mark.parametrize("places", [1, 2])
 def test_the_pages_in_the_writer_at_once_stay_within_the_places_in_memory(
-    tmp_path: Path,
+    tmp_path: Path, places: int
 ) -> None:
-    # Ten calls at once, their answers all back at the same instant; two places.
+    # Ten calls at once, their answers all back at the same instant.
     api = ScriptedApi(dict.fromkeys("abc", 100), latency=1.0)
-    assert _most_in_the_writer(tmp_path, api) == 2
+    assert _most_in_the_writer(tmp_path, api, places) == places
 
 
 def test_calls_that_failed_before_their_answer_give_back_no_place_they_did_not_take(
