@@ -685,3 +685,17 @@ def test_a_part_file_grown_under_the_job_is_never_finished(folder: RunFolder) ->
         folder, f"its part file is {vouched + 9} bytes, its checkpoint says {vouched}"
     )
     assert not folder.result("job").exists() and not store.checkpoint.finalized
+
+
+def test_a_state_folder_removed_before_the_first_page_is_an_output_error_not_lost_progress(
+    folder: RunFolder,
+) -> None:
+    # Nothing durable yet: the part file cannot be made, and nothing was lost.
+    store = opened(folder)
+    shutil.rmtree(folder.state)
+    with pytest.raises(OutputError) as raised:
+        store.commit([page(0)], Counters())
+    assert str(raised.value) == (
+        f"job 'job': cannot write page 0: No such file or directory ({folder.part('job')})"
+    )
+    assert not folder.state.exists()  # and nothing made it again
