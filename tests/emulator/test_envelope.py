@@ -32,9 +32,9 @@ def test_public_names():
     assert emulator_pkg.__all__ == sorted(emulator_pkg.__all__)
     public = {n for n in dir(emulator_pkg) if not n.startswith("_")}
     modules = {
-        "app", "cli", "codes", "faults", "filters", "graph", "gzipbomb", "hashing", "hostile",
-        "limits", "oddities", "query", "records", "resultset", "schema", "server", "settings",
-        "streaming", "words", "annotations", "timeline",
+        "answers", "app", "cli", "codes", "faults", "filters", "graph", "gzipbomb", "hashing",
+        "hostile", "limits", "oddities", "pages", "query", "records", "resultset", "schema",
+        "sending", "server", "settings", "streaming", "words", "annotations", "timeline",
     }  # fmt: skip
     assert public - modules == set(emulator_pkg.__all__)
 
