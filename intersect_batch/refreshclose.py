@@ -97,23 +97,31 @@ async def close_night(folder: RunFolder, night: JobNight) -> JobManifest:
         lost_note(decision.next_full),
         extra={"job": job_id},
     )
-    note = RefreshNote(
-        mode="incremental",
-        why=decision.why,
-        rests_on=_iso(decision.rests_on),
-        carried_from=_iso(decision.carried_from),
-        cutoff=decision.cutoff,
-        requests=len(night.requests),
+    note = msgspec.structs.replace(
+        _incremental_note(night),
         items_carried=merged.carried,
         items_fetched=merged.fetched,
         lost=lost_note(decision.next_full),
-        next_full=decision.next_full.isoformat(),
     )
     manifest = await _write(
         folder, night, done, "complete", None, items=merged.items, diff=diff, note=note
     )
     await in_thread(forget_requests, folder, job_id)
     return manifest
+
+
+def _incremental_note(night: JobNight) -> RefreshNote:
+    """What an incremental night's manifest says of it before its counts are known."""
+    decision = night.decision
+    return RefreshNote(
+        mode="incremental",
+        why=decision.why,
+        rests_on=_iso(decision.rests_on),
+        carried_from=_iso(decision.carried_from),
+        cutoff=decision.cutoff,
+        requests=len(night.requests),
+        next_full=decision.next_full.isoformat(),
+    )
 
 
 async def _write(
@@ -127,17 +135,9 @@ async def _write(
     diff: DiffCounts | None = None,
     note: RefreshNote | None = None,
 ) -> JobManifest:
-    job, decision = night.job, night.decision
+    job = night.job
     if note is None:
-        note = RefreshNote(
-            mode="incremental",
-            why=decision.why,
-            rests_on=_iso(decision.rests_on),
-            carried_from=_iso(decision.carried_from),
-            cutoff=decision.cutoff,
-            requests=len(night.requests),
-            next_full=decision.next_full.isoformat(),
-        )
+        note = _incremental_note(night)
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     manifest = JobManifest(
         job_id=job.job_id,
