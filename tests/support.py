@@ -9,6 +9,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ import aiohttp
 import yaml
 
 from intersect_batch.emulator import CallRecord, RunningEmulator
+from intersect_batch.emulator.app import SERVING_PATH
 from intersect_batch.providers import resolve_provider
 from intersect_batch.runner import RunOutcome, run_batch
 from intersect_batch.settings import Limits, RetryPolicy, RunOptions, RunSettings
@@ -130,6 +133,18 @@ class EmulatorProcess:
             return []
         lines = self.log.read_text().splitlines()
         return [json.loads(line) for line in lines if line.endswith("}")]
+
+    def settled(self, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """The call log once no call is being answered: after a client was killed, the
+        calls it had in flight are answered (to no one) and logged; then it is whole."""
+        deadline = time.monotonic() + timeout
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback
+        while True:
+            with direct.open(self.url + SERVING_PATH, timeout=timeout) as answer:
+                if json.loads(answer.read())["serving"] == 0:
+                    return self.calls()
+            assert time.monotonic() < deadline, "the emulator is still answering calls"
+            time.sleep(0.005)
 
 
 @contextlib.contextmanager

@@ -104,7 +104,7 @@ def killed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EmulatorP
             time.sleep(0.002)
         process.send_signal(signal.SIGKILL)
         assert process.wait(timeout=30) == -signal.SIGKILL
-        time.sleep(0.3)  # let the calls in flight at the kill reach the server's log
+        emu.settled()  # the calls in flight at the kill are in the server's log
         yield emu, tmp
 
 

@@ -82,12 +82,7 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Invocation]
         def record(exit_code: int, stdout: str, start: int) -> None:
             summary = json.loads(run_json.read_text())
             # The emulator logs a call once its answer is sent: the last may come late.
-            deadline = time.monotonic() + 10
-            while len(emulator.calls()) < summary["night"]["calls"]:
-                assert time.monotonic() < deadline
-                time.sleep(0.01)
-            time.sleep(0.05)  # and none more than run.json says
-            calls = emulator.calls()
+            calls = emulator.settled()
             invocations.append(
                 Invocation(
                     exit_code=exit_code,

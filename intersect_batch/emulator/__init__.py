@@ -4,7 +4,8 @@
 ``intersect-batch emulate`` (``cli.main``) serves it from the command line. It answers on
 ``POST /v3/backlinks/page_intersection/live`` (HTTP Basic, a JSON array of tasks) and
 ``POST /apis/v1/dataforseo/backlinks/page_intersection/live`` (Bearer, an object or an
-array); ``GET /_emulator/log`` returns the call log. Its behaviour follows
+array); ``GET /_emulator/log`` returns the call log, ``GET /_emulator/serving`` how many
+calls are being answered and not yet logged. Its behaviour follows
 ``docs/api.md``; where the docs are silent or unconfirmed it chooses as follows.
 
 CHOICES (the one place where the emulator's own decisions are written down)

@@ -43,6 +43,8 @@ __all__ = [
 DATAFORSEO_PATH = "/v3/backlinks/page_intersection/live"
 AISA_PATH = "/apis/v1/dataforseo/backlinks/page_intersection/live"
 LOG_PATH = "/_emulator/log"
+#: ``GET``: ``{"serving": N}``, the calls being answered now (not yet in the log).
+SERVING_PATH = "/_emulator/serving"
 USER_DATA_PATH = "/v3/appendix/user_data"
 AISA_USER_DATA_PATH = "/apis/v1/dataforseo/appendix/user_data"
 #: The balance ``user_data`` reports when the emulator's balance is unlimited.
@@ -81,6 +83,8 @@ class Emulator:
         self._basic = (settings.login, settings.password)
         #: How many times ``GET /v3/appendix/user_data`` was asked (free, not logged).
         self.user_data_calls = 0
+        #: Calls being answered now (a call is counted until its record is in the log).
+        self.serving = 0
 
     @property
     def balance_usd(self) -> float | None:
@@ -118,11 +122,17 @@ class Emulator:
     async def call_log(self, request: web.Request) -> web.StreamResponse:
         return web.Response(body=self.log.encode(), content_type="application/json")
 
+    async def serving_now(self, request: web.Request) -> web.StreamResponse:
+        """How many calls are being answered now: once a client is gone and this is 0,
+        every call it made is in the log."""
+        return web.json_response({"serving": self.serving})
+
     # -- one call ----------------------------------------------------------------------
 
     async def _serve(self, request: web.Request, route: Route) -> web.StreamResponse:
         call = Call(route=route, t=self.clock(), started=time.perf_counter())
         answer = Answer(500, b"")
+        self.serving += 1
         try:
             answer = await self._answer(request, call)
             return await self._write(request, answer)
@@ -148,6 +158,7 @@ class Emulator:
                     as_of=call.as_of,
                 )
             )
+            self.serving -= 1
 
     async def _answer(self, request: web.Request, call: Call) -> Answer:
         if call.route == "other":
@@ -299,6 +310,7 @@ def build_app(settings: EmulatorSettings) -> web.Application:
     app.router.add_post(DATAFORSEO_PATH, emulator.dataforseo)
     app.router.add_post(AISA_PATH, emulator.aisa)
     app.router.add_get(LOG_PATH, emulator.call_log)
+    app.router.add_get(SERVING_PATH, emulator.serving_now)
     app.router.add_get(USER_DATA_PATH, emulator.user_data)
     app.router.add_get(AISA_USER_DATA_PATH, emulator.user_data)
     app.router.add_route("*", AS_OF_PATH, emulator.dates.handle)

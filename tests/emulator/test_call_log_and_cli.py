@@ -11,11 +11,14 @@ import urllib.request
 from dataclasses import fields
 from pathlib import Path
 
+import aiohttp
+import anyio
 import msgspec
 import pytest
 
 import intersect_batch.emulator as emulator_pkg
 from intersect_batch.emulator import CallRecord, FaultSettings, PinnedFault
+from intersect_batch.emulator.app import SERVING_PATH
 from intersect_batch.emulator.cli import settings_from_args
 from intersect_batch.emulator.settings import FAULT_NAMES
 
@@ -191,3 +194,26 @@ def test_every_knob_is_documented_in_help_docstring_choices_and_readme(capsys):
         assert name in choices, name
     for name in ("throttle", "PinnedFault"):
         assert name in choices, name
+
+
+@pytest.mark.anyio
+async def test_a_call_being_answered_is_counted_until_it_is_in_the_log():
+    async with (
+        serve(sizes={"example.com": 20}, latency_median=0.3) as api,
+        aiohttp.ClientSession() as session,
+    ):
+
+        async def serving() -> int:
+            async with session.get(api.emu.url + SERVING_PATH) as answer:
+                return int((await answer.json())["serving"])
+
+        assert await serving() == 0
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(api.dfs, [TASK])
+            with anyio.fail_after(5):
+                # What a test outside the process sees: it asks (tests/support.settled).
+                while await serving() == 0:  # noqa: ASYNC110
+                    await anyio.sleep(0.005)
+            assert api.emu.calls() == []  # being answered: not in the log yet
+        assert await serving() == 0
+        assert len(api.emu.calls()) == 1
